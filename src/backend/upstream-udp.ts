@@ -1,0 +1,56 @@
+// The UDP socket to one backend. Connected, so the kernel only hands us
+// datagrams from the backend's address and port.
+import dgram from 'node:dgram';
+import type { Logger } from 'pino';
+import type { BackendSpec } from '../config/compile.js';
+import type { UdpSender } from './pool.js';
+
+export class UdpUpstream implements UdpSender {
+  private readonly socket: dgram.Socket;
+  private lastErrorLog = 0;
+
+  constructor(
+    private readonly spec: BackendSpec,
+    onReply: (reply: Buffer) => void,
+    private readonly log: Logger,
+  ) {
+    this.socket = dgram.createSocket({ type: spec.address.family === 6 ? 'udp6' : 'udp4' });
+    this.socket.on('message', onReply);
+    // ECONNREFUSED and friends arrive here while a backend is down; the health
+    // checks report that, so log at most once a minute.
+    this.socket.on('error', (err) => {
+      const now = Date.now();
+      if (now - this.lastErrorLog > 60_000) {
+        this.lastErrorLog = now;
+        this.log.warn({ backend: spec.name, err: err.message }, 'backend socket error');
+      }
+    });
+  }
+
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.socket.once('error', reject);
+      this.socket.connect(this.spec.address.port, this.spec.address.host, () => {
+        this.socket.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  send(query: Buffer, header: Buffer | null): void {
+    try {
+      if (header) this.socket.send([header, query]);
+      else this.socket.send(query);
+    } catch (err) {
+      this.log.debug({ backend: this.spec.name, err: (err as Error).message }, 'send to backend failed');
+    }
+  }
+
+  close(): void {
+    try {
+      this.socket.close();
+    } catch {
+      // already closed
+    }
+  }
+}

@@ -1,0 +1,81 @@
+// `ampguard blocks list|add IP|del IP --config FILE`. While ampguard runs, this
+// goes through its /api/blocks (so userspace table and kernel set change
+// together); when it does not run, straight to the kernel set of block.mode.
+import http from 'node:http';
+import { isIP } from 'node:net';
+import { CliError, runtimeFromFile } from './common.js';
+import { createExec } from '../enforce/exec.js';
+import { kernelSettings } from '../enforce/kernel-settings.js';
+import { kernelSink } from '../enforce/choose.js';
+import { prefixKey } from '../policy/prefix.js';
+import type { RuntimeConfig } from '../config/compile.js';
+import { formatHostPort } from '../config/address.js';
+
+interface ApiAnswer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+function callApi(rt: RuntimeConfig, method: string, query: string): Promise<ApiAnswer | null> {
+  const { host, port } = rt.metricsListen;
+  return new Promise((resolve) => {
+    const req = http.request({ host, port, method, path: `/api/blocks${query}`, timeout: 3000 }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
+        } catch {
+          resolve(null);
+        }
+      });
+    });
+    req.on('error', () => resolve(null));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+function printList(body: Record<string, unknown>): void {
+  const blocks = (body.blocks ?? []) as { prefix: string; expiresInSec: number; where: string }[];
+  process.stdout.write(`mode ${String(body.mode)}${body.degraded ? ' (degraded: userspace only)' : ''}, ${String(body.total)} blocked\n`);
+  for (const b of blocks) process.stdout.write(`${b.prefix}\texpires in ${b.expiresInSec}s\t${b.where}\n`);
+}
+
+export async function blocksCommand(path: string, args: string[]): Promise<number> {
+  const rt = runtimeFromFile(path);
+  const [action, ip] = args;
+  if (action !== 'list' && action !== 'add' && action !== 'del') throw new CliError('E_USAGE', 'blocks: list | add IP | del IP', 2);
+  const family = ip === undefined ? 0 : isIP(ip);
+  if (action !== 'list' && family !== 4 && family !== 6) throw new CliError('E_USAGE', `blocks ${action}: "${ip ?? ''}" is not an IP address`, 2);
+
+  const method = action === 'list' ? 'GET' : action === 'add' ? 'POST' : 'DELETE';
+  const answer = await callApi(rt, method, action === 'list' ? '' : `?address=${encodeURIComponent(ip as string)}`);
+  if (answer) {
+    if (answer.status !== 200) throw new CliError('E_UNREACHABLE', `ampguard at ${formatHostPort(rt.metricsListen)} said ${answer.status}: ${String(answer.body.error)}`);
+    if (action === 'list') printList(answer.body);
+    else process.stdout.write(`${action === 'add' ? 'blocked' : 'unblocked'} ${String(answer.body.blocked ?? answer.body.unblocked)}\n`);
+    return 0;
+  }
+
+  const mode = rt.source.block.mode;
+  if (mode === 'userspace' || mode === 'off') {
+    throw new CliError('E_UNREACHABLE', `ampguard is not running at ${formatHostPort(rt.metricsListen)} and block.mode ${mode} keeps no kernel set`);
+  }
+  const k = kernelSettings(rt.source, rt.listenUdp.map((a) => a.port));
+  const sink = kernelSink(mode === 'auto' ? 'ipset' : mode, k, createExec());
+  if (action === 'list') {
+    const entries = await sink.list();
+    if (!entries) throw new CliError('E_KERNEL', `cannot read the ${sink.mode} set ${k.set}`);
+    printList({ mode: `${sink.mode} (kernel set; ampguard not running)`, total: entries.length, blocks: entries.map((e) => ({ prefix: e.prefix, expiresInSec: e.timeoutSec, where: sink.mode })) });
+    return 0;
+  }
+  const fam = family as 4 | 6;
+  const prefix = prefixKey(ip as string, fam, k.prefixV4, k.prefixV6);
+  const started = await sink.start();
+  if (!started.ok) throw new CliError('E_KERNEL', started.error ?? 'kernel set unavailable');
+  const r = action === 'add' ? await sink.add([{ prefix, family: fam, timeoutSec: k.timeoutSec }]) : await sink.remove({ prefix, family: fam });
+  if (!r.ok) throw new CliError('E_KERNEL', r.error ?? 'kernel command failed');
+  process.stdout.write(`${action === 'add' ? 'blocked' : 'unblocked'} ${prefix} (kernel set; ampguard not running)\n`);
+  return 0;
+}

@@ -1,0 +1,36 @@
+// What every command shares: reading and checking the config file, and the
+// control-plane error type with stable codes (STYLE 6).
+import { readFileSync } from 'node:fs';
+import { loadConfig, formatIssues, type ConfigIssue } from '../config/load.js';
+import { compileConfig, type RuntimeConfig } from '../config/compile.js';
+import { readResolvConf } from '../main.js';
+
+export type CliErrorCode = 'E_USAGE' | 'E_CONFIG' | 'E_CONFIG_READ' | 'E_START' | 'E_KERNEL' | 'E_UNREACHABLE';
+
+export class CliError extends Error {
+  constructor(readonly code: CliErrorCode, message: string, readonly exitCode = 1) {
+    super(message);
+  }
+}
+
+export function readConfigFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CliError('E_CONFIG_READ', `cannot read config ${path}: ${(err as Error).message}`);
+  }
+}
+
+export function configIssues(text: string): { runtime: RuntimeConfig | null; issues: ConfigIssue[] } {
+  const loaded = loadConfig(text);
+  if (!loaded.ok) return { runtime: null, issues: loaded.issues };
+  const compiled = compileConfig(loaded.config, readResolvConf());
+  return compiled.ok ? { runtime: compiled.runtime, issues: [] } : { runtime: null, issues: compiled.issues };
+}
+
+/** The runtime config from a file, or a CliError naming every problem by key path. */
+export function runtimeFromFile(path: string): RuntimeConfig {
+  const { runtime, issues } = configIssues(readConfigFile(path));
+  if (!runtime) throw new CliError('E_CONFIG', `invalid config ${path}:\n${formatIssues(issues)}`);
+  return runtime;
+}

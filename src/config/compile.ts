@@ -1,0 +1,109 @@
+// Turns a validated Config into the runtime forms the packet path uses: parsed
+// addresses, rates in units per millisecond, CIDR matchers (STYLE 13).
+import type { Config } from './schema.js';
+import { parseHostPort, type HostPort } from './address.js';
+import { parseRate, type Rate } from './rate.js';
+import { parseCidr, type Cidr } from './cidr.js';
+import type { ConfigIssue } from './load.js';
+
+export interface BackendSpec {
+  readonly name: string;
+  readonly address: HostPort;
+  readonly weight: number;
+  readonly proxyProtocol: boolean;
+}
+
+/** The thresholds SIGHUP may change; stages read them through one mutable holder. */
+export interface PolicySettings {
+  anyToTcp: boolean;
+  truncateAbove: number;
+  largeMinBytes: number;
+  rate: Rate;
+  /** the rate as configured, for log lines */
+  rateText: string;
+  burst: number;
+  /** bucket capacity, in the rate's unit */
+  bucketCapacity: number;
+  prefixV4: number;
+  prefixV6: number;
+  allowlist: readonly Cidr[];
+  blockTimeoutMs: number;
+  backendTimeoutMs: number;
+  backendTimeoutAction: 'servfail' | 'drop';
+}
+
+export interface RuntimeConfig {
+  readonly source: Config;
+  readonly listenUdp: readonly HostPort[];
+  readonly listenTcp: readonly HostPort[];
+  readonly backends: readonly BackendSpec[];
+  readonly metricsListen: HostPort;
+  readonly policy: PolicySettings;
+}
+
+export type CompileResult = { ok: true; runtime: RuntimeConfig } | { ok: false; issues: ConfigIssue[] };
+
+/** First `nameserver` line of a resolv.conf text, as "IP:53". */
+export function resolvConfBackend(resolvConf: string): string | null {
+  for (const line of resolvConf.split('\n')) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    if (m) {
+      const ip = (m[1] as string).split('%')[0] as string;
+      return ip.includes(':') ? `[${ip}]:53` : `${ip}:53`;
+    }
+  }
+  return null;
+}
+
+export function compilePolicy(config: Config): PolicySettings {
+  const lr = config.policy.large_response;
+  const rate = parseRate(lr.rate) as Rate; // validated by the schema
+  return {
+    anyToTcp: config.policy.any_to_tcp,
+    truncateAbove: config.policy.truncate_above,
+    largeMinBytes: lr.min_bytes,
+    rate,
+    rateText: lr.rate,
+    burst: lr.burst,
+    bucketCapacity: rate.unit === 'bytes' ? lr.burst * config.policy.truncate_above : lr.burst,
+    prefixV4: lr.prefix_v4,
+    prefixV6: lr.prefix_v6,
+    allowlist: config.block.allowlist.map((c) => parseCidr(c) as Cidr),
+    blockTimeoutMs: config.block.timeout * 1000,
+    backendTimeoutMs: config.backend_timeout_ms,
+    backendTimeoutAction: config.backend_timeout_action,
+  };
+}
+
+export function compileConfig(config: Config, resolvConf: string): CompileResult {
+  let backendEntries = config.backends;
+  if (!backendEntries) {
+    const fallback = resolvConfBackend(resolvConf);
+    if (!fallback) return { ok: false, issues: [{ path: 'backends', message: 'not set, and /etc/resolv.conf names no nameserver' }] };
+    backendEntries = [{ address: fallback, weight: 1, proxy_protocol: false }];
+  }
+  const backends = backendEntries.map((b) => ({
+    name: b.address,
+    address: parseHostPort(b.address) as HostPort,
+    weight: b.weight,
+    proxyProtocol: b.proxy_protocol,
+  }));
+  const issues: ConfigIssue[] = [];
+  const names = new Set<string>();
+  backends.forEach((b, i) => {
+    if (names.has(b.name)) issues.push({ path: `backends.${i}.address`, message: `duplicate backend ${b.name}` });
+    names.add(b.name);
+  });
+  if (issues.length > 0) return { ok: false, issues };
+  return {
+    ok: true,
+    runtime: {
+      source: config,
+      listenUdp: config.listen.udp.map((a) => parseHostPort(a) as HostPort),
+      listenTcp: config.listen.tcp.map((a) => parseHostPort(a) as HostPort),
+      backends,
+      metricsListen: parseHostPort(config.metrics.listen) as HostPort,
+      policy: compilePolicy(config),
+    },
+  };
+}

@@ -1,0 +1,88 @@
+// Generates config/ampguard.yaml (every key with its default and description)
+// and config/reference.md from the schema, so neither can drift from it; a meta
+// test regenerates both and compares.
+import { z } from 'zod';
+import { Document, isMap, isPair, isScalar, isSeq, type YAMLMap } from 'yaml';
+import { configSchema } from './schema.js';
+
+interface Node {
+  type?: string;
+  description?: string;
+  default?: unknown;
+  reloadable?: boolean;
+  minimum?: number;
+  maximum?: number;
+  enum?: unknown[];
+  properties?: Record<string, Node>;
+  items?: Node;
+}
+
+/** What the shipped config sets beyond the defaults: the loopback recursor of deploy/pdns-recursor. */
+export const SHIPPED_OVERRIDES = {
+  backends: [{ address: '127.0.0.1:5300', weight: 1, proxy_protocol: true }],
+} as const;
+
+function jsonSchema(): Node {
+  return z.toJSONSchema(configSchema, { io: 'input' }) as Node;
+}
+
+function describe(node: Node): string {
+  const parts = [node.description ?? ''];
+  if (node.enum) parts.push(`one of ${node.enum.map((v) => JSON.stringify(v)).join(', ')}`);
+  if (node.minimum !== undefined || node.maximum !== undefined) parts.push(`range ${node.minimum ?? ''}..${node.maximum ?? ''}`);
+  if (node.reloadable) parts.push('SIGHUP reloads');
+  return parts.filter(Boolean).join('; ');
+}
+
+export function generateDefaultYaml(): string {
+  const values = { ...configSchema.parse({}), ...SHIPPED_OVERRIDES };
+  const ordered = Object.fromEntries(Object.keys(jsonSchema().properties ?? {}).map((k) => [k, values[k as keyof typeof values]]));
+  const doc = new Document(ordered);
+  const annotate = (map: YAMLMap, schema: Node): void => {
+    for (const pair of map.items) {
+      if (!isPair(pair) || !isScalar(pair.key)) continue;
+      const child = schema.properties?.[String(pair.key.value)];
+      if (!child) continue;
+      const text = describe(child);
+      if (text) pair.key.commentBefore = ` ${text}`;
+      if (isMap(pair.value)) annotate(pair.value, child);
+      if (isSeq(pair.value) && child.items?.properties) {
+        for (const item of pair.value.items) if (isMap(item)) annotate(item, child.items);
+      }
+      if (isSeq(pair.value) && !child.items?.properties) pair.value.flow = true;
+    }
+  };
+  annotate(doc.contents as YAMLMap, jsonSchema());
+  doc.commentBefore =
+    ' ampguard configuration: every key with its default (generated from src/config/schema.ts by `npm run gen:config`).\n' +
+    ' backends is set to the loopback recursor of deploy/pdns-recursor; without it the first nameserver of /etc/resolv.conf is used.';
+  return doc.toString({ lineWidth: 0 });
+}
+
+export function generateReferenceMarkdown(): string {
+  const rows: string[] = [];
+  const walk = (node: Node, prefix: string): void => {
+    for (const [key, child] of Object.entries(node.properties ?? {})) {
+      const path = prefix ? `${prefix}.${key}` : key;
+      const nested = child.properties ?? (child.items?.properties ? child.items.properties : undefined);
+      const shown = child.default === undefined ? '' : `\`${JSON.stringify(child.default)}\``;
+      if (!child.properties) {
+        rows.push(`| \`${path}\` | ${child.type ?? ''} | ${shown} | ${child.reloadable ? 'yes' : 'no'} | ${describe({ ...child, reloadable: false })} |`);
+      }
+      if (nested) walk({ properties: nested }, child.items?.properties ? `${path}[]` : path);
+    }
+  };
+  walk(jsonSchema(), '');
+  return [
+    '# ampguard configuration reference',
+    '',
+    'Generated from `src/config/schema.ts` (`npm run gen:config`); a test fails when it drifts.',
+    'Every key is optional. An unknown key, a bad address, a bad rate or an out-of-range number stops',
+    'the start (and `ampguard check-config`) with every problem named by its key path.',
+    '',
+    '| key | type | default | SIGHUP | meaning |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+    '',
+  ].join('\n');
+}

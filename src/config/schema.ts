@@ -1,0 +1,150 @@
+// The one source of ampguard's configuration keys, types, defaults, ranges,
+// descriptions and of which keys SIGHUP may change (`reloadable`). The TypeScript
+// type, config/ampguard.yaml and config/reference.md are all derived from it.
+import { z } from 'zod';
+import { parseHostPort } from './address.js';
+import { parseRate } from './rate.js';
+import { parseCidr } from './cidr.js';
+
+declare module 'zod' {
+  interface GlobalMeta {
+    /** SIGHUP applies a new value without a restart */
+    reloadable?: boolean;
+  }
+}
+
+const hostPort = z
+  .string()
+  .refine((s) => parseHostPort(s) !== null, { message: 'expected "IP:port" (IPv6 as "[::1]:53")' });
+
+const rate = z.string().refine((s) => parseRate(s) !== null, {
+  message: 'expected hashlimit syntax N[b|kb|mb]/(sec|min|hour|day), e.g. "50kb/min" or "1000/sec"',
+});
+
+const cidr = z.string().refine((s) => parseCidr(s) !== null, { message: 'expected an IP or CIDR, e.g. "192.0.2.0/24"' });
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+const backend = z.strictObject({
+  address: hostPort.meta({ description: 'recursor address, "IP:port"' }),
+  weight: int(1, 1000).default(1).meta({ description: 'share of queries relative to the other backends' }),
+  proxy_protocol: z.boolean().default(false).meta({
+    description: 'prefix queries with a PROXY v2 header so the recursor sees the real client (PowerDNS: proxy-protocol-from)',
+  }),
+});
+
+export const configSchema = z.strictObject({
+  listen: z
+    .strictObject({
+      udp: z.array(hostPort).default(['127.0.0.1:5353']).meta({ description: 'UDP listen addresses' }),
+      tcp: z.array(hostPort).default(['127.0.0.1:5353']).meta({ description: 'TCP listen addresses' }),
+    })
+    .meta({ description: 'where ampguard serves DNS' })
+    .prefault({}),
+  backends: z
+    .array(backend)
+    .min(1)
+    .optional()
+    .meta({ description: 'recursors to forward to; default: the first nameserver in /etc/resolv.conf, port 53' }),
+  backend_timeout_ms: int(10, 60_000).default(2000).meta({
+    description: 'a query unanswered by the backend for this long gets backend_timeout_action',
+    reloadable: true,
+  }),
+  backend_timeout_action: z.enum(['servfail', 'drop']).default('servfail').meta({
+    description: 'what the client gets when the backend does not answer in time',
+    reloadable: true,
+  }),
+  max_in_flight: int(1, 65_535).default(65_535).meta({
+    description: 'outstanding UDP queries per backend; beyond it queries are dropped (reason overload)',
+  }),
+  health_check: z
+    .strictObject({
+      interval_ms: int(100, 3_600_000).default(1000).meta({ description: 'time between checks of one backend' }),
+      timeout_ms: int(10, 60_000).default(1000).meta({ description: 'a check unanswered for this long fails' }),
+      qname: z.string().min(1).max(253).default('.').meta({ description: 'name queried by the check' }),
+      qtype: z.string().regex(/^[A-Z0-9]+$/).default('NS').meta({ description: 'type queried by the check' }),
+      fall: int(1, 100).default(1).meta({ description: 'failed checks in a row that mark a backend down (dnsdist maxCheckFailures)' }),
+      rise: int(1, 100).default(1).meta({ description: 'good checks in a row that mark it up again (dnsdist rise)' }),
+    })
+    .meta({ description: 'health checks of the backends' })
+    .prefault({}),
+  tcp: z
+    .strictObject({
+      max_connections: int(1, 1_000_000).default(1024).meta({ description: 'client TCP connections in total' }),
+      max_connections_per_client: int(1, 1_000_000).default(32).meta({ description: 'client TCP connections from one address' }),
+      max_in_flight_per_connection: int(1, 65_535).default(100).meta({
+        description: 'pipelined queries one connection may have outstanding; reading pauses beyond it',
+      }),
+      idle_timeout_ms: int(100, 3_600_000).default(10_000).meta({ description: 'close a connection with nothing pending after this long' }),
+      read_timeout_ms: int(100, 600_000).default(2000).meta({ description: 'a started query message must arrive whole within this time' }),
+    })
+    .meta({ description: 'DNS over TCP from clients' })
+    .prefault({}),
+  policy: z
+    .strictObject({
+      any_to_tcp: z.boolean().default(true).meta({ description: 'answer ANY over UDP with TC=1 so the client retries over TCP', reloadable: true }),
+      truncate_above: int(512, 65_535).default(1232).meta({ description: 'bytes; UDP replies above this get TC=1', reloadable: true }),
+      large_response: z
+        .strictObject({
+          min_bytes: int(0, 65_535).default(700).meta({ description: 'UDP replies at least this long are charged to the budget', reloadable: true }),
+          rate: rate.default('50kb/min').meta({
+            description: 'refill rate of a prefix budget, hashlimit syntax: N[kb|mb|b]/(sec|min|hour|day) or N/sec (replies)',
+            reloadable: true,
+          }),
+          burst: int(1, 1_000_000).default(10).meta({
+            description: 'large replies a fresh prefix always gets (bucket = burst x truncate_above bytes)',
+            reloadable: true,
+          }),
+          prefix_v4: int(8, 32).default(32).meta({ description: 'IPv4 prefix length a budget is kept for', reloadable: true }),
+          prefix_v6: int(16, 128).default(64).meta({ description: 'IPv6 prefix length a budget is kept for', reloadable: true }),
+          max_tracked: int(1, 10_000_000).default(100_000).meta({ description: 'prefixes tracked at most (least recently used go first)' }),
+        })
+        .meta({ description: 'per-prefix budgets for large UDP replies (iptables hashlimit semantics)' })
+        .prefault({}),
+    })
+    .meta({ description: 'the amplification defences' })
+    .prefault({}),
+  block: z
+    .strictObject({
+      mode: z.enum(['auto', 'ipset', 'nftables', 'userspace', 'off']).default('auto').meta({
+        description: 'where offenders are blocked; off logs and counts only; auto: ipset when permitted, else userspace',
+      }),
+      set: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{1,28}$/, 'expected 1-28 characters of A-Z a-z 0-9 _ . - (ipset names are at most 31 with "-v6")')
+        .default('throttled-ips')
+        .meta({ description: 'kernel set name; the IPv6 set is <set>-v6' }),
+      timeout: int(1, 2_147_483).default(600).meta({ description: 'seconds an offender stays blocked', reloadable: true }),
+      max_elements: int(1, 10_000_000).default(100_000).meta({ description: 'members of the kernel and userspace block tables at most' }),
+      allowlist: z.array(cidr).default([]).meta({ description: 'CIDRs that are never blocked', reloadable: true }),
+    })
+    .meta({ description: 'what happens to a prefix over budget' })
+    .prefault({}),
+  firewall: z
+    .strictObject({
+      allow_tcp: z.array(int(1, 65_535)).default([22]).meta({
+        description: 'further TCP ports `ampguard firewall` accepts (its default policy is DROP: keep your SSH port here)',
+      }),
+      allow_udp: z.array(int(1, 65_535)).default([]).meta({ description: 'further UDP ports `ampguard firewall` accepts' }),
+    })
+    .meta({ description: 'extra ports for the ruleset printed by `ampguard firewall`' })
+    .prefault({}),
+  metrics: z
+    .strictObject({
+      listen: hostPort.default('127.0.0.1:9153').meta({ description: 'GET /metrics (Prometheus text) and GET /healthz' }),
+    })
+    .meta({ description: 'Prometheus metrics and health endpoint' })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').meta({
+        description: 'pino log level',
+        reloadable: true,
+      }),
+    })
+    .meta({ description: 'logging (pino JSON on stdout)' })
+    .prefault({}),
+});
+
+/** The validated configuration, exactly as the schema produces it. */
+export type Config = z.output<typeof configSchema>;

@@ -1,0 +1,25 @@
+// What the kernel sinks and the firewall generator need from the config.
+import type { Config } from '../config/schema.js';
+
+export interface KernelSettings {
+  readonly set: string;
+  readonly set6: string;
+  readonly timeoutSec: number;
+  readonly maxElements: number;
+  readonly prefixV4: number;
+  readonly prefixV6: number;
+  /** UDP ports ampguard serves, which the raw DROP rule covers */
+  readonly udpPorts: readonly number[];
+}
+
+export function kernelSettings(config: Config, udpPorts: readonly number[]): KernelSettings {
+  return {
+    set: config.block.set,
+    set6: `${config.block.set}-v6`,
+    timeoutSec: config.block.timeout,
+    maxElements: config.block.max_elements,
+    prefixV4: config.policy.large_response.prefix_v4,
+    prefixV6: config.policy.large_response.prefix_v6,
+    udpPorts: [...new Set(udpPorts)].sort((a, b) => a - b),
+  };
+}

@@ -1,0 +1,52 @@
+// Rule fragments shared by the kernel sinks (which install them at start) and
+// the `ampguard firewall` generators (which print whole rulesets), so both
+// always describe the same DROP.
+
+/** iptables match for "UDP to our port from a member of the set": SPEC step 8. */
+export function ipsetDropRuleArgs(set: string, port: number): string[] {
+  return ['-p', 'udp', '--dport', String(port), '-m', 'set', '--match-set', set, 'src', '-j', 'DROP'];
+}
+
+export const NFT_TABLE = 'ampguard';
+
+/** The nftables table, sets and raw-priority chain, as `nft -f` input. */
+export function nftEnforcementScript(opts: {
+  set: string;
+  set6: string;
+  timeoutSec: number;
+  maxElements: number;
+  prefixV4: number;
+  prefixV6: number;
+  udpPorts: readonly number[];
+}): string {
+  const ports = opts.udpPorts.join(', ');
+  return [
+    `add table inet ${NFT_TABLE}`,
+    `add set inet ${NFT_TABLE} ${nftName(opts.set)} { type ipv4_addr; flags timeout; timeout ${opts.timeoutSec}s; size ${opts.maxElements}; }`,
+    `add set inet ${NFT_TABLE} ${nftName(opts.set6)} { type ipv6_addr; flags timeout; timeout ${opts.timeoutSec}s; size ${opts.maxElements}; }`,
+    `add chain inet ${NFT_TABLE} prerouting { type filter hook prerouting priority raw; policy accept; }`,
+    `flush chain inet ${NFT_TABLE} prerouting`,
+    `add rule inet ${NFT_TABLE} prerouting udp dport { ${ports} } ip saddr & ${v4Mask(opts.prefixV4)} @${nftName(opts.set)} counter drop`,
+    `add rule inet ${NFT_TABLE} prerouting udp dport { ${ports} } ip6 saddr & ${v6Mask(opts.prefixV6)} @${nftName(opts.set6)} counter drop`,
+    '',
+  ].join('\n');
+}
+
+/** nft identifiers may not contain "-" unquoted. */
+export function nftName(name: string): string {
+  return /^[A-Za-z][A-Za-z0-9_]*$/.test(name) ? name : `"${name}"`;
+}
+
+function v4Mask(bits: number): string {
+  const m = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  return `${m >>> 24}.${(m >>> 16) & 255}.${(m >>> 8) & 255}.${m & 255}`;
+}
+
+function v6Mask(bits: number): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const keep = Math.max(0, Math.min(16, bits - i * 16));
+    groups.push(((0xffff << (16 - keep)) & 0xffff).toString(16));
+  }
+  return groups.join(':');
+}

@@ -1,0 +1,46 @@
+// UDP listen sockets: receive, hand to the UDP path, send what it decides.
+// Replies only ever go to the address and port the query came from.
+import dgram from 'node:dgram';
+import type { Logger } from 'pino';
+import type { HostPort } from '../config/address.js';
+import type { UdpPath, UdpReplyTarget } from '../pipeline/udp-path.js';
+
+export class UdpListener implements UdpReplyTarget {
+  private readonly socket: dgram.Socket;
+
+  constructor(
+    readonly address: HostPort,
+    private readonly path: UdpPath,
+    private readonly log: Logger,
+  ) {
+    this.socket = dgram.createSocket({ type: address.family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    const family = address.family;
+    this.socket.on('message', (msg, rinfo) => this.path.onQuery(msg, rinfo.address, rinfo.port, family, this));
+    this.socket.on('error', (err) => this.log.warn({ listen: `${address.host}:${address.port}`, err: err.message }, 'udp socket error'));
+  }
+
+  get localAddress(): string {
+    return this.address.host;
+  }
+  get localPort(): number {
+    return this.address.port;
+  }
+
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.socket.once('error', reject);
+      this.socket.bind(this.address.port, this.address.host, () => {
+        this.socket.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  send(wire: Buffer, port: number, address: string): void {
+    this.socket.send(wire, port, address);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}

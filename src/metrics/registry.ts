@@ -1,0 +1,110 @@
+// The one prom-client registry (STYLE 8): every metric of SPEC.md's table, help
+// text on each, label values from closed unions only (never client addresses).
+// Packet-path numbers are read from Counters at scrape time.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Counters } from './counters.js';
+
+export interface RegistrySources {
+  readonly counters: Counters;
+  readonly backends: readonly { readonly name: string; readonly up: boolean; observeLatency: (s: number) => void }[];
+  blockedClients(): number;
+  trackedPrefixes(): number;
+  /** blocks made so far, by enforcement mode */
+  blocksByMode(): Readonly<Record<string, number>>;
+  kernelErrors(): number;
+  /** true while kernel enforcement is wanted but failing (blocks held in userspace) */
+  enforcementDegraded(): boolean;
+  /** TCP client connections open now */
+  tcpConnections(): number;
+}
+
+/** A counter whose value is copied from a plain number at scrape time. */
+function mirroredCounter<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelName: L | null,
+  read: () => Readonly<Record<string, number>> | number,
+): void {
+  new Counter({
+    name,
+    help,
+    labelNames: labelName ? [labelName] : [],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const v = read();
+      if (typeof v === 'number') this.inc(v);
+      else for (const [label, n] of Object.entries(v)) this.inc({ [labelName as string]: label } as Partial<Record<L, string>>, n);
+    },
+  });
+}
+
+export function createRegistry(src: RegistrySources): Registry {
+  const registry = new Registry();
+  const c = src.counters;
+  mirroredCounter(registry, 'ampguard_queries_total', 'DNS queries received, by transport', 'proto', () => c.queries);
+  mirroredCounter(registry, 'ampguard_responses_total', 'DNS responses sent to clients, by transport', 'proto', () => c.responses);
+  mirroredCounter(registry, 'ampguard_truncated_total', 'TC=1 answers sent instead of a UDP reply: any (ANY over UDP) or size (reply too large)', 'reason', () => c.truncated);
+  mirroredCounter(registry, 'ampguard_large_responses_total', 'UDP replies of at least policy.large_response.min_bytes charged to a prefix budget', null, () => c.largeResponses);
+  mirroredCounter(registry, 'ampguard_query_bytes_total', 'bytes of DNS queries received, by transport', 'proto', () => c.queryBytes);
+  mirroredCounter(registry, 'ampguard_response_bytes_total', 'bytes of DNS responses sent, by transport (UDP response/query bytes = amplification factor)', 'proto', () => c.responseBytes);
+  mirroredCounter(registry, 'ampguard_dropped_total', 'queries or replies dropped, by reason', 'reason', () => c.dropped);
+  mirroredCounter(registry, 'ampguard_blocks_total', 'prefixes put over budget into a block, by enforcement mode (off: would have blocked)', 'mode', () => src.blocksByMode());
+
+  mirroredCounter(registry, 'ampguard_kernel_errors_total', 'kernel set commands (ipset, nft) that failed; each is retried', null, () => src.kernelErrors());
+  new Gauge({
+    name: 'ampguard_enforcement_degraded',
+    help: '1 while kernel enforcement is configured but failing and blocks are held in userspace only',
+    registers: [registry],
+    collect() {
+      this.set(src.enforcementDegraded() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'ampguard_tcp_connections',
+    help: 'client TCP connections open (bounded by tcp.max_connections)',
+    registers: [registry],
+    collect() {
+      this.set(src.tcpConnections());
+    },
+  });
+  new Gauge({
+    name: 'ampguard_blocked_clients',
+    help: 'prefixes currently blocked',
+    registers: [registry],
+    collect() {
+      this.set(src.blockedClients());
+    },
+  });
+  new Gauge({
+    name: 'ampguard_tracked_prefixes',
+    help: 'prefixes with a large-response budget in the table (bounded by policy.large_response.max_tracked)',
+    registers: [registry],
+    collect() {
+      this.set(src.trackedPrefixes());
+    },
+  });
+  new Gauge({
+    name: 'ampguard_backend_up',
+    help: '1 when the backend passes its health checks',
+    labelNames: ['backend'],
+    registers: [registry],
+    collect() {
+      for (const b of src.backends) this.set({ backend: b.name }, b.up ? 1 : 0);
+    },
+  });
+  const latency = new Histogram({
+    name: 'ampguard_backend_latency_seconds',
+    help: 'time from forwarding a UDP query to the backend reply',
+    labelNames: ['backend'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  for (const b of src.backends) {
+    const child = latency.labels({ backend: b.name });
+    b.observeLatency = (s) => child.observe(s);
+  }
+  collectDefaultMetrics({ register: registry, prefix: 'ampguard_process_' });
+  return registry;
+}

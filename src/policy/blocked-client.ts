@@ -1,0 +1,17 @@
+// SPEC step 2 — UDP from a blocked prefix is dropped before any work. Reads the
+// userspace block table (kept by enforce/), policy.large_response.prefix_v4/v6.
+// Feeds ampguard_dropped_total{reason="blocked"} through the listener.
+// This covers the moments before the kernel rule catches a client, and hosts
+// without kernel enforcement. TCP is never blocked: a spoofer cannot use it.
+import { prefixKey } from './prefix.js';
+import { drop, type Verdict } from '../pipeline/verdict.js';
+import type { QueryContext } from '../pipeline/context.js';
+import type { PolicyEnv } from './env.js';
+
+const BLOCKED = drop('blocked');
+
+export function blockedClient(ctx: QueryContext, env: PolicyEnv, now: number): Verdict | null {
+  if (ctx.proto !== 'udp' || env.blocks.isEmpty) return null;
+  const s = env.settings;
+  return env.blocks.isBlocked(prefixKey(ctx.clientAddress, ctx.family, s.prefixV4, s.prefixV6), now) ? BLOCKED : null;
+}

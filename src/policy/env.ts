@@ -1,0 +1,13 @@
+// What the policy stages share: the live thresholds (swapped by SIGHUP), the
+// bounded tables they keep, and the counters they feed.
+import type { PolicySettings } from '../config/compile.js';
+import type { BudgetTable } from './budgets.js';
+import type { BlockTable } from './block-table.js';
+import type { Counters } from '../metrics/counters.js';
+
+export interface PolicyEnv {
+  settings: PolicySettings;
+  readonly budgets: BudgetTable;
+  readonly blocks: BlockTable;
+  readonly counters: Counters;
+}
