@@ -111,7 +111,7 @@ export const configSchema = z.strictObject({
       }),
       set: z
         .string()
-        .regex(/^[A-Za-z0-9_.-]{1,28}$/, 'expected 1-28 characters of A-Z a-z 0-9 _ . - (ipset names are at most 31 with "-v6")')
+        .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,27}$/, 'expected a letter, then up to 27 of A-Z a-z 0-9 _ . - (ipset names are at most 31 with "-v6"; nft names start with a letter)')
         .default('throttled-ips')
         .meta({ description: 'kernel set name; the IPv6 set is <set>-v6' }),
       timeout: int(1, 2_147_483).default(600).meta({ description: 'seconds an offender stays blocked', reloadable: true }),

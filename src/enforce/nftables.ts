@@ -4,7 +4,7 @@
 import { describeFailure, type Exec } from './exec.js';
 import { prefixAddress, type BlockSink, type KernelEntry, type SinkResult } from './sink.js';
 import type { KernelSettings } from './kernel-settings.js';
-import { NFT_TABLE, nftEnforcementScript, nftName } from '../firewall/rules.js';
+import { NFT_TABLE, nftEnforcementScript } from '../firewall/rules.js';
 
 export class NftablesSink implements BlockSink {
   readonly mode = 'nftables' as const;
@@ -12,7 +12,7 @@ export class NftablesSink implements BlockSink {
   constructor(private readonly k: KernelSettings, private readonly exec: Exec) {}
 
   private setFor(family: 4 | 6): string {
-    return nftName(family === 4 ? this.k.set : this.k.set6);
+    return family === 4 ? this.k.set : this.k.set6;
   }
 
   private async run(script: string): Promise<SinkResult> {
@@ -45,8 +45,7 @@ export class NftablesSink implements BlockSink {
   async list(): Promise<KernelEntry[] | null> {
     const out: KernelEntry[] = [];
     for (const family of [4, 6] as const) {
-      const set = family === 4 ? this.k.set : this.k.set6;
-      const r = await this.exec('nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, set]);
+      const r = await this.exec('nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, this.setFor(family)]);
       if (!r.ok) return null;
       out.push(...parseNftSetJson(r.stdout, family));
     }

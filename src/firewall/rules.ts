@@ -22,19 +22,14 @@ export function nftEnforcementScript(opts: {
   const ports = opts.udpPorts.join(', ');
   return [
     `add table inet ${NFT_TABLE}`,
-    `add set inet ${NFT_TABLE} ${nftName(opts.set)} { type ipv4_addr; flags timeout; timeout ${opts.timeoutSec}s; size ${opts.maxElements}; }`,
-    `add set inet ${NFT_TABLE} ${nftName(opts.set6)} { type ipv6_addr; flags timeout; timeout ${opts.timeoutSec}s; size ${opts.maxElements}; }`,
+    `add set inet ${NFT_TABLE} ${opts.set} { type ipv4_addr; flags timeout; timeout ${opts.timeoutSec}s; size ${opts.maxElements}; }`,
+    `add set inet ${NFT_TABLE} ${opts.set6} { type ipv6_addr; flags timeout; timeout ${opts.timeoutSec}s; size ${opts.maxElements}; }`,
     `add chain inet ${NFT_TABLE} prerouting { type filter hook prerouting priority raw; policy accept; }`,
     `flush chain inet ${NFT_TABLE} prerouting`,
-    `add rule inet ${NFT_TABLE} prerouting udp dport { ${ports} } ip saddr & ${v4Mask(opts.prefixV4)} @${nftName(opts.set)} counter drop`,
-    `add rule inet ${NFT_TABLE} prerouting udp dport { ${ports} } ip6 saddr & ${v6Mask(opts.prefixV6)} @${nftName(opts.set6)} counter drop`,
+    `add rule inet ${NFT_TABLE} prerouting udp dport { ${ports} } ip saddr & ${v4Mask(opts.prefixV4)} @${opts.set} counter drop`,
+    `add rule inet ${NFT_TABLE} prerouting udp dport { ${ports} } ip6 saddr & ${v6Mask(opts.prefixV6)} @${opts.set6} counter drop`,
     '',
   ].join('\n');
-}
-
-/** nft identifiers may not contain "-" unquoted. */
-export function nftName(name: string): string {
-  return /^[A-Za-z][A-Za-z0-9_]*$/.test(name) ? name : `"${name}"`;
 }
 
 function v4Mask(bits: number): string {
