@@ -1,10 +1,10 @@
 // ampguard itself, started as a user starts it (the built CLI with a YAML
 // config file), on free ports, stopped by the test's cleanup.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { startProc, type Proc } from './process.js';
+import { onStopAll, startProc, type Proc } from './process.js';
 import { freePort } from './ports.js';
 
 export const CLI = resolve('dist/src/cli/index.js');
@@ -27,6 +27,8 @@ export interface AmpguardOptions {
   address?: string;
   netns?: string;
   port?: number;
+  /** a command that runs ampguard's node command line, e.g. setpriv with reduced privileges */
+  wrap?: string[];
 }
 
 export function parseMetrics(text: string): Map<string, number> {
@@ -44,6 +46,8 @@ export async function startAmpguard(opts: AmpguardOptions): Promise<Ampguard> {
   const port = opts.port ?? (await freePort(address));
   const metricsPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'ampguard-cfg-'));
+  onStopAll(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755); // readable by an unprivileged ampguard (wrap)
   const configPath = join(dir, 'ampguard.yaml');
   const host = address.includes(':') ? `[${address}]` : address;
   const full = (config: Record<string, unknown>): Record<string, unknown> => ({
@@ -53,7 +57,9 @@ export async function startAmpguard(opts: AmpguardOptions): Promise<Ampguard> {
     ...config,
   });
   writeFileSync(configPath, stringify(full(opts.config)));
-  const proc = startProc('node', [CLI, 'run', '--config', configPath], { netns: opts.netns });
+  const argv = ['node', CLI, 'run', '--config', configPath];
+  const [cmd, ...args] = opts.wrap ? [...opts.wrap, ...argv] : argv;
+  const proc = startProc(cmd as string, args, { netns: opts.netns });
   await proc.waitFor(/"msg":"ampguard started"/, 20_000);
   const metrics = async (): Promise<Map<string, number>> => {
     const cmd = opts.netns ? await fetchInNetns(opts.netns, metricsPort) : await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();

@@ -11,6 +11,12 @@ export interface Proc {
 }
 
 const running = new Set<Proc>();
+const cleanups = new Set<() => void>();
+
+/** Runs `fn` at the next stopAll(), e.g. to remove a temporary directory. */
+export function onStopAll(fn: () => void): void {
+  cleanups.add(fn);
+}
 
 export function startProc(command: string, args: string[], opts: { netns?: string; cwd?: string } = {}): Proc {
   const [cmd, argv] = opts.netns ? ['ip', ['netns', 'exec', opts.netns, command, ...args]] : [command, args];
@@ -62,4 +68,6 @@ export function startProc(command: string, args: string[], opts: { netns?: strin
 
 export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((p) => p.stop()));
+  for (const fn of cleanups) fn();
+  cleanups.clear();
 }

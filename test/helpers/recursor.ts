@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startProc, type Proc } from './process.js';
+import { onStopAll, startProc, type Proc } from './process.js';
 import { freePort } from './ports.js';
 import { digRaw } from './dig.js';
 
@@ -25,6 +25,7 @@ export async function startRecursor(opts: { settings?: Record<string, string>; a
   const address = opts.address ?? '127.0.0.1';
   const port = opts.port ?? (await freePort(address));
   const dir = mkdtempSync(join(tmpdir(), 'ampguard-rec-'));
+  onStopAll(() => rmSync(dir, { recursive: true, force: true }));
   const settings: Record<string, string> = {
     'local-address': address,
     'local-port': String(port),

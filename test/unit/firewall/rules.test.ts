@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { iptablesRuleset, ipsetCreateScript } from '../../../src/firewall/iptables.js';
+import { nftRuleset } from '../../../src/firewall/nft.js';
+import { parseIpsetSave } from '../../../src/enforce/ipset.js';
+import { parseNftSetJson } from '../../../src/enforce/nftables.js';
+import type { FirewallInput } from '../../../src/firewall/input.js';
+
+const f: FirewallInput = {
+  udpPorts: [53], tcpPorts: [53, 853],
+  backends: [{ host: '127.0.0.1', port: 5300, family: 4 }, { host: 'fd00::53', port: 53, family: 6 }],
+  set: 'throttled-ips', set6: 'throttled-ips-v6', timeoutSec: 600, maxElements: 100000, prefixV4: 32, prefixV6: 64,
+  metricsPort: 9153, allowTcp: [22], allowUdp: [],
+};
+
+describe('iptables ruleset', () => {
+  const v4 = iptablesRuleset(f, 4);
+  it('drops the set before NOTRACK, in raw PREROUTING', () => {
+    const drop = v4.indexOf('--match-set throttled-ips src -j DROP');
+    const notrack = v4.indexOf('-A PREROUTING -p udp --dport 53 -j CT --notrack');
+    expect(drop).toBeGreaterThan(v4.indexOf('*raw'));
+    expect(drop).toBeLessThan(notrack);
+  });
+  it('untracks serving and backending in both directions, for the right family only', () => {
+    for (const rule of ['-A OUTPUT -p udp --sport 53', '-A PREROUTING -p tcp --dport 853', '-A OUTPUT -p tcp -d 127.0.0.1 --dport 5300', '-A PREROUTING -p udp -s 127.0.0.1 --sport 5300']) {
+      expect(v4).toContain(`${rule}`);
+    }
+    expect(v4).not.toContain('fd00::53');
+    expect(iptablesRuleset(f, 6)).toContain('-A OUTPUT -p udp -d fd00::53 --dport 53 -j CT --notrack');
+  });
+  it('keeps SSH and the metrics port open under the DROP policy', () => {
+    expect(v4).toContain('-A INPUT -p tcp --dport 22 -j ACCEPT');
+    expect(v4).toContain('-A INPUT -p tcp --dport 9153 -j ACCEPT');
+  });
+  it('creates sets with the budget prefix as netmask', () => {
+    expect(ipsetCreateScript(f)).toBe(
+      'create throttled-ips hash:ip family inet timeout 600 maxelem 100000 netmask 32 -exist\n' +
+      'create throttled-ips-v6 hash:ip family inet6 timeout 600 maxelem 100000 netmask 64 -exist\n',
+    );
+  });
+});
+
+describe('nft ruleset', () => {
+  const nft = nftRuleset(f);
+  it('masks source addresses to the budget prefix', () => {
+    expect(nft).toContain('ip6 saddr & ffff:ffff:ffff:ffff:0:0:0:0 @throttled-ips-v6 counter drop');
+  });
+  it('never flushes the enforcement table (its sets hold the blocks)', () => {
+    expect(nft).not.toMatch(/flush table inet ampguard\b(?!_)/);
+    expect(nft).toContain('flush table inet ampguard_firewall');
+  });
+});
+
+describe('kernel set listings', () => {
+  it('parses ipset save', () => {
+    const text = 'create throttled-ips hash:ip family inet hashsize 1024 maxelem 100000 timeout 600\nadd throttled-ips 198.18.0.10 timeout 587\nadd throttled-ips 198.18.0.11 timeout 3\n';
+    expect(parseIpsetSave(text, 4)).toEqual([{ prefix: '198.18.0.10', family: 4, timeoutSec: 587 }, { prefix: '198.18.0.11', family: 4, timeoutSec: 3 }]);
+  });
+  it('parses nft -j list set', () => {
+    const text = '{"nftables": [{"metainfo": {}}, {"set": {"name": "throttled-ips", "elem": [{"elem": {"val": "198.18.0.1", "timeout": 5, "expires": 4}}, "198.18.0.2"]}}]}';
+    expect(parseNftSetJson(text, 4)).toEqual([{ prefix: '198.18.0.1', family: 4, timeoutSec: 4 }, { prefix: '198.18.0.2', family: 4, timeoutSec: 0 }]);
+    expect(parseNftSetJson('not json', 4)).toEqual([]);
+  });
+});
