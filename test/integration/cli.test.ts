@@ -1,6 +1,6 @@
 // The command line as an operator uses it: check-config, run with a bad file,
 // SIGHUP reload of thresholds while traffic flows.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -104,4 +104,4 @@ describe('SIGHUP', () => {
   });
 });
 
-process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
