@@ -46,6 +46,9 @@ export const configSchema = z.strictObject({
     .min(1)
     .optional()
     .meta({ description: 'recursors to forward to; default: the first nameserver in /etc/resolv.conf, port 53' }),
+  workers: int(0, 256).default(0).meta({
+    description: 'processes serving DNS (Node cluster); 0: one per CPU. Budgets and blocks are shared between them',
+  }),
   backend_timeout_ms: int(10, 60_000).default(2000).meta({
     description: 'a query unanswered by the backend for this long gets backend_timeout_action',
     reloadable: true,

@@ -1,7 +1,7 @@
 // The single import of dns-packet (STYLE 7). Its decoders throw on bad input;
 // every use below is wrapped so nothing escapes into the packet path.
 import dnsPacket from 'dns-packet';
-import type { Packet, Question } from 'dns-packet';
+import type { DecodedPacket, Packet, Question } from 'dns-packet';
 
 interface QuestionCodec {
   decode(buf: Buffer, offset: number): Question;
@@ -21,7 +21,7 @@ export function questionLength(buf: Buffer, offset: number): number {
 }
 
 /** Full decode, for tests, tools and health checks; never on the packet path. */
-export function decodeMessage(buf: Buffer): Packet | null {
+export function decodeMessage(buf: Buffer): (DecodedPacket & { rcode?: string }) | null {
   try {
     return dnsPacket.decode(buf);
   } catch {
@@ -33,4 +33,4 @@ export function encodeMessage(packet: Packet): Buffer {
   return dnsPacket.encode(packet);
 }
 
-export type { Packet, Question };
+export type { DecodedPacket, Packet, Question };

@@ -1,0 +1,160 @@
+// Throughput scenario: one pdns_recursor (packet cache on), and in front of it
+// the bare Node forwarder, ampguard with 1 and N workers, and dnsdist when
+// installed; dnsperf against each in interleaved repeats.
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir, cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { stringify } from 'yaml';
+import { startRecursor } from '../helpers/recursor.js';
+import { startProc, stopAll, type Proc } from '../helpers/process.js';
+import { freePort } from '../helpers/ports.js';
+import { cpuMicros, dnsperf, median, percentile, stealShare, systemCpu } from './measure.js';
+
+export interface TargetResult {
+  name: string;
+  qps: number[];
+  cpuUsPerQuery: number[];
+  lossShare: number[];
+  steal: number[];
+  p50ms: number;
+  p99ms: number;
+}
+
+interface Target {
+  name: string;
+  port: number;
+  proc: Proc;
+  pids(): number[];
+}
+
+const CLI = resolve('dist/src/cli/index.js');
+const BARE = resolve('dist/test/bench/bare-forwarder.js');
+
+/** the query mix: mostly small answers, a tenth ~900-byte TXT, a few ANY */
+function queryFile(dir: string): string {
+  const lines: string[] = [];
+  const small = ['www.example.test A', 'mail.example.test A', 'ns1.example.test A', 'example.test AAAA', 'example.test MX', 'example.test SOA', 'nope.example.test A'];
+  for (let i = 0; i < 1000; i++) {
+    if (i % 10 === 9) lines.push('medium.example.test TXT');
+    else if (i % 100 === 50) lines.push('example.test ANY');
+    else lines.push(small[i % small.length] as string);
+  }
+  const path = join(dir, 'queries.txt');
+  writeFileSync(path, lines.join('\n') + '\n');
+  return path;
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function startAmpguardTarget(name: string, dir: string, backendPort: number, workers: number): Promise<Target> {
+  const port = await freePort();
+  const config = {
+    listen: { udp: [`127.0.0.1:${port}`], tcp: [`127.0.0.1:${port}`] },
+    backends: [{ address: `127.0.0.1:${backendPort}` }],
+    workers,
+    metrics: { listen: `127.0.0.1:${await freePort()}` },
+    health_check: { qname: 'example.test', qtype: 'SOA' },
+    // the whole policy runs (budgets charged), but the benchmark client is never blocked
+    block: { mode: 'userspace', allowlist: ['127.0.0.0/8'] },
+    log: { level: 'warn' },
+  };
+  const path = join(dir, `${name}.yaml`);
+  writeFileSync(path, stringify(config));
+  const proc = startProc('node', [CLI, 'run', '--config', path]);
+  await waitUdp(port);
+  const pid = proc.child.pid as number;
+  return { name, port, proc, pids: () => [pid, ...childPids(pid)] };
+}
+
+async function startBare(backendPort: number): Promise<Target> {
+  const port = await freePort();
+  const proc = startProc('node', [BARE, String(port), String(backendPort)]);
+  await proc.waitFor(/ready/);
+  return { name: 'bare-node', port, proc, pids: () => [proc.child.pid as number] };
+}
+
+async function startDnsdist(dir: string, backendPort: number): Promise<Target | null> {
+  try {
+    execFileSync('sh', ['-c', 'command -v dnsdist']);
+  } catch {
+    return null;
+  }
+  const port = await freePort();
+  const conf = join(dir, 'dnsdist.conf');
+  writeFileSync(conf, [
+    `setLocal('127.0.0.1:${port}')`,
+    `newServer({address='127.0.0.1:${backendPort}', checkName='example.test.', checkType='SOA'})`,
+    // as alike ampguard as dnsdist allows: ANY gets TC, no packet cache
+    'addAction(QTypeRule(DNSQType.ANY), TCAction())',
+    "setSecurityPollSuffix('')",
+    '',
+  ].join('\n'));
+  const proc = startProc('dnsdist', ['--supervised', '--disable-syslog', '-C', conf]);
+  await waitUdp(port);
+  return { name: 'dnsdist', port, proc, pids: () => [proc.child.pid as number] };
+}
+
+async function waitUdp(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = await dnsperf(['-s', '127.0.0.1', '-p', String(port), '-d', resolve('test/bench/probe.txt'), '-n', '1', '-t', '1']).catch(() => null);
+    if (r && r.completed > 0) return;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new Error(`nothing answers on 127.0.0.1:${port}`);
+}
+
+export async function runThroughput(opts: { repeats: number; seconds: number; latencyQps: number; workers: number }): Promise<TargetResult[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'ampguard-bench-'));
+  try {
+    // the recursor as an operator runs it: packet cache on, default threads
+    const rec = await startRecursor({ settings: { 'any-to-tcp': 'yes', 'udp-truncation-threshold': '1232', threads: '2' } });
+    const queries = queryFile(dir);
+    const targets: Target[] = [await startBare(rec.port), await startAmpguardTarget('ampguard-1w', dir, rec.port, 1)];
+    if (opts.workers > 1) targets.push(await startAmpguardTarget(`ampguard-${opts.workers}w`, dir, rec.port, opts.workers));
+    const dnsdist = await startDnsdist(dir, rec.port);
+    if (dnsdist) targets.push(dnsdist);
+    // warm the recursor's packet cache
+    await dnsperf(['-s', '127.0.0.1', '-p', String(targets[0]!.port), '-d', queries, '-l', '2', '-e']);
+
+    const results = new Map<string, TargetResult>(targets.map((t) => [t.name, { name: t.name, qps: [], cpuUsPerQuery: [], lossShare: [], steal: [], p50ms: NaN, p99ms: NaN }]));
+    for (let r = 0; r < opts.repeats; r++) {
+      for (const t of targets) {
+        const res = results.get(t.name) as TargetResult;
+        const cpu0 = cpuMicros(t.pids());
+        const sys0 = systemCpu();
+        const perf = await dnsperf(['-s', '127.0.0.1', '-p', String(t.port), '-d', queries, '-l', String(opts.seconds), '-e', '-c', '8', '-q', '500', '-t', '2']);
+        const cpu1 = cpuMicros(t.pids());
+        res.qps.push(perf.qps);
+        res.cpuUsPerQuery.push((cpu1 - cpu0) / Math.max(1, perf.completed));
+        res.lossShare.push(perf.lost / Math.max(1, perf.completed + perf.lost));
+        res.steal.push(stealShare(sys0, systemCpu()));
+        process.stderr.write(`  repeat ${r + 1}/${opts.repeats} ${t.name}: ${Math.round(perf.qps)} qps\n`);
+      }
+    }
+    // latency at a fixed offered rate, well under every target's maximum
+    for (const t of targets) {
+      const perf = await dnsperf(['-s', '127.0.0.1', '-p', String(t.port), '-d', queries, '-l', '4', '-e', '-Q', String(opts.latencyQps)], true);
+      const sorted = perf.latencies.sort((a, b) => a - b);
+      const res = results.get(t.name) as TargetResult;
+      res.p50ms = percentile(sorted, 50) * 1000;
+      res.p99ms = percentile(sorted, 99) * 1000;
+    }
+    return [...results.values()];
+  } finally {
+    await stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function cpuCount(): number {
+  return cpus().length;
+}
+
+export { median };
