@@ -14,7 +14,9 @@ export class UdpUpstream implements UdpSender {
     onReply: (reply: Buffer) => void,
     private readonly log: Logger,
   ) {
-    this.socket = dgram.createSocket({ type: spec.address.family === 6 ? 'udp6' : 'udp4' });
+    // Replies arrive in bursts under load: a default-sized receive buffer overflows
+    // (UdpRcvbufErrors) and the queries end as backend timeouts.
+    this.socket = dgram.createSocket({ type: spec.address.family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
     this.socket.on('message', onReply);
     // ECONNREFUSED and friends arrive here while a backend is down; the health
     // checks report that, so log at most once a minute.

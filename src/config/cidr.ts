@@ -6,6 +6,34 @@ export interface Cidr {
   readonly family: 4 | 6;
   readonly network: bigint;
   readonly bits: number;
+  /** IPv4 only: the same as 32-bit numbers, so matching needs no BigInt */
+  readonly v4Network: number;
+  readonly v4Mask: number;
+}
+
+/** "a.b.c.d" as an unsigned 32-bit number, or -1. */
+export function ipv4ToUint32(ip: string): number {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || part > 255) return -1;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + (c - 48);
+      digits++;
+    } else {
+      return -1;
+    }
+  }
+  if (dots !== 3 || digits === 0 || part > 255) return -1;
+  return value * 256 + part;
 }
 
 export function ipToBigInt(ip: string): { family: 4 | 6; value: bigint } | null {
@@ -49,10 +77,16 @@ export function parseCidr(text: string): Cidr | null {
   const max = ip.family === 4 ? 32 : 128;
   const bits = bitsText === undefined ? max : /^\d{1,3}$/.test(bitsText) ? Number(bitsText) : NaN;
   if (!(bits >= 0 && bits <= max)) return null;
-  return { family: ip.family, network: ip.value & maskBits(ip.family, bits), bits };
+  const network = ip.value & maskBits(ip.family, bits);
+  const v4Mask = ip.family === 4 ? Number(maskBits(4, bits)) : 0;
+  return { family: ip.family, network, bits, v4Network: ip.family === 4 ? Number(network) : 0, v4Mask };
 }
 
 export function cidrContains(cidr: Cidr, ip: string): boolean {
+  if (cidr.family === 4) {
+    const v = ipv4ToUint32(ip);
+    return v >= 0 && ((v & cidr.v4Mask) >>> 0) === cidr.v4Network;
+  }
   const parsed = ipToBigInt(ip);
   if (!parsed || parsed.family !== cidr.family) return false;
   return (parsed.value & maskBits(cidr.family, cidr.bits)) === cidr.network;

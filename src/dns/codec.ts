@@ -3,23 +3,6 @@
 import dnsPacket from 'dns-packet';
 import type { DecodedPacket, Packet, Question } from 'dns-packet';
 
-interface QuestionCodec {
-  decode(buf: Buffer, offset: number): Question;
-  encodingLength(q: Question): number;
-}
-
-const questionCodec = (dnsPacket as unknown as { question: QuestionCodec & { decode: { bytes: number } } }).question;
-
-/** Length in bytes of the question at `offset`, or -1 when it does not decode. */
-export function questionLength(buf: Buffer, offset: number): number {
-  try {
-    questionCodec.decode(buf, offset);
-    return (questionCodec.decode as unknown as { bytes: number }).bytes;
-  } catch {
-    return -1;
-  }
-}
-
 /** Full decode, for tests, tools and health checks; never on the packet path. */
 export function decodeMessage(buf: Buffer): (DecodedPacket & { rcode?: string }) | null {
   try {

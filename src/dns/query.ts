@@ -3,7 +3,7 @@
 import {
   HEADER_LEN, FLAG_QR, TYPE_OPT, readFlags, readId, readQdcount, readAncount, readNscount, readArcount,
 } from './header.js';
-import { questionLength } from './codec.js';
+import { nameEnd } from './name.js';
 
 export interface ParsedQuery {
   readonly id: number;
@@ -21,9 +21,9 @@ export function parseQuery(buf: Buffer): ParsedQuery | null {
   if (buf.length < HEADER_LEN) return null;
   const flags = readFlags(buf);
   if ((flags & FLAG_QR) !== 0 || readQdcount(buf) !== 1) return null;
-  const qlen = questionLength(buf, HEADER_LEN);
-  if (qlen < 5) return null;
-  const qEnd = HEADER_LEN + qlen;
+  const nameStop = nameEnd(buf, HEADER_LEN);
+  if (nameStop < 0) return null;
+  const qEnd = nameStop + 4;
   if (qEnd > buf.length) return null;
   const qtype = (buf[qEnd - 4]! << 8) | buf[qEnd - 3]!;
   let ednsUdpSize = 0;

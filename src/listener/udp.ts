@@ -5,6 +5,10 @@ import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import type { UdpPath, UdpReplyTarget } from '../pipeline/udp-path.js';
 
+function ipLiteralLookup(address: string, family: unknown, callback: (err: null, address: string, family: number) => void): void {
+  callback(null, address, typeof family === 'number' ? family : address.includes(':') ? 6 : 4);
+}
+
 export class UdpListener implements UdpReplyTarget {
   private readonly socket: dgram.Socket;
 
@@ -13,7 +17,14 @@ export class UdpListener implements UdpReplyTarget {
     private readonly path: UdpPath,
     private readonly log: Logger,
   ) {
-    this.socket = dgram.createSocket({ type: address.family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    this.socket = dgram.createSocket({
+      type: address.family === 6 ? 'udp6' : 'udp4',
+      recvBufferSize: 4 << 20,
+      sendBufferSize: 4 << 20,
+      // Replies only ever go to the IP literal a query came from; dgram's default
+      // dns.lookup would cost a regex and a nextTick per reply for nothing.
+      lookup: ipLiteralLookup,
+    });
     const family = address.family;
     this.socket.on('message', (msg, rinfo) => this.path.onQuery(msg, rinfo.address, rinfo.port, family, this));
     this.socket.on('error', (err) => this.log.warn({ listen: `${address.host}:${address.port}`, err: err.message }, 'udp socket error'));

@@ -1,7 +1,8 @@
 // The one prom-client registry (STYLE 8): every metric of SPEC.md's table, help
 // text on each, label values from closed unions only (never client addresses).
 // Packet-path numbers are read from Counters at scrape time.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { BucketCounts, registerHistogram } from './histogram.js';
 import type { Counters } from './counters.js';
 
 export interface RegistrySources {
@@ -94,17 +95,13 @@ export function createRegistry(src: RegistrySources): Registry {
       for (const b of src.backends) this.set({ backend: b.name }, b.up ? 1 : 0);
     },
   });
-  const latency = new Histogram({
-    name: 'ampguard_backend_latency_seconds',
-    help: 'time from forwarding a UDP query to the backend reply',
-    labelNames: ['backend'],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
+  const latency = new Map<string, BucketCounts>();
   for (const b of src.backends) {
-    const child = latency.labels({ backend: b.name });
-    b.observeLatency = (s) => child.observe(s);
+    const h = new BucketCounts([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+    latency.set(b.name, h);
+    b.observeLatency = (s) => h.observe(s);
   }
+  registerHistogram(registry, 'ampguard_backend_latency_seconds', 'time from forwarding a UDP query to the backend reply', 'backend', () => latency.entries());
   collectDefaultMetrics({ register: registry, prefix: 'ampguard_process_' });
   return registry;
 }
