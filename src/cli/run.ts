@@ -1,16 +1,24 @@
 // `ampguard run --config FILE`: runs until SIGTERM/SIGINT; SIGHUP re-reads the
 // file and applies the reloadable keys (a bad file keeps the running config).
+import cluster from 'node:cluster';
 import { createLogger } from '../log/logger.js';
 import { startFrontend } from '../main.js';
+import { startPrimary } from '../cluster/primary.js';
+import { runWorker } from '../cluster/worker.js';
 import { loadConfig, formatIssues } from '../config/load.js';
 import { CliError, readConfigFile, runtimeFromFile } from './common.js';
 
 export async function runCommand(path: string): Promise<number> {
   const runtime = runtimeFromFile(path);
+  const workers = runtime.workers;
   const log = createLogger(runtime.source.log.level);
+  if (cluster.isWorker) {
+    await runWorker(runtime, log.child({ worker: cluster.worker?.id }));
+    return new Promise(() => undefined); // lives until the primary disconnects it
+  }
   let frontend;
   try {
-    frontend = await startFrontend(runtime, log);
+    frontend = workers > 1 ? await startPrimary(runtime, workers, log) : await startFrontend(runtime, log);
   } catch (err) {
     throw new CliError('E_START', `cannot start: ${(err as Error).message}`);
   }

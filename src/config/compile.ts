@@ -1,5 +1,6 @@
 // Turns a validated Config into the runtime forms the packet path uses: parsed
 // addresses, rates in units per millisecond, CIDR matchers (STYLE 13).
+import { availableParallelism } from 'node:os';
 import type { Config } from './schema.js';
 import { parseHostPort, type HostPort } from './address.js';
 import { parseRate, type Rate } from './rate.js';
@@ -39,6 +40,8 @@ export interface RuntimeConfig {
   readonly backends: readonly BackendSpec[];
   readonly metricsListen: HostPort;
   readonly policy: PolicySettings;
+  /** processes serving DNS: `workers`, or one per CPU when it is 0 */
+  readonly workers: number;
 }
 
 export type CompileResult = { ok: true; runtime: RuntimeConfig } | { ok: false; issues: ConfigIssue[] };
@@ -104,6 +107,7 @@ export function compileConfig(config: Config, resolvConf: string): CompileResult
       backends,
       metricsListen: parseHostPort(config.metrics.listen) as HostPort,
       policy: compilePolicy(config),
+      workers: config.workers === 0 ? availableParallelism() : config.workers,
     },
   };
 }

@@ -22,9 +22,13 @@ export interface EnforcerStats {
   degraded: boolean;
 }
 
+/** What the enforcer tells other processes that keep a copy of the block table (cluster workers). */
+export type BlockChange = { readonly kind: 'block'; readonly prefix: string; readonly ttlMs: number } | { readonly kind: 'unblock'; readonly prefix: string };
+
 export interface BlockView {
   readonly prefix: string;
   readonly expiresInSec: number;
+  readonly expiresInMs: number;
   readonly where: BlockMode;
 }
 
@@ -41,6 +45,7 @@ export class Enforcer {
   private flushTimer: NodeJS.Timeout | null = null;
   private attempt = 0;
   private closed = false;
+  onChange: ((change: BlockChange) => void) | null = null;
 
   constructor(
     private sink: BlockSink,
@@ -84,6 +89,7 @@ export class Enforcer {
     }
     if (this.blocks.isBlocked(o.prefix, now)) return true;
     this.blocks.add(o.prefix, now + s.blockTimeoutMs);
+    this.onChange?.({ kind: 'block', prefix: o.prefix, ttlMs: s.blockTimeoutMs });
     this.stats.blocksByMode[this.sink.mode]++;
     this.log.warn(
       { address: o.address, prefix: o.prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, timeout_s: s.blockTimeoutMs / 1000, mode: this.sink.mode },
@@ -99,6 +105,7 @@ export class Enforcer {
     const prefix = prefixKey(address, family, s.prefixV4, s.prefixV6);
     const now = this.clock();
     this.blocks.add(prefix, now + s.blockTimeoutMs);
+    this.onChange?.({ kind: 'block', prefix, ttlMs: s.blockTimeoutMs });
     this.enqueue({ prefix, family, timeoutSec: s.blockTimeoutMs / 1000 });
     this.log.warn({ address, prefix, mode: this.sink.mode }, 'prefix blocked by hand');
     return prefix;
@@ -108,6 +115,7 @@ export class Enforcer {
     const s = this.settings();
     const prefix = prefixKey(address, family, s.prefixV4, s.prefixV6);
     this.blocks.remove(prefix);
+    this.onChange?.({ kind: 'unblock', prefix });
     this.queue = this.queue.filter((e) => e.prefix !== prefix);
     const r = await this.sink.remove({ prefix, family });
     if (!r.ok) this.kernelFailure(r.error);
@@ -120,6 +128,7 @@ export class Enforcer {
     return this.blocks.list(now).map((b) => ({
       prefix: b.prefix,
       expiresInSec: Math.max(0, Math.round((b.expiresAt - now) / 1000)),
+      expiresInMs: Math.max(0, b.expiresAt - now),
       where: this.stats.degraded ? 'userspace' : this.sink.mode,
     }));
   }

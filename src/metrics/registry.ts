@@ -5,19 +5,26 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { BucketCounts, registerHistogram } from './histogram.js';
 import type { Counters } from './counters.js';
 
-export interface RegistrySources {
+/** What a process serving DNS reports (every worker, in cluster mode). */
+export interface DataplaneSources {
   readonly counters: Counters;
   readonly backends: readonly { readonly name: string; readonly up: boolean; observeLatency: (s: number) => void }[];
-  blockedClients(): number;
   trackedPrefixes(): number;
+  /** TCP client connections open now */
+  tcpConnections(): number;
+}
+
+/** What the process that owns the block set reports (the primary, in cluster mode). */
+export interface EnforcementSources {
+  blockedClients(): number;
   /** blocks made so far, by enforcement mode */
   blocksByMode(): Readonly<Record<string, number>>;
   kernelErrors(): number;
   /** true while kernel enforcement is wanted but failing (blocks held in userspace) */
   enforcementDegraded(): boolean;
-  /** TCP client connections open now */
-  tcpConnections(): number;
 }
+
+export type RegistrySources = DataplaneSources & EnforcementSources;
 
 /** A counter whose value is copied from a plain number at scrape time. */
 function mirroredCounter<L extends string>(
@@ -41,8 +48,7 @@ function mirroredCounter<L extends string>(
   });
 }
 
-export function createRegistry(src: RegistrySources): Registry {
-  const registry = new Registry();
+export function registerDataplaneMetrics(registry: Registry, src: DataplaneSources): void {
   const c = src.counters;
   mirroredCounter(registry, 'ampguard_queries_total', 'DNS queries received, by transport', 'proto', () => c.queries);
   mirroredCounter(registry, 'ampguard_responses_total', 'DNS responses sent to clients, by transport', 'proto', () => c.responses);
@@ -51,17 +57,6 @@ export function createRegistry(src: RegistrySources): Registry {
   mirroredCounter(registry, 'ampguard_query_bytes_total', 'bytes of DNS queries received, by transport', 'proto', () => c.queryBytes);
   mirroredCounter(registry, 'ampguard_response_bytes_total', 'bytes of DNS responses sent, by transport (UDP response/query bytes = amplification factor)', 'proto', () => c.responseBytes);
   mirroredCounter(registry, 'ampguard_dropped_total', 'queries or replies dropped, by reason', 'reason', () => c.dropped);
-  mirroredCounter(registry, 'ampguard_blocks_total', 'prefixes put over budget into a block, by enforcement mode (off: would have blocked)', 'mode', () => src.blocksByMode());
-
-  mirroredCounter(registry, 'ampguard_kernel_errors_total', 'kernel set commands (ipset, nft) that failed; each is retried', null, () => src.kernelErrors());
-  new Gauge({
-    name: 'ampguard_enforcement_degraded',
-    help: '1 while kernel enforcement is configured but failing and blocks are held in userspace only',
-    registers: [registry],
-    collect() {
-      this.set(src.enforcementDegraded() ? 1 : 0);
-    },
-  });
   new Gauge({
     name: 'ampguard_tcp_connections',
     help: 'client TCP connections open (bounded by tcp.max_connections)',
@@ -71,17 +66,11 @@ export function createRegistry(src: RegistrySources): Registry {
     },
   });
   new Gauge({
-    name: 'ampguard_blocked_clients',
-    help: 'prefixes currently blocked',
-    registers: [registry],
-    collect() {
-      this.set(src.blockedClients());
-    },
-  });
-  new Gauge({
     name: 'ampguard_tracked_prefixes',
     help: 'prefixes with a large-response budget in the table (bounded by policy.large_response.max_tracked)',
     registers: [registry],
+    // every worker tracks every prefix it hears of, so across workers the largest table is the figure
+    aggregator: 'max',
     collect() {
       this.set(src.trackedPrefixes());
     },
@@ -91,6 +80,7 @@ export function createRegistry(src: RegistrySources): Registry {
     help: '1 when the backend passes its health checks',
     labelNames: ['backend'],
     registers: [registry],
+    aggregator: 'max',
     collect() {
       for (const b of src.backends) this.set({ backend: b.name }, b.up ? 1 : 0);
     },
@@ -103,5 +93,33 @@ export function createRegistry(src: RegistrySources): Registry {
   }
   registerHistogram(registry, 'ampguard_backend_latency_seconds', 'time from forwarding a UDP query to the backend reply', 'backend', () => latency.entries());
   collectDefaultMetrics({ register: registry, prefix: 'ampguard_process_' });
+}
+
+export function registerEnforcementMetrics(registry: Registry, src: EnforcementSources): void {
+  mirroredCounter(registry, 'ampguard_blocks_total', 'prefixes put over budget into a block, by enforcement mode (off: would have blocked)', 'mode', () => src.blocksByMode());
+  mirroredCounter(registry, 'ampguard_kernel_errors_total', 'kernel set commands (ipset, nft) that failed; each is retried', null, () => src.kernelErrors());
+  new Gauge({
+    name: 'ampguard_enforcement_degraded',
+    help: '1 while kernel enforcement is configured but failing and blocks are held in userspace only',
+    registers: [registry],
+    collect() {
+      this.set(src.enforcementDegraded() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'ampguard_blocked_clients',
+    help: 'prefixes currently blocked',
+    registers: [registry],
+    collect() {
+      this.set(src.blockedClients());
+    },
+  });
+}
+
+/** Both halves in one registry: the single-process frontend. */
+export function createRegistry(src: RegistrySources): Registry {
+  const registry = new Registry();
+  registerDataplaneMetrics(registry, src);
+  registerEnforcementMetrics(registry, src);
   return registry;
 }

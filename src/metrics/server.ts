@@ -1,13 +1,18 @@
 // GET /metrics (Prometheus text) and GET /healthz (200 while a backend is up).
 import http from 'node:http';
-import type { Registry } from 'prom-client';
 import type { HostPort } from '../config/address.js';
 
 export type Route = (req: http.IncomingMessage, res: http.ServerResponse, query: URLSearchParams) => void;
 
+/** A prom-client Registry, or the cluster primary's aggregate of its workers' registries. */
+export interface MetricsText {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
 export interface MetricsServerDeps {
-  readonly registry: Registry;
-  healthy(): boolean;
+  readonly registry: MetricsText;
+  healthy(): boolean | Promise<boolean>;
   /** further paths, e.g. /api/blocks */
   readonly routes?: Readonly<Record<string, Route>>;
 }
@@ -33,8 +38,10 @@ export function startMetricsServer(listen: HostPort, deps: MetricsServerDeps): P
       return;
     }
     if (path === '/healthz') {
-      const ok = deps.healthy();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'no backend up\n');
+      Promise.resolve(deps.healthy()).then(
+        (ok) => res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'no backend up\n'),
+        () => res.writeHead(503).end('health unknown\n'),
+      );
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');

@@ -16,15 +16,30 @@ export function newBucket(capacity: number, now: number): Bucket {
  * owner is over budget (and nothing is taken, as hashlimit does not match then).
  */
 export function charge(bucket: Bucket, cost: number, capacity: number, perMs: number, now: number): boolean {
+  refill(bucket, capacity, perMs, now);
+  if (bucket.tokens >= cost) {
+    bucket.tokens -= cost;
+    return true;
+  }
+  return false;
+}
+
+function refill(bucket: Bucket, capacity: number, perMs: number, now: number): void {
   const elapsed = now - bucket.updatedAt;
   if (elapsed > 0) {
     const refilled = bucket.tokens + elapsed * perMs;
     bucket.tokens = refilled < capacity ? refilled : capacity;
     bucket.updatedAt = now;
   }
-  if (bucket.tokens >= cost) {
-    bucket.tokens -= cost;
-    return true;
-  }
-  return false;
+}
+
+/**
+ * Takes `cost` tokens that another process already spent on this owner (cluster
+ * workers share their charges), whether or not the bucket has them: the debt
+ * (at most one bucket's worth) refills at the rate like anything else.
+ */
+export function debit(bucket: Bucket, cost: number, capacity: number, perMs: number, now: number): void {
+  refill(bucket, capacity, perMs, now);
+  const left = bucket.tokens - cost;
+  bucket.tokens = left > -capacity ? left : -capacity;
 }

@@ -15,6 +15,8 @@ beforeAll(async () => {
     config: {
       backends: [{ address: `127.0.0.1:${rec.port}` }],
       block: { mode: 'off' },
+      // exact caps need one process: with N workers each holds cap/N (see README)
+      workers: 1,
       tcp: { max_connections: 6, max_connections_per_client: 3, idle_timeout_ms: 400, read_timeout_ms: 300 },
     },
   });

@@ -1,0 +1,130 @@
+// The cluster primary: forks the workers (which share the listen sockets),
+// owns the enforcer and the kernel set, relays budget charges between workers,
+// fans blocks out to all of them, and serves metrics aggregated from them.
+// It serves no DNS itself.
+import cluster, { type Worker } from 'node:cluster';
+import type http from 'node:http';
+import { AggregatorRegistry, Registry } from 'prom-client';
+
+type metric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
+import type { Logger } from 'pino';
+import { compilePolicy, type RuntimeConfig } from '../config/compile.js';
+import type { Config } from '../config/schema.js';
+import { applyPaths, planReload, type ReloadPlan } from '../config/reload.js';
+import { registerEnforcementMetrics } from '../metrics/registry.js';
+import { startMetricsServer, type MetricsText } from '../metrics/server.js';
+import { blocksApi } from '../metrics/admin-api.js';
+import { startEnforcer } from '../enforce/start.js';
+import { clock } from '../dataplane.js';
+import { logStarted, type Frontend } from '../main.js';
+import type { ToPrimary, ToWorker } from './messages.js';
+
+const METRICS_TIMEOUT_MS = 2000;
+
+export async function startPrimary(runtime: RuntimeConfig, workerCount: number, log: Logger): Promise<Frontend> {
+  let config = runtime.source;
+  let settings = runtime.policy;
+  let closing = false;
+  const { enforcer, loaded } = await startEnforcer(runtime, () => settings, log);
+  const workers = new Set<Worker>();
+  const broadcast = (m: ToWorker, except?: Worker): void => {
+    for (const w of workers) if (w !== except && w.isConnected()) w.send(m);
+  };
+  enforcer.onChange = (c) => broadcast(c.kind === 'block' ? { t: 'block', prefix: c.prefix, ttlMs: c.ttlMs } : { t: 'unblock', prefix: c.prefix });
+
+  let nextMetricsId = 0;
+  const metricsWaiters = new Map<number, (json: metric[]) => void>();
+
+  const fork = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const w = cluster.fork();
+      workers.add(w);
+      w.on('message', (m: ToPrimary) => {
+        switch (m.t) {
+          case 'ready':
+            for (const b of enforcer.list()) w.send({ t: 'block', prefix: b.prefix, ttlMs: b.expiresInMs } satisfies ToWorker);
+            resolve();
+            break;
+          case 'charges':
+            broadcast({ t: 'debits', d: m.d }, w);
+            break;
+          case 'offender':
+            enforcer.onOffender(m.o, clock());
+            break;
+          case 'metrics':
+            metricsWaiters.get(m.id)?.(m.json as metric[]);
+            break;
+        }
+      });
+      w.on('exit', (code, signal) => {
+        workers.delete(w);
+        if (closing) return;
+        reject(new Error(`worker exited during start (${code ?? signal})`));
+        log.error({ worker: w.id, code, signal }, 'worker died, starting another');
+        void fork().catch((err: Error) => log.error({ err: err.message }, 'worker restart failed'));
+      });
+    });
+  await Promise.all(Array.from({ length: workerCount }, fork));
+
+  const own = new Registry();
+  registerEnforcementMetrics(own, {
+    blockedClients: () => enforcer.blockedCount(),
+    blocksByMode: () => enforcer.stats.blocksByMode,
+    kernelErrors: () => enforcer.stats.kernelErrors,
+    enforcementDegraded: () => enforcer.stats.degraded,
+  });
+  const workerMetrics = (w: Worker): Promise<metric[]> =>
+    new Promise((resolve) => {
+      const id = nextMetricsId++;
+      const timer = setTimeout(() => finish([]), METRICS_TIMEOUT_MS);
+      const finish = (json: metric[]): void => {
+        clearTimeout(timer);
+        metricsWaiters.delete(id);
+        resolve(json);
+      };
+      metricsWaiters.set(id, finish);
+      w.send({ t: 'metrics', id } satisfies ToWorker);
+    });
+  const aggregate = async (): Promise<Registry> => {
+    const parts = await Promise.all([own.getMetricsAsJSON(), ...[...workers].map(workerMetrics)]);
+    return AggregatorRegistry.aggregate(parts);
+  };
+  const text: MetricsText = {
+    contentType: own.contentType,
+    metrics: async () => (await aggregate()).metrics(),
+  };
+  const metricsServer: http.Server = await startMetricsServer(runtime.metricsListen, {
+    registry: text,
+    healthy: async () => {
+      const up = await (await aggregate()).getSingleMetric('ampguard_backend_up')?.get();
+      return (up?.values ?? []).some((v) => v.value === 1);
+    },
+    routes: { '/api/blocks': blocksApi(enforcer) },
+  });
+  logStarted(log, runtime, enforcer, loaded, workerCount);
+
+  return {
+    enforcer,
+    reload(next: Config): ReloadPlan {
+      const plan = planReload(config, next);
+      config = applyPaths(config, next, plan.applied);
+      settings = compilePolicy(config);
+      log.level = config.log.level;
+      broadcast({ t: 'reload', config });
+      return plan;
+    },
+    async close(): Promise<void> {
+      closing = true;
+      await Promise.all(
+        [...workers].map((w) => new Promise<void>((resolve) => {
+          w.once('exit', () => resolve());
+          w.disconnect();
+          setTimeout(() => w.kill('SIGKILL'), 5000).unref();
+        })),
+      );
+      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      metricsServer.closeAllConnections();
+      await enforcer.close();
+    },
+  };
+}

@@ -1,0 +1,90 @@
+// Composition of the data plane: listeners, paths, backends, health checks and
+// the policy tables, wired from a runtime config. Used as is by the
+// single-process frontend (main.ts) and by every cluster worker.
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { RuntimeConfig, PolicySettings } from './config/compile.js';
+import { Counters } from './metrics/counters.js';
+import type { BudgetTable } from './policy/budgets.js';
+import type { BlockTable } from './policy/block-table.js';
+import type { PolicyEnv } from './policy/env.js';
+import { BackendPool } from './backend/pool.js';
+import { UdpUpstream } from './backend/upstream-udp.js';
+import { connectTcpUpstream } from './backend/upstream-tcp.js';
+import { Prober } from './backend/prober.js';
+import { UdpPath, type OffenderHandler, type PendingUdp } from './pipeline/udp-path.js';
+import { TcpSession, type TcpClient } from './pipeline/tcp-session.js';
+import { UdpListener } from './listener/udp.js';
+import { ConnectionLimits, TcpListener } from './listener/tcp.js';
+import type { DataplaneSources } from './metrics/registry.js';
+
+export const clock = (): number => performance.now();
+
+export interface DataplaneParts {
+  readonly budgets: BudgetTable;
+  readonly blocks: BlockTable;
+  readonly onOffender: OffenderHandler;
+}
+
+export interface Dataplane {
+  readonly env: PolicyEnv;
+  readonly pool: BackendPool<PendingUdp>;
+  /** what the metrics registry reads */
+  readonly sources: DataplaneSources;
+  applySettings(settings: PolicySettings): void;
+  close(): Promise<void>;
+}
+
+export async function startDataplane(runtime: RuntimeConfig, parts: DataplaneParts, log: Logger): Promise<Dataplane> {
+  const config = runtime.source;
+  const counters = new Counters();
+  const env: PolicyEnv = { settings: runtime.policy, budgets: parts.budgets, blocks: parts.blocks, counters };
+
+  const pool = new BackendPool<PendingUdp>(runtime.backends, config.max_in_flight);
+  const udpPath = new UdpPath(env, pool, parts.onOffender, clock);
+  const upstreams = pool.backends.map((b) => {
+    const upstream = new UdpUpstream(b.spec, (reply) => udpPath.onReply(b, reply), log.child({ module: 'backend' }));
+    b.sender = upstream;
+    return upstream;
+  });
+  await Promise.all(upstreams.map((u) => u.start()));
+  const sweepTimer = setInterval(() => udpPath.sweep(), Math.max(10, Math.min(100, runtime.policy.backendTimeoutMs / 4)));
+
+  // Each worker gets its share of the TCP caps: the cluster hands connections out
+  // round-robin, so across N workers a cap is held to within N-1 connections.
+  const share = (n: number): number => Math.ceil(n / runtime.workers);
+  const limits = new ConnectionLimits({
+    ...config.tcp,
+    max_connections: share(config.tcp.max_connections),
+    max_connections_per_client: share(config.tcp.max_connections_per_client),
+  });
+  const newSession = (client: TcpClient): TcpSession =>
+    new TcpSession(client, env, pool, connectTcpUpstream, config.tcp.max_in_flight_per_connection, clock);
+  const listenLog = log.child({ module: 'listener' });
+  const udpListeners = runtime.listenUdp.map((a) => new UdpListener(a, udpPath, listenLog));
+  const tcpListeners = runtime.listenTcp.map((a) => new TcpListener(a, config.tcp, limits, counters, newSession, listenLog));
+  await Promise.all([...udpListeners, ...tcpListeners].map((l) => l.start()));
+
+  const prober = new Prober(pool.backends, config.health_check, log.child({ module: 'health' }), () => undefined);
+  prober.start();
+
+  return {
+    env,
+    pool,
+    sources: {
+      counters,
+      backends: pool.backends,
+      trackedPrefixes: () => parts.budgets.size,
+      tcpConnections: () => limits.open,
+    },
+    applySettings(settings) {
+      env.settings = settings;
+    },
+    async close() {
+      clearInterval(sweepTimer);
+      prober.stop();
+      await Promise.all([...udpListeners, ...tcpListeners].map((l) => l.close()));
+      for (const u of upstreams) u.close();
+    },
+  };
+}
