@@ -15,30 +15,52 @@ function ipv4Prefix(address: string, bits: number): string {
   return `${masked >>> 24}.${(masked >>> 16) & 255}.${(masked >>> 8) & 255}.${masked & 255}/${bits}`;
 }
 
+const groups = new Uint16Array(8);
+
 function ipv6Prefix(address: string, bits: number): string {
-  const groups = expandIpv6(address);
-  const out: string[] = [];
+  if (!parseIpv6(address, groups)) return `${address}/${bits}`;
+  let out = '';
   for (let i = 0; i < 8; i++) {
-    const keep = Math.max(0, Math.min(16, bits - i * 16));
-    const mask = keep === 0 ? 0 : (0xffff << (16 - keep)) & 0xffff;
-    out.push(((groups[i] ?? 0) & mask).toString(16));
+    const keep = bits - i * 16;
+    const mask = keep >= 16 ? 0xffff : keep <= 0 ? 0 : (0xffff << (16 - keep)) & 0xffff;
+    out += (i === 0 ? '' : ':') + (groups[i]! & mask).toString(16);
   }
-  return `${out.join(':')}/${bits}`;
+  return `${out}/${bits}`;
 }
 
-function expandIpv6(address: string): number[] {
-  let text = address.split('%')[0] as string;
-  const v4tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  const extra: number[] = [];
-  if (v4tail && isIPv4(v4tail[1] as string)) {
-    const p = (v4tail[1] as string).split('.').map(Number);
-    extra.push((p[0]! << 8) | p[1]!, (p[2]! << 8) | p[3]!);
-    text = text.slice(0, -(v4tail[1] as string).length).replace(/:$/, '') || '::';
-    if (text.endsWith(':') && !text.endsWith('::')) text = text.slice(0, -1);
+/** Parses an IPv6 literal (with "::" and an embedded IPv4 tail) into 8 groups, without allocating arrays. */
+function parseIpv6(address: string, out: Uint16Array): boolean {
+  out.fill(0);
+  let text = address;
+  const zone = text.indexOf('%');
+  if (zone >= 0) text = text.slice(0, zone);
+  let tailGroups = 0;
+  const lastColon = text.lastIndexOf(':');
+  if (text.indexOf('.', lastColon) > lastColon) {
+    // an embedded IPv4 tail (::ffff:192.0.2.1) is the last two groups
+    const v4 = text.slice(lastColon + 1);
+    if (!isIPv4(v4)) return false;
+    const p = v4.split('.');
+    out[6] = (Number(p[0]) << 8) | Number(p[1]);
+    out[7] = (Number(p[2]) << 8) | Number(p[3]);
+    tailGroups = 2;
+    text = text.slice(0, lastColon);
+    if (text.endsWith(':')) text += ':';
   }
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const h = head ? head.split(':').map((g) => parseInt(g, 16)) : [];
-  const t = tail ? tail.split(':').map((g) => parseInt(g, 16)) : [];
-  const fill = tail === undefined ? [] : Array<number>(8 - h.length - t.length - extra.length).fill(0);
-  return [...h, ...fill, ...t, ...extra];
+  const gap = text.indexOf('::');
+  const head = gap >= 0 ? text.slice(0, gap) : text;
+  const tail = gap >= 0 ? text.slice(gap + 2) : '';
+  let i = 0;
+  if (head.length > 0) {
+    for (const g of head.split(':')) {
+      if (i >= 8 - tailGroups) return false;
+      out[i++] = parseInt(g, 16);
+    }
+  }
+  if (gap < 0) return i === 8 - tailGroups;
+  const tailParts = tail.length > 0 ? tail.split(':') : [];
+  let j = 8 - tailGroups - tailParts.length;
+  if (j < i) return false;
+  for (const g of tailParts) out[j++] = parseInt(g, 16);
+  return true;
 }
