@@ -75,6 +75,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
       counters,
       backends: pool.backends,
       trackedPrefixes: () => parts.budgets.size,
+      maxTracked: parts.budgets.maxTracked,
       tcpConnections: () => limits.open,
     },
     applySettings(settings) {

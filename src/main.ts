@@ -10,7 +10,7 @@ import { applyPaths, planReload, type ReloadPlan } from './config/reload.js';
 import { formatHostPort } from './config/address.js';
 import { createRegistry } from './metrics/registry.js';
 import { startMetricsServer } from './metrics/server.js';
-import { blocksApi } from './metrics/admin-api.js';
+import { operatorRoutes } from './metrics/api.js';
 import { BudgetTable } from './policy/budgets.js';
 import { startEnforcer } from './enforce/start.js';
 import type { Enforcer } from './enforce/enforcer.js';
@@ -39,7 +39,11 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger): Promis
   const metricsServer: http.Server = await startMetricsServer(runtime.metricsListen, {
     registry,
     healthy: () => dataplane.pool.anyUp,
-    routes: { '/api/blocks': blocksApi(enforcer) },
+    routes: operatorRoutes({
+      enforcer,
+      top: async (n) => budgets.top(n, clock()),
+      metricsJson: () => registry.getMetricsAsJSON(),
+    }),
   });
   logStarted(log, runtime, enforcer, loaded, 1);
 

@@ -8,12 +8,14 @@ import { checkConfigCommand } from './check-config.js';
 import { firewallCommand } from './firewall.js';
 import { blocksCommand } from './blocks.js';
 import { genConfigCommand } from './gen-config.js';
+import { topCommand } from './top.js';
 
 const USAGE = `usage:
   ampguard run --config FILE
   ampguard check-config --config FILE
   ampguard firewall --config FILE [--format iptables|ip6tables|nft|ipset]
   ampguard blocks list|add IP|del IP --config FILE
+  ampguard top --config FILE [--once] [--interval S] [-n N]
   ampguard gen-config [--out DIR]`;
 
 async function main(argv: string[]): Promise<number> {
@@ -25,6 +27,9 @@ async function main(argv: string[]): Promise<number> {
       format: { type: 'string', default: 'iptables' },
       out: { type: 'string', default: 'config' },
       help: { type: 'boolean', short: 'h' },
+      once: { type: 'boolean', default: false },
+      interval: { type: 'string', default: '2' },
+      n: { type: 'string', short: 'n', default: '20' },
     },
   });
   const [command, ...rest] = positionals;
@@ -44,6 +49,12 @@ async function main(argv: string[]): Promise<number> {
       return firewallCommand(config, values.format as string);
     case 'blocks':
       return blocksCommand(config, rest);
+    case 'top':
+      return topCommand(config, {
+        once: values.once as boolean,
+        intervalS: Math.max(0.5, Number(values.interval) || 2),
+        n: Math.max(1, Math.min(100, Number(values.n) || 20)),
+      });
     default:
       throw new CliError('E_USAGE', `unknown command "${command}"\n${USAGE}`, 2);
   }

@@ -8,7 +8,8 @@ export type ToPrimary =
   /** successful budget charges since the last batch: [prefix, cost] */
   | { readonly t: 'charges'; readonly d: readonly (readonly [string, number])[] }
   | { readonly t: 'offender'; readonly o: Offender }
-  | { readonly t: 'metrics'; readonly id: number; readonly json: unknown };
+  /** the answer to an `ask` */
+  | { readonly t: 'answer'; readonly id: number; readonly data: unknown };
 
 export type ToWorker =
   /** charges made by the other workers */
@@ -16,4 +17,6 @@ export type ToWorker =
   | { readonly t: 'block'; readonly prefix: string; readonly ttlMs: number }
   | { readonly t: 'unblock'; readonly prefix: string }
   | { readonly t: 'reload'; readonly config: Config }
-  | { readonly t: 'metrics'; readonly id: number };
+  /** the worker's registry as JSON, or its top talkers */
+  | { readonly t: 'ask'; readonly id: number; readonly what: 'metrics' }
+  | { readonly t: 'ask'; readonly id: number; readonly what: 'top'; readonly n: number };

@@ -7,19 +7,22 @@ import type http from 'node:http';
 import { AggregatorRegistry, Registry } from 'prom-client';
 
 type metric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
+type Question = { what: 'metrics' } | { what: 'top'; n: number };
 import type { Logger } from 'pino';
 import { compilePolicy, type RuntimeConfig } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import { applyPaths, planReload, type ReloadPlan } from '../config/reload.js';
 import { registerEnforcementMetrics } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsText } from '../metrics/server.js';
-import { blocksApi } from '../metrics/admin-api.js';
+import { operatorRoutes } from '../metrics/api.js';
+import { mergeTop } from '../metrics/view.js';
+import type { TopTalker } from '../policy/budgets.js';
 import { startEnforcer } from '../enforce/start.js';
 import { clock } from '../dataplane.js';
 import { logStarted, type Frontend } from '../main.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 
-const METRICS_TIMEOUT_MS = 2000;
+const ASK_TIMEOUT_MS = 2000;
 
 export async function startPrimary(runtime: RuntimeConfig, workerCount: number, log: Logger): Promise<Frontend> {
   let config = runtime.source;
@@ -32,8 +35,8 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
   };
   enforcer.onChange = (c) => broadcast(c.kind === 'block' ? { t: 'block', prefix: c.prefix, ttlMs: c.ttlMs } : { t: 'unblock', prefix: c.prefix });
 
-  let nextMetricsId = 0;
-  const metricsWaiters = new Map<number, (json: metric[]) => void>();
+  let nextAskId = 0;
+  const answers = new Map<number, (data: unknown) => void>();
 
   const fork = (): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -51,8 +54,8 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
           case 'offender':
             enforcer.onOffender(m.o, clock());
             break;
-          case 'metrics':
-            metricsWaiters.get(m.id)?.(m.json as metric[]);
+          case 'answer':
+            answers.get(m.id)?.(m.data);
             break;
         }
       });
@@ -73,21 +76,27 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
     kernelErrors: () => enforcer.stats.kernelErrors,
     enforcementDegraded: () => enforcer.stats.degraded,
   });
-  const workerMetrics = (w: Worker): Promise<metric[]> =>
-    new Promise((resolve) => {
-      const id = nextMetricsId++;
-      const timer = setTimeout(() => finish([]), METRICS_TIMEOUT_MS);
-      const finish = (json: metric[]): void => {
-        clearTimeout(timer);
-        metricsWaiters.delete(id);
-        resolve(json);
-      };
-      metricsWaiters.set(id, finish);
-      w.send({ t: 'metrics', id } satisfies ToWorker);
-    });
+  /** asks every worker; one that does not answer in time counts as an empty answer */
+  const ask = <T>(question: Question, empty: T): Promise<T[]> =>
+    Promise.all(
+      [...workers].map(
+        (w) =>
+          new Promise<T>((resolve) => {
+            const id = nextAskId++;
+            const finish = (data: unknown): void => {
+              clearTimeout(timer);
+              answers.delete(id);
+              resolve(data as T);
+            };
+            const timer = setTimeout(() => finish(empty), ASK_TIMEOUT_MS);
+            answers.set(id, finish);
+            w.send({ t: 'ask', id, ...question } as ToWorker);
+          }),
+      ),
+    );
   const aggregate = async (): Promise<Registry> => {
-    const parts = await Promise.all([own.getMetricsAsJSON(), ...[...workers].map(workerMetrics)]);
-    return AggregatorRegistry.aggregate(parts);
+    const parts = await Promise.all([own.getMetricsAsJSON(), ask<metric[]>({ what: 'metrics' }, [])]);
+    return AggregatorRegistry.aggregate([parts[0], ...parts[1]]);
   };
   const text: MetricsText = {
     contentType: own.contentType,
@@ -99,7 +108,11 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
       const up = await (await aggregate()).getSingleMetric('ampguard_backend_up')?.get();
       return (up?.values ?? []).some((v) => v.value === 1);
     },
-    routes: { '/api/blocks': blocksApi(enforcer) },
+    routes: operatorRoutes({
+      enforcer,
+      top: async (n) => mergeTop(await ask<TopTalker[]>({ what: 'top', n }, []), n),
+      metricsJson: async () => (await aggregate()).getMetricsAsJSON(),
+    }),
   });
   logStarted(log, runtime, enforcer, loaded, workerCount);
 

@@ -69,8 +69,9 @@ export async function runWorker(runtime: RuntimeConfig, log: Logger): Promise<vo
         dataplane.applySettings(settings);
         log.level = m.config.log.level;
         break;
-      case 'metrics':
-        registry.getMetricsAsJSON().then((json) => send({ t: 'metrics', id: m.id, json }), () => send({ t: 'metrics', id: m.id, json: [] }));
+      case 'ask':
+        if (m.what === 'top') send({ t: 'answer', id: m.id, data: budgets.top(m.n, now) });
+        else registry.getMetricsAsJSON().then((data) => send({ t: 'answer', id: m.id, data }), () => send({ t: 'answer', id: m.id, data: [] }));
         break;
     }
   });

@@ -14,6 +14,8 @@ import type { Offender } from '../pipeline/verdict.js';
 import type { BlockMode, BlockSink, KernelEntry } from './sink.js';
 
 const RETRY_DELAYS_MS = [100, 500, 2000, 5000];
+/** recent block events kept for the dashboard and /api/blocks */
+const RECENT_BLOCKS = 100;
 const BATCH_DELAY_MS = 20;
 
 export interface EnforcerStats {
@@ -24,6 +26,18 @@ export interface EnforcerStats {
 
 /** What the enforcer tells other processes that keep a copy of the block table (cluster workers). */
 export type BlockChange = { readonly kind: 'block'; readonly prefix: string; readonly ttlMs: number } | { readonly kind: 'unblock'; readonly prefix: string };
+
+export interface BlockEvent {
+  readonly prefix: string;
+  readonly address: string;
+  /** rate: over its large-response budget; manual: `ampguard blocks add`; off: would have been blocked */
+  readonly reason: 'rate' | 'manual' | 'off';
+  /** large-reply bytes (or replies) charged when it tripped; 0 for manual blocks */
+  readonly charged: number;
+  /** wall-clock ms */
+  readonly at: number;
+  readonly expiresAt: number;
+}
 
 export interface BlockView {
   readonly prefix: string;
@@ -45,6 +59,7 @@ export class Enforcer {
   private flushTimer: NodeJS.Timeout | null = null;
   private attempt = 0;
   private closed = false;
+  private readonly recentEvents: BlockEvent[] = [];
   onChange: ((change: BlockChange) => void) | null = null;
 
   constructor(
@@ -53,6 +68,7 @@ export class Enforcer {
     private readonly settings: () => PolicySettings,
     private readonly log: Logger,
     private readonly clock: () => number,
+    private readonly wallClock: () => number = Date.now,
   ) {
     this.blocks = new BlockTable(maxElements);
     this.wouldBlock = new BlockTable(maxElements);
@@ -83,6 +99,7 @@ export class Enforcer {
       if (!this.wouldBlock.isBlocked(o.prefix, now)) {
         this.wouldBlock.add(o.prefix, now + s.blockTimeoutMs);
         this.stats.blocksByMode.off++;
+        this.remember(o.prefix, o.address, 'off', o.charged, s.blockTimeoutMs);
         this.log.warn({ address: o.address, prefix: o.prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, mode: 'off' }, 'prefix over budget, not blocked (block.mode off)');
       }
       return false;
@@ -91,6 +108,7 @@ export class Enforcer {
     this.blocks.add(o.prefix, now + s.blockTimeoutMs);
     this.onChange?.({ kind: 'block', prefix: o.prefix, ttlMs: s.blockTimeoutMs });
     this.stats.blocksByMode[this.sink.mode]++;
+    this.remember(o.prefix, o.address, 'rate', o.charged, s.blockTimeoutMs);
     this.log.warn(
       { address: o.address, prefix: o.prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, timeout_s: s.blockTimeoutMs / 1000, mode: this.sink.mode },
       'prefix blocked',
@@ -107,6 +125,7 @@ export class Enforcer {
     this.blocks.add(prefix, now + s.blockTimeoutMs);
     this.onChange?.({ kind: 'block', prefix, ttlMs: s.blockTimeoutMs });
     this.enqueue({ prefix, family, timeoutSec: s.blockTimeoutMs / 1000 });
+    this.remember(prefix, address, 'manual', 0, s.blockTimeoutMs);
     this.log.warn({ address, prefix, mode: this.sink.mode }, 'prefix blocked by hand');
     return prefix;
   }
@@ -131,6 +150,17 @@ export class Enforcer {
       expiresInMs: Math.max(0, b.expiresAt - now),
       where: this.stats.degraded ? 'userspace' : this.sink.mode,
     }));
+  }
+
+  /** The latest block events, newest first (at most RECENT_BLOCKS). */
+  recent(): readonly BlockEvent[] {
+    return [...this.recentEvents].reverse();
+  }
+
+  private remember(prefix: string, address: string, reason: BlockEvent['reason'], charged: number, ttlMs: number): void {
+    const at = this.wallClock();
+    this.recentEvents.push({ prefix, address, reason, charged, at, expiresAt: at + ttlMs });
+    if (this.recentEvents.length > RECENT_BLOCKS) this.recentEvents.shift();
   }
 
   blockedCount(): number {

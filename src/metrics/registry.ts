@@ -10,6 +10,8 @@ export interface DataplaneSources {
   readonly counters: Counters;
   readonly backends: readonly { readonly name: string; readonly up: boolean; observeLatency: (s: number) => void }[];
   trackedPrefixes(): number;
+  /** policy.large_response.max_tracked, for "tracked against capacity" */
+  readonly maxTracked: number;
   /** TCP client connections open now */
   tcpConnections(): number;
 }
@@ -73,6 +75,15 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
     aggregator: 'max',
     collect() {
       this.set(src.trackedPrefixes());
+    },
+  });
+  new Gauge({
+    name: 'ampguard_tracked_prefixes_max',
+    help: 'policy.large_response.max_tracked: the most prefixes the budget table holds',
+    registers: [registry],
+    aggregator: 'max',
+    collect() {
+      this.set(src.maxTracked);
     },
   });
   new Gauge({

@@ -32,6 +32,7 @@ describe('metrics against SPEC.md', () => {
       backends: [{ name: 'b', up: true, observeLatency: () => undefined }],
       blockedClients: () => 0,
       trackedPrefixes: () => 0,
+      maxTracked: 100000,
       blocksByMode: () => ({}),
       kernelErrors: () => 0,
       enforcementDegraded: () => false,

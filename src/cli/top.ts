@@ -1,0 +1,63 @@
+// `ampguard top --config FILE [--once] [--interval S] [-n N]`: the top prefixes
+// by large-reply bytes in the last minute, as the dashboard shows them, in the
+// terminal, refreshed like top(1). Reads the running ampguard's /api/top.
+import http from 'node:http';
+import { CliError, runtimeFromFile } from './common.js';
+import { formatHostPort, type HostPort } from '../config/address.js';
+
+interface TopAnswer {
+  window_s: number;
+  top: { prefix: string; bytes: number }[];
+}
+
+function get<T>(listen: HostPort, path: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: listen.host, port: listen.port, path, timeout: 3000 }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(text) as T);
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+  });
+}
+
+export function formatTop(answer: TopAnswer, blocked: ReadonlySet<string>, now: Date): string {
+  const lines = [`ampguard top — large-reply bytes per prefix, last ${answer.window_s} s — ${now.toISOString()}`, ''];
+  lines.push(`${'#'.padStart(3)}  ${'prefix'.padEnd(42)} ${'bytes'.padStart(12)} ${'bytes/s'.padStart(10)}  blocked`);
+  answer.top.forEach((t, i) => {
+    lines.push(`${String(i + 1).padStart(3)}  ${t.prefix.padEnd(42)} ${String(t.bytes).padStart(12)} ${String(Math.round(t.bytes / answer.window_s)).padStart(10)}  ${blocked.has(t.prefix) ? 'yes' : ''}`);
+  });
+  if (answer.top.length === 0) lines.push('     (no large replies in the last minute)');
+  return lines.join('\n') + '\n';
+}
+
+export async function topCommand(path: string, opts: { once: boolean; intervalS: number; n: number }): Promise<number> {
+  const listen = runtimeFromFile(path).metricsListen;
+  const show = async (): Promise<string> => {
+    try {
+      const [top, blocks] = await Promise.all([
+        get<TopAnswer>(listen, `/api/top?n=${opts.n}`),
+        get<{ blocks: { prefix: string }[] }>(listen, '/api/blocks?limit=10000'),
+      ]);
+      return formatTop(top, new Set(blocks.blocks.map((b) => b.prefix)), new Date());
+    } catch (err) {
+      throw new CliError('E_UNREACHABLE', `cannot reach ampguard at ${formatHostPort(listen)}: ${(err as Error).message}`);
+    }
+  };
+  if (opts.once) {
+    process.stdout.write(await show());
+    return 0;
+  }
+  for (;;) {
+    const text = await show();
+    process.stdout.write(`\x1b[H\x1b[2J${text}`);
+    await new Promise((r) => setTimeout(r, opts.intervalS * 1000));
+  }
+}

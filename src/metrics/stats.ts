@@ -1,0 +1,69 @@
+// /api/stats: the registry's numbers (summed over workers in cluster mode) in
+// one small JSON object; the dashboard turns successive snapshots into rates.
+import type { Registry } from 'prom-client';
+
+export type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
+
+export interface BackendStats {
+  readonly name: string;
+  readonly up: boolean;
+  /** replies timed and their total latency, for an average between two snapshots */
+  readonly latencyCount: number;
+  readonly latencySum: number;
+}
+
+export interface Stats {
+  readonly time: number;
+  readonly queries: Record<string, number>;
+  readonly responses: Record<string, number>;
+  readonly queryBytes: Record<string, number>;
+  readonly responseBytes: Record<string, number>;
+  readonly truncated: Record<string, number>;
+  readonly dropped: Record<string, number>;
+  readonly blocks: Record<string, number>;
+  readonly largeResponses: number;
+  readonly blockedClients: number;
+  readonly trackedPrefixes: number;
+  readonly maxTracked: number;
+  readonly enforcementDegraded: boolean;
+  readonly backends: readonly BackendStats[];
+}
+
+function byLabel(metrics: readonly MetricJson[], name: string, label: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of metrics.find((m) => m.name === name)?.values ?? []) {
+    const key = String(v.labels[label] ?? '');
+    out[key] = (out[key] ?? 0) + v.value;
+  }
+  return out;
+}
+
+function single(metrics: readonly MetricJson[], name: string): number {
+  return metrics.find((m) => m.name === name)?.values[0]?.value ?? 0;
+}
+
+export function statsFromMetrics(metrics: readonly MetricJson[], time: number): Stats {
+  const latency = metrics.find((m) => m.name === 'ampguard_backend_latency_seconds')?.values ?? [];
+  const up = byLabel(metrics, 'ampguard_backend_up', 'backend');
+  const backends = Object.keys(up).map((name) => {
+    const of = (suffix: string): number =>
+      latency.find((v) => (v as { metricName?: string }).metricName === `ampguard_backend_latency_seconds_${suffix}` && v.labels.backend === name)?.value ?? 0;
+    return { name, up: (up[name] ?? 0) > 0, latencyCount: of('count'), latencySum: of('sum') };
+  });
+  return {
+    time,
+    queries: byLabel(metrics, 'ampguard_queries_total', 'proto'),
+    responses: byLabel(metrics, 'ampguard_responses_total', 'proto'),
+    queryBytes: byLabel(metrics, 'ampguard_query_bytes_total', 'proto'),
+    responseBytes: byLabel(metrics, 'ampguard_response_bytes_total', 'proto'),
+    truncated: byLabel(metrics, 'ampguard_truncated_total', 'reason'),
+    dropped: byLabel(metrics, 'ampguard_dropped_total', 'reason'),
+    blocks: byLabel(metrics, 'ampguard_blocks_total', 'mode'),
+    largeResponses: single(metrics, 'ampguard_large_responses_total'),
+    blockedClients: single(metrics, 'ampguard_blocked_clients'),
+    trackedPrefixes: single(metrics, 'ampguard_tracked_prefixes'),
+    maxTracked: single(metrics, 'ampguard_tracked_prefixes_max'),
+    enforcementDegraded: single(metrics, 'ampguard_enforcement_degraded') > 0,
+    backends,
+  };
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// Bounded mixed DNS traffic over UDP for operator-view tests: small answers,
+// ~900-byte TXT and ANY from several source addresses, at QPS for SECONDS.
+// Prints {"sent","received","bytesSent","bytesReceived","byType"} and exits.
+// usage: traffic.mjs SERVER PORT SECONDS QPS SRC[,SRC...]
+import dgram from 'node:dgram';
+import { encodeMessage } from '../../dist/src/dns/codec.js';
+
+const [server, port, seconds, qps, sources] = process.argv.slice(2);
+const mix = [
+  ['www.example.test', 'A'], ['mail.example.test', 'A'], ['example.test', 'MX'], ['medium.example.test', 'TXT'],
+  ['www.example.test', 'A'], ['example.test', 'ANY'], ['ns1.example.test', 'A'], ['medium.example.test', 'TXT'],
+];
+const totals = { sent: 0, received: 0, bytesSent: 0, bytesReceived: 0, byType: {} };
+const sockets = await Promise.all(sources.split(',').map((src) => new Promise((resolve) => {
+  const s = dgram.createSocket('udp4');
+  s.on('message', (m) => { totals.received++; totals.bytesReceived += m.length; });
+  s.bind(0, src, () => resolve(s));
+})));
+const total = Math.min(Number(qps) * Number(seconds), 200_000);
+const interval = 1000 / Number(qps);
+const start = Date.now();
+for (let i = 0; i < total; i++) {
+  // every source gets the whole mix
+  const [name, type] = mix[Math.floor(i / sockets.length) % mix.length];
+  const q = encodeMessage({ type: 'query', id: i & 0xffff, flags: 0x100, questions: [{ name, type, class: 'IN' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 }] });
+  sockets[i % sockets.length].send(q, Number(port), server);
+  totals.sent++;
+  totals.byType[type] = (totals.byType[type] ?? 0) + 1;
+  totals.bytesSent += q.length;
+  const due = start + (i + 1) * interval;
+  const wait = due - Date.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+}
+await new Promise((r) => setTimeout(r, 500));
+for (const s of sockets) s.close();
+process.stdout.write(JSON.stringify(totals) + '\n');

@@ -1,0 +1,76 @@
+// The operator's JSON API and `ampguard top` against a running ampguard (two
+// workers) with real traffic: bounded answers, sorted top lists.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { startRecursor, type Recursor } from '../helpers/recursor.js';
+import { CLI, startAmpguard, type Ampguard } from '../helpers/ampguard.js';
+import { stopAll } from '../helpers/process.js';
+
+const TRAFFIC = resolve('test/helpers/traffic.mjs');
+let rec: Recursor;
+let ag: Ampguard;
+const get = async <T>(path: string): Promise<T> => (await (await fetch(`http://127.0.0.1:${ag.metricsPort}${path}`)).json()) as T;
+
+beforeAll(async () => {
+  rec = await startRecursor();
+  ag = await startAmpguard({
+    config: {
+      workers: 2,
+      backends: [{ address: `127.0.0.1:${rec.port}` }],
+      health_check: { qname: 'example.test', qtype: 'SOA' },
+      block: { mode: 'userspace', allowlist: ['127.0.0.0/25'] },
+    },
+  });
+  const sources = Array.from({ length: 30 }, (_, i) => `127.0.0.${60 + i}`).join(',');
+  execFileSync('node', [TRAFFIC, '127.0.0.1', String(ag.port), '3', '300', sources]);
+  // one over-budget source outside the allowlist, for the block list
+  execFileSync('node', [TRAFFIC, '127.0.0.1', String(ag.port), '2', '100', '127.0.0.200']);
+});
+afterAll(async () => {
+  await ag?.stop();
+  await rec?.close();
+  await stopAll();
+});
+
+describe('operator API', () => {
+  it('/api/top is sorted, bounded by n (at most 100) and summed over workers', async () => {
+    const five = await get<{ window_s: number; top: { prefix: string; bytes: number }[] }>('/api/top?n=5');
+    expect(five.window_s).toBe(60);
+    expect(five.top).toHaveLength(5);
+    for (let i = 1; i < 5; i++) expect(five.top[i]!.bytes).toBeLessThanOrEqual(five.top[i - 1]!.bytes);
+    const all = await get<{ top: unknown[] }>('/api/top?n=100000');
+    expect(all.top.length).toBe(31);
+    const stats = await get<{ largeResponses: number }>('/api/stats');
+    const listed = (await get<{ top: { bytes: number }[] }>('/api/top?n=100')).top.reduce((a, t) => a + t.bytes, 0);
+    expect(listed).toBeGreaterThan(stats.largeResponses * 800);
+  });
+
+  it('/api/stats carries the counters the dashboard needs', async () => {
+    const s = await get<Record<string, unknown>>('/api/stats');
+    for (const key of ['time', 'queries', 'responses', 'queryBytes', 'responseBytes', 'truncated', 'dropped', 'blocks', 'largeResponses', 'blockedClients', 'trackedPrefixes', 'maxTracked', 'backends']) {
+      expect(s, key).toHaveProperty(key);
+    }
+    expect(s.maxTracked).toBe(100000);
+    expect((s.truncated as { any: number }).any).toBeGreaterThan(0);
+    expect(s.blockedClients).toBe(1);
+  });
+
+  it('/api/blocks is bounded by limit and lists the latest events', async () => {
+    const b = await get<{ total: number; blocks: unknown[]; recent: { prefix: string; reason: string }[] }>('/api/blocks?limit=0');
+    expect(b.total).toBe(1);
+    expect(b.blocks).toEqual([]);
+    expect(b.recent[0]).toMatchObject({ prefix: '127.0.0.200', reason: 'rate' });
+  });
+
+  it('`ampguard top --once` prints the same list in the terminal', () => {
+    const out = execFileSync('node', [CLI, 'top', '--config', ag.configPath, '--once', '-n', '3'], { encoding: 'utf8' });
+    const rows = out.split('\n').filter((l) => /^\s+\d+\s+127\.0\.0\.\d+/.test(l));
+    expect(rows).toHaveLength(3);
+    expect(out).toMatch(/large-reply bytes per prefix, last 60 s/);
+    // with room for every prefix, the blocked one is listed and marked
+    const full = execFileSync('node', [CLI, 'top', '--config', ag.configPath, '--once', '-n', '40'], { encoding: 'utf8' });
+    expect(full.split('\n').find((l) => l.includes('127.0.0.200'))).toMatch(/\byes$/);
+    expect(full.split('\n').find((l) => l.includes('127.0.0.60 '))).not.toMatch(/yes$/);
+  });
+});
