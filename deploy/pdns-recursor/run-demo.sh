@@ -3,5 +3,8 @@
 # (run from the repository root). Needs the Debian package pdns-recursor.
 set -eu
 dir=$(mktemp -d /tmp/ampguard-recursor.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
-exec pdns_recursor --config-dir=deploy/pdns-recursor --socket-dir="$dir" --disable-syslog "$@"
+pdns_recursor --config-dir=deploy/pdns-recursor --socket-dir="$dir" --disable-syslog "$@" &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'exit 0' INT TERM
+wait "$pid"

@@ -2,14 +2,14 @@
 // playwright-core) opens / while traffic flows; every panel must show data and
 // the page must log no errors. The screenshot is what the README shows.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { startRecursor, type Recursor } from '../helpers/recursor.js';
 import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
-import { stopAll } from '../helpers/process.js';
+import { onStopAll, stopAll } from '../helpers/process.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const TRAFFIC = resolve('test/helpers/traffic.mjs');
@@ -69,7 +69,12 @@ describe.skipIf(missing !== null)('dashboard', () => {
       expect(await page.locator('[data-panel="recent"] tbody').textContent()).toMatch(/over budget/);
       expect(await page.locator('[data-panel="backends"] > table tbody').textContent()).toMatch(/up/);
       expect(await page.locator('#status').textContent()).toMatch(/block mode userspace/);
-      const shot = process.env.AMPGUARD_SCREENSHOT ?? join(mkdtempSync(join(tmpdir(), 'ampguard-shot-')), 'dashboard.png');
+      let shot = process.env.AMPGUARD_SCREENSHOT;
+      if (!shot) {
+        const dir = mkdtempSync(join(tmpdir(), 'ampguard-shot-'));
+        onStopAll(() => rmSync(dir, { recursive: true, force: true }));
+        shot = join(dir, 'dashboard.png');
+      }
       await page.screenshot({ path: shot, fullPage: true });
       expect(errors).toEqual([]);
     } finally {
