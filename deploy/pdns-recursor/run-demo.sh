@@ -5,6 +5,6 @@ set -eu
 dir=$(mktemp -d /tmp/ampguard-recursor.XXXXXX)
 pdns_recursor --config-dir=deploy/pdns-recursor --socket-dir="$dir" --disable-syslog "$@" &
 pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 trap 'exit 0' INT TERM
 wait "$pid"
