@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import type { Logger } from 'pino';
-import { compilePolicy, type RuntimeConfig } from './config/compile.js';
+import type { RuntimeConfig } from './config/compile.js';
 import type { Config } from './config/schema.js';
-import { applyPaths, planReload, type ReloadPlan } from './config/reload.js';
+import { reloadConfig, type ReloadPlan } from './config/reload.js';
 import { formatHostPort } from './config/address.js';
 import { createRegistry } from './metrics/registry.js';
 import { startMetricsServer } from './metrics/server.js';
@@ -50,12 +50,11 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger): Promis
   return {
     enforcer,
     reload(next: Config): ReloadPlan {
-      const plan = planReload(config, next);
-      config = applyPaths(config, next, plan.applied);
-      settings = compilePolicy(config);
+      const r = reloadConfig(config, next);
+      ({ config, settings } = r);
       dataplane.applySettings(settings);
       log.level = config.log.level;
-      return plan;
+      return r.plan;
     },
     async close(): Promise<void> {
       await dataplane.close();

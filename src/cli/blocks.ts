@@ -62,7 +62,7 @@ export async function blocksCommand(path: string, args: string[]): Promise<numbe
   if (mode === 'userspace' || mode === 'off') {
     throw new CliError('E_UNREACHABLE', `ampguard is not running at ${formatHostPort(rt.metricsListen)} and block.mode ${mode} keeps no kernel set`);
   }
-  const k = kernelSettings(rt.source, rt.listenUdp.map((a) => a.port));
+  const k = kernelSettings(rt);
   const sink = kernelSink(mode === 'auto' ? 'ipset' : mode, k, createExec());
   if (action === 'list') {
     const entries = await sink.list();

@@ -9,9 +9,9 @@ import { AggregatorRegistry, Registry } from 'prom-client';
 type metric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 type Question = { what: 'metrics' } | { what: 'top'; n: number };
 import type { Logger } from 'pino';
-import { compilePolicy, type RuntimeConfig } from '../config/compile.js';
+import type { RuntimeConfig } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
-import { applyPaths, planReload, type ReloadPlan } from '../config/reload.js';
+import { reloadConfig, type ReloadPlan } from '../config/reload.js';
 import { registerEnforcementMetrics } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsText } from '../metrics/server.js';
 import { operatorRoutes } from '../metrics/api.js';
@@ -119,12 +119,11 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
   return {
     enforcer,
     reload(next: Config): ReloadPlan {
-      const plan = planReload(config, next);
-      config = applyPaths(config, next, plan.applied);
-      settings = compilePolicy(config);
+      const r = reloadConfig(config, next);
+      ({ config, settings } = r);
       log.level = config.log.level;
       broadcast({ t: 'reload', config });
-      return plan;
+      return r.plan;
     },
     async close(): Promise<void> {
       closing = true;

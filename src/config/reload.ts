@@ -2,6 +2,7 @@
 // `reloadable` marks; everything else needs a restart and is reported as such.
 import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
+import { compilePolicy, type PolicySettings } from './compile.js';
 
 interface JsonSchemaNode {
   reloadable?: boolean;
@@ -66,4 +67,18 @@ export function applyPaths(current: Config, next: Config, paths: readonly string
     });
   }
   return out as Config;
+}
+
+export interface Reloaded {
+  readonly plan: ReloadPlan;
+  /** the config in effect after the reload: the new reloadable keys, the old rest */
+  readonly config: Config;
+  readonly settings: PolicySettings;
+}
+
+/** What SIGHUP does with a newly read config, in one place for both frontends. */
+export function reloadConfig(current: Config, next: Config): Reloaded {
+  const plan = planReload(current, next);
+  const config = applyPaths(current, next, plan.applied);
+  return { plan, config, settings: compilePolicy(config) };
 }

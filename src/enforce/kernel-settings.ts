@@ -1,5 +1,5 @@
 // What the kernel sinks and the firewall generator need from the config.
-import type { Config } from '../config/schema.js';
+import type { RuntimeConfig } from '../config/compile.js';
 
 export interface KernelSettings {
   readonly set: string;
@@ -12,7 +12,8 @@ export interface KernelSettings {
   readonly udpPorts: readonly number[];
 }
 
-export function kernelSettings(config: Config, udpPorts: readonly number[]): KernelSettings {
+export function kernelSettings(runtime: RuntimeConfig): KernelSettings {
+  const config = runtime.source;
   return {
     set: config.block.set,
     set6: `${config.block.set}-v6`,
@@ -20,6 +21,6 @@ export function kernelSettings(config: Config, udpPorts: readonly number[]): Ker
     maxElements: config.block.max_elements,
     prefixV4: config.policy.large_response.prefix_v4,
     prefixV6: config.policy.large_response.prefix_v6,
-    udpPorts: [...new Set(udpPorts)].sort((a, b) => a - b),
+    udpPorts: [...new Set(runtime.listenUdp.map((a) => a.port))].sort((a, b) => a - b),
   };
 }

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 export async function startEnforcer(runtime: RuntimeConfig, settings: () => PolicySettings, log: Logger): Promise<{ enforcer: Enforcer; loaded: number }> {
   const config = runtime.source;
   const enforceLog = log.child({ module: 'enforce' });
-  const k = kernelSettings(config, runtime.listenUdp.map((a) => a.port));
+  const k = kernelSettings(runtime);
   const sink = await chooseSink(config.block.mode, k, createExec(), enforceLog);
   const enforcer = new Enforcer(sink, config.block.max_elements, settings, enforceLog, () => performance.now());
   const loaded = await enforcer.loadKernelMembers();

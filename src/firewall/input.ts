@@ -1,17 +1,12 @@
-// What a ruleset is made from, taken from the runtime config.
+// What a ruleset is made from: the kernel set as the sinks keep it, plus the
+// ports and backends the stateless rules must let through.
 import type { RuntimeConfig } from '../config/compile.js';
 import type { HostPort } from '../config/address.js';
+import { kernelSettings, type KernelSettings } from '../enforce/kernel-settings.js';
 
-export interface FirewallInput {
-  readonly udpPorts: readonly number[];
+export interface FirewallInput extends KernelSettings {
   readonly tcpPorts: readonly number[];
   readonly backends: readonly HostPort[];
-  readonly set: string;
-  readonly set6: string;
-  readonly timeoutSec: number;
-  readonly maxElements: number;
-  readonly prefixV4: number;
-  readonly prefixV6: number;
   readonly metricsPort: number;
   readonly allowTcp: readonly number[];
   readonly allowUdp: readonly number[];
@@ -20,19 +15,12 @@ export interface FirewallInput {
 const uniq = (ns: readonly number[]): number[] => [...new Set(ns)].sort((a, b) => a - b);
 
 export function firewallInput(rt: RuntimeConfig): FirewallInput {
-  const c = rt.source;
   return {
-    udpPorts: uniq(rt.listenUdp.map((a) => a.port)),
+    ...kernelSettings(rt),
     tcpPorts: uniq(rt.listenTcp.map((a) => a.port)),
     backends: rt.backends.map((b) => b.address),
-    set: c.block.set,
-    set6: `${c.block.set}-v6`,
-    timeoutSec: c.block.timeout,
-    maxElements: c.block.max_elements,
-    prefixV4: c.policy.large_response.prefix_v4,
-    prefixV6: c.policy.large_response.prefix_v6,
     metricsPort: rt.metricsListen.port,
-    allowTcp: uniq(c.firewall.allow_tcp),
-    allowUdp: uniq(c.firewall.allow_udp),
+    allowTcp: uniq(rt.source.firewall.allow_tcp),
+    allowUdp: uniq(rt.source.firewall.allow_udp),
   };
 }

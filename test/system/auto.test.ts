@@ -2,8 +2,7 @@
 // warning, and userspace blocking that still stops the flood's answers.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHosts, kernelUnavailable, SERVER_V4, CLIENTS_V4, type Hosts } from '../helpers/netns.js';
-import { startRecursor } from '../helpers/recursor.js';
-import { startAmpguard } from '../helpers/ampguard.js';
+import { startServerHost } from '../helpers/server-host.js';
 import { dig } from '../helpers/dig.js';
 import { stopAll } from '../helpers/process.js';
 import { blast, until } from '../helpers/blast.js';
@@ -18,16 +17,7 @@ afterEach(async () => {
 });
 
 async function start(h: Hosts) {
-  const rec = await startRecursor({ netns: h.server, port: 5300 });
-  return startAmpguard({
-    netns: h.server,
-    port: 53,
-    config: {
-      listen: { udp: [`${SERVER_V4}:53`], tcp: [`${SERVER_V4}:53`] },
-      backends: [{ address: `127.0.0.1:${rec.port}` }],
-      block: { mode: 'auto', timeout: 60 },
-    },
-  });
+  return (await startServerHost(h, { block: { mode: 'auto', timeout: 60 } })).ag;
 }
 
 describe.skipIf(unavailable !== null)('block.mode auto', () => {

@@ -4,8 +4,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { createHosts, kernelUnavailable, SERVER_V4, CLIENTS_V4, type Hosts } from '../helpers/netns.js';
-import { startRecursor } from '../helpers/recursor.js';
-import { startAmpguard } from '../helpers/ampguard.js';
+import { startServerHost } from '../helpers/server-host.js';
 import { stopAll } from '../helpers/process.js';
 import { blast, until } from '../helpers/blast.js';
 
@@ -29,17 +28,9 @@ describe.skipIf(unavailable !== null)('deploy/systemd/ampguard.service capabilit
 
   it('runs as nobody with those capabilities, on port 53, blocking in the kernel', async () => {
     hosts = createHosts();
-    const rec = await startRecursor({ netns: hosts.server, port: 5300 });
     const list = caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',');
-    const ag = await startAmpguard({
-      netns: hosts.server,
-      port: 53,
+    const { ag } = await startServerHost(hosts, { block: { mode: 'ipset', set: 'unpriv' } }, {
       wrap: ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', `--inh-caps=${list}`, `--ambient-caps=${list}`, '--bounding-set=-all,' + list, '--no-new-privs'],
-      config: {
-        listen: { udp: [`${SERVER_V4}:53`], tcp: [`${SERVER_V4}:53`] },
-        backends: [{ address: `127.0.0.1:${rec.port}` }],
-        block: { mode: 'ipset', set: 'unpriv' },
-      },
     });
     expect(ag.proc.output()).toMatch(/"block_mode":"ipset"/);
     // `ip netns exec` and setpriv both exec, so the child's pid is node's

@@ -4,7 +4,8 @@
 // only where the kernel or privileges are missing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHosts, kernelUnavailable, SERVER_V4, SERVER_V6, CLIENTS_V4, CLIENTS_V6, type Hosts } from '../helpers/netns.js';
-import { startRecursor, type Recursor } from '../helpers/recursor.js';
+import type { Recursor } from '../helpers/recursor.js';
+import { startServerHost } from '../helpers/server-host.js';
 import { CLI, startAmpguard, type Ampguard } from '../helpers/ampguard.js';
 import { dig } from '../helpers/dig.js';
 import { stopAll } from '../helpers/process.js';
@@ -33,17 +34,7 @@ function dropCounter(tool: 'iptables' | 'ip6tables', set: string): number {
 describe.skipIf(unavailable !== null)('ipset enforcement', () => {
   beforeAll(async () => {
     hosts = createHosts();
-    rec = await startRecursor({ netns: hosts.server, port: 5300 });
-    ag = await startAmpguard({
-      netns: hosts.server,
-      port: 53,
-      config: {
-        listen: { udp: [`${SERVER_V4}:53`, `[${SERVER_V6}]:53`], tcp: [`${SERVER_V4}:53`, `[${SERVER_V6}]:53`] },
-        backends: [{ address: `127.0.0.1:${rec.port}` }],
-        health_check: { qname: 'example.test', qtype: 'SOA' },
-        block: { mode: 'ipset', timeout: 4, allowlist: [`${ALLOWED}/32`] },
-      },
-    });
+    ({ rec, ag } = await startServerHost(hosts, { block: { mode: 'ipset', timeout: 4, allowlist: [`${ALLOWED}/32`] } }));
   });
 
   afterAll(async () => {

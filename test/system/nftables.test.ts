@@ -2,8 +2,9 @@
 // ampguard table, timeout sets and a raw-priority prerouting chain.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHosts, kernelUnavailable, SERVER_V4, SERVER_V6, CLIENTS_V4, CLIENTS_V6, type Hosts } from '../helpers/netns.js';
-import { startRecursor, type Recursor } from '../helpers/recursor.js';
-import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
+import type { Recursor } from '../helpers/recursor.js';
+import type { Ampguard } from '../helpers/ampguard.js';
+import { startServerHost } from '../helpers/server-host.js';
 import { dig } from '../helpers/dig.js';
 import { stopAll } from '../helpers/process.js';
 import { blast, until } from '../helpers/blast.js';
@@ -28,17 +29,7 @@ function dropped(family: 'ip' | 'ip6'): number {
 describe.skipIf(unavailable !== null)('nftables enforcement', () => {
   beforeAll(async () => {
     hosts = createHosts();
-    rec = await startRecursor({ netns: hosts.server, port: 5300 });
-    ag = await startAmpguard({
-      netns: hosts.server,
-      port: 53,
-      config: {
-        listen: { udp: [`${SERVER_V4}:53`, `[${SERVER_V6}]:53`], tcp: [`${SERVER_V4}:53`, `[${SERVER_V6}]:53`] },
-        backends: [{ address: `127.0.0.1:${rec.port}` }],
-        health_check: { qname: 'example.test', qtype: 'SOA' },
-        block: { mode: 'nftables', timeout: 30 },
-      },
-    });
+    ({ rec, ag } = await startServerHost(hosts, { block: { mode: 'nftables', timeout: 30 } }));
   });
 
   afterAll(async () => {
