@@ -65,7 +65,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
   const tcpListeners = runtime.listenTcp.map((a) => new TcpListener(a, config.tcp, limits, counters, newSession, listenLog));
   await Promise.all([...udpListeners, ...tcpListeners].map((l) => l.start()));
 
-  const prober = new Prober(pool.backends, config.health_check, log.child({ module: 'health' }), () => undefined);
+  const prober = new Prober(pool.backends, config.health_check, log.child({ module: 'health' }));
   prober.start();
 
   return {

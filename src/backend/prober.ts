@@ -10,8 +10,6 @@ import { readId, readRcode, writeId, RCODE_SERVFAIL, HEADER_LEN } from '../dns/h
 import { PROXY_V2_LOCAL } from './proxy-protocol.js';
 import type { Backend } from './pool.js';
 
-export type HealthListener = (backend: Backend<unknown>, up: boolean) => void;
-
 export class Prober {
   private timer: NodeJS.Timeout | null = null;
   private readonly sockets = new Map<Backend<unknown>, dgram.Socket>();
@@ -21,7 +19,6 @@ export class Prober {
     private readonly backends: readonly Backend<unknown>[],
     private readonly settings: Config['health_check'],
     private readonly log: Logger,
-    private readonly onChange: HealthListener,
   ) {
     this.query = buildCheckQuery(settings.qname, settings.qtype);
   }
@@ -54,7 +51,6 @@ export class Prober {
       socket.off('message', onMessage);
       if (backend.recordCheck(ok, this.settings.fall, this.settings.rise)) {
         this.log.warn({ backend: backend.name, up: backend.up }, backend.up ? 'backend up' : 'backend down');
-        this.onChange(backend, backend.up);
       }
     };
     const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {

@@ -75,5 +75,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`ampguard: ${(err as Error).stack ?? String(err)}\n`);
       process.exitCode = 1;
     }
+    // a start that failed half way may leave sockets and timers open: leave anyway
+    process.exit();
   },
 );

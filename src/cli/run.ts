@@ -13,7 +13,12 @@ export async function runCommand(path: string): Promise<number> {
   const workers = runtime.workers;
   const log = createLogger(runtime.source.log.level);
   if (cluster.isWorker) {
-    await runWorker(runtime, log.child({ worker: cluster.worker?.id }));
+    try {
+      await runWorker(runtime, log.child({ worker: cluster.worker?.id }));
+    } catch (err) {
+      log.fatal({ err: (err as Error).message }, 'worker cannot start');
+      process.exit(1);
+    }
     return new Promise(() => undefined); // lives until the primary disconnects it
   }
   let frontend;

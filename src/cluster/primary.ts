@@ -23,11 +23,14 @@ import { logStarted, type Frontend } from '../main.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 
 const ASK_TIMEOUT_MS = 2000;
+/** a dead worker's replacement waits this long, so a crash loop cannot spin */
+const RESPAWN_DELAY_MS = 1000;
 
 export async function startPrimary(runtime: RuntimeConfig, workerCount: number, log: Logger): Promise<Frontend> {
   let config = runtime.source;
   let settings = runtime.policy;
   let closing = false;
+  let started = false;
   const { enforcer, loaded } = await startEnforcer(runtime, () => settings, log);
   const workers = new Set<Worker>();
   const broadcast = (m: ToWorker, except?: Worker): void => {
@@ -62,12 +65,20 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
       w.on('exit', (code, signal) => {
         workers.delete(w);
         if (closing) return;
-        reject(new Error(`worker exited during start (${code ?? signal})`));
+        // A worker that cannot start (a port in use, say) fails the start: respawning it would loop.
+        if (!started) return reject(new Error(`a worker exited before it was ready (${code ?? signal}); see its log line above`));
         log.error({ worker: w.id, code, signal }, 'worker died, starting another');
-        void fork().catch((err: Error) => log.error({ err: err.message }, 'worker restart failed'));
+        setTimeout(() => void fork().catch((err: Error) => log.error({ err: err.message }, 'worker restart failed')), RESPAWN_DELAY_MS);
       });
     });
-  await Promise.all(Array.from({ length: workerCount }, fork));
+  try {
+    await Promise.all(Array.from({ length: workerCount }, fork));
+  } catch (err) {
+    closing = true;
+    for (const w of workers) w.kill();
+    throw err;
+  }
+  started = true;
 
   const own = new Registry();
   registerEnforcementMetrics(own, {

@@ -6,6 +6,7 @@ import type { HostPort } from '../config/address.js';
 import type { Config } from '../config/schema.js';
 import type { Counters } from '../metrics/counters.js';
 import { FrameReader, frame } from './framing.js';
+import { unmapIpv4 } from './mapped.js';
 import type { TcpClient, TcpSession } from '../pipeline/tcp-session.js';
 
 export type SessionFactory = (client: TcpClient) => TcpSession;
@@ -65,7 +66,9 @@ export class TcpListener {
   }
 
   private accept(socket: net.Socket): void {
-    const address = socket.remoteAddress ?? '';
+    const raw = socket.remoteAddress ?? '';
+    const v4 = unmapIpv4(raw);
+    const address = v4 ?? raw;
     if (!this.limits.tryOpen(address)) {
       this.counters.dropped.overload++;
       socket.destroy();
@@ -77,7 +80,7 @@ export class TcpListener {
     const client: TcpClient = {
       address,
       port: socket.remotePort ?? 0,
-      family: socket.remoteFamily === 'IPv6' ? 6 : 4,
+      family: v4 !== null || socket.remoteFamily !== 'IPv6' ? 4 : 6,
       localAddress: socket.localAddress ?? this.address.host,
       localPort: socket.localPort ?? this.address.port,
       write: (message) => {

@@ -4,6 +4,7 @@ import dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import type { UdpPath, UdpReplyTarget } from '../pipeline/udp-path.js';
+import { unmapIpv4 } from './mapped.js';
 
 function ipLiteralLookup(address: string, family: unknown, callback: (err: null, address: string, family: number) => void): void {
   callback(null, address, typeof family === 'number' ? family : address.includes(':') ? 6 : 4);
@@ -25,8 +26,14 @@ export class UdpListener implements UdpReplyTarget {
       // dns.lookup would cost a regex and a nextTick per reply for nothing.
       lookup: ipLiteralLookup,
     });
-    const family = address.family;
-    this.socket.on('message', (msg, rinfo) => this.path.onQuery(msg, rinfo.address, rinfo.port, family, this));
+    if (address.family === 4) {
+      this.socket.on('message', (msg, rinfo) => this.path.onQuery(msg, rinfo.address, 4, rinfo.address, rinfo.port, this));
+    } else {
+      this.socket.on('message', (msg, rinfo) => {
+        const v4 = unmapIpv4(rinfo.address);
+        this.path.onQuery(msg, v4 ?? rinfo.address, v4 === null ? 6 : 4, rinfo.address, rinfo.port, this);
+      });
+    }
     this.socket.on('error', (err) => this.log.warn({ listen: `${address.host}:${address.port}`, err: err.message }, 'udp socket error'));
   }
 

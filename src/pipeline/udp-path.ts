@@ -23,6 +23,8 @@ export type OffenderHandler = (offender: Offender, now: number) => boolean;
 
 export interface PendingUdp {
   readonly ctx: QueryContext;
+  /** where the reply goes: the client's address as the socket saw it (IPv4-mapped on a [::] socket) */
+  readonly replyAddress: string;
   readonly port: number;
   readonly target: UdpReplyTarget;
   readonly sentAt: number;
@@ -36,7 +38,11 @@ export class UdpPath {
     private readonly clock: () => number,
   ) {}
 
-  onQuery(msg: Buffer, address: string, port: number, family: Family, target: UdpReplyTarget): void {
+  /**
+   * `address`/`family` are the client as policy sees it; `replyAddress` and `port` where
+   * the socket must answer (they differ only for IPv4 clients of a dual-stack socket).
+   */
+  onQuery(msg: Buffer, address: string, family: Family, replyAddress: string, port: number, target: UdpReplyTarget): void {
     const c = this.env.counters;
     c.queries.udp++;
     c.queryBytes.udp += msg.length;
@@ -54,12 +60,13 @@ export class UdpPath {
     }
     if (verdict.kind === 'answer') {
       c.truncated[verdict.reason]++;
-      this.send(target, verdict.wire, port, address);
+      this.send(target, verdict.wire, port, replyAddress);
       return;
     }
     const backend = this.pool.select();
-    const id = backend.inflight.add({ ctx, port, target, sentAt: now }, now + this.env.settings.backendTimeoutMs);
-    if (id < 0 || backend.sender === null) {
+    const sender = backend.sender;
+    const id = sender === null ? -1 : backend.inflight.add({ ctx, replyAddress, port, target, sentAt: now }, now + this.env.settings.backendTimeoutMs);
+    if (id < 0 || sender === null) {
       c.dropped.overload++;
       return;
     }
@@ -67,7 +74,7 @@ export class UdpPath {
     const header = backend.spec.proxyProtocol
       ? proxyV2Header('udp', address, port, target.localAddress, target.localPort)
       : null;
-    backend.sender.send(msg, header);
+    sender.send(msg, header);
   }
 
   onReply(backend: Backend<PendingUdp>, reply: Buffer): void {
@@ -75,7 +82,7 @@ export class UdpPath {
     const id = readId(reply);
     const pending = backend.inflight.peek(id);
     if (pending === undefined) return; // late (already timed out) or stray
-    const { ctx, port, target } = pending;
+    const { ctx, port, target, replyAddress } = pending;
     // The question must be the one we sent: a stray datagram cannot complete a query.
     if (reply.compare(ctx.query, HEADER_LEN, ctx.parsed.qEnd, HEADER_LEN, ctx.parsed.qEnd) !== 0) return;
     backend.inflight.take(id);
@@ -89,15 +96,15 @@ export class UdpPath {
         c.dropped[verdict.reason]++;
         return;
       }
-      this.send(target, reply, port, ctx.clientAddress);
+      this.send(target, reply, port, replyAddress);
       return;
     }
     if (verdict.kind === 'answer') {
       c.truncated[verdict.reason]++;
-      this.send(target, verdict.wire, port, ctx.clientAddress);
+      this.send(target, verdict.wire, port, replyAddress);
       return;
     }
-    this.send(target, reply, port, ctx.clientAddress);
+    this.send(target, reply, port, replyAddress);
   }
 
   /** Expires unanswered queries: SERVFAIL or silence, per backend_timeout_action. */
@@ -107,7 +114,7 @@ export class UdpPath {
     for (const backend of this.pool.backends) {
       backend.inflight.sweep(now, (p) => {
         this.env.counters.dropped.backend_timeout++;
-        if (servfail) this.send(p.target, buildServfail(p.ctx.query, p.ctx.parsed), p.port, p.ctx.clientAddress);
+        if (servfail) this.send(p.target, buildServfail(p.ctx.query, p.ctx.parsed), p.port, p.replyAddress);
       });
     }
   }

@@ -61,7 +61,7 @@ describe('UdpPath', () => {
     const heapBefore = process.memoryUsage().heapUsed;
     for (let i = 0; i < 1_000_000; i++) {
       const address = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-      s.path.onQuery(Buffer.from(q), address, 40000, 4, s.target);
+      s.path.onQuery(Buffer.from(q), address, 4, address, 40000, s.target);
       if (i % 1000 === 0) s.tick(1);
     }
     expect(s.stats().sentCount).toBe(1_000_000);
@@ -75,14 +75,14 @@ describe('UdpPath', () => {
   it('drops the tripping reply, blocks, and forwards nothing more for the offender', () => {
     const s = setup(1200);
     const q = query('medium.example.test', 'TXT', 77, { udpSize: 1232 });
-    for (let i = 0; i < 10; i++) s.path.onQuery(Buffer.from(q), '198.18.0.10', 5555, 4, s.target);
+    for (let i = 0; i < 10; i++) s.path.onQuery(Buffer.from(q), '198.18.0.10', 4, '198.18.0.10', 5555, s.target);
     expect(s.stats().sentCount).toBe(10);
-    s.path.onQuery(Buffer.from(q), '198.18.0.10', 5555, 4, s.target);
+    s.path.onQuery(Buffer.from(q), '198.18.0.10', 4, '198.18.0.10', 5555, s.target);
     expect(s.stats().sentCount).toBe(10);
     expect(s.offenders).toEqual([{ address: '198.18.0.10', prefix: '198.18.0.10', family: 4, charged: expect.any(Number) }]);
     expect(s.env.counters.dropped.rate).toBe(1);
     const forwarded = s.stats().forwarded;
-    s.path.onQuery(Buffer.from(q), '198.18.0.10', 5555, 4, s.target);
+    s.path.onQuery(Buffer.from(q), '198.18.0.10', 4, '198.18.0.10', 5555, s.target);
     expect(s.stats().forwarded).toBe(forwarded);
     expect(s.env.counters.dropped.blocked).toBe(1);
     // replies only ever go back to the querying address and port, with the client's ID
@@ -101,8 +101,21 @@ describe('UdpPath', () => {
         s.path.onReply(backend, reply);
       },
     };
-    s.path.onQuery(query('www.example.test', 'A', 5), '198.18.0.10', 5555, 4, s.target);
+    s.path.onQuery(query('www.example.test', 'A', 5), '198.18.0.10', 4, '198.18.0.10', 5555, s.target);
     expect(s.stats().sentCount).toBe(0);
     expect(backend.inflight.size).toBe(1);
+  });
+});
+
+describe('IPv4 clients of a dual-stack socket', () => {
+  it('are charged and blocked as IPv4 /32s, and answered at their mapped address', () => {
+    const s = setup(1200);
+    const q = query('medium.example.test', 'TXT', 9, { udpSize: 1232 });
+    for (let i = 0; i < 11; i++) s.path.onQuery(Buffer.from(q), '198.18.0.10', 4, '::ffff:198.18.0.10', 5555, s.target);
+    expect(s.offenders[0]).toMatchObject({ prefix: '198.18.0.10', family: 4 });
+    expect(new Set(s.sent.map((x) => x.address))).toEqual(new Set(['::ffff:198.18.0.10']));
+    // a neighbour is not affected, as it would be if both shared the budget of ::/64
+    s.path.onQuery(Buffer.from(q), '198.18.0.11', 4, '::ffff:198.18.0.11', 5555, s.target);
+    expect(s.stats().sentCount).toBe(11);
   });
 });

@@ -1,0 +1,43 @@
+// Listening on [::]: IPv4 clients arrive IPv4-mapped and must be budgeted and
+// blocked as the IPv4 /32s they are, not as one shared IPv6 /64.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { startRecursor, type Recursor } from '../helpers/recursor.js';
+import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
+import { stopAll } from '../helpers/process.js';
+import { freePort } from '../helpers/ports.js';
+import { dig } from '../helpers/dig.js';
+
+const BLAST = resolve('test/helpers/udp-blast.mjs');
+let rec: Recursor;
+let ag: Ampguard;
+
+beforeAll(async () => {
+  rec = await startRecursor();
+  ag = await startAmpguard({
+    address: '::',
+    port: await freePort('::'),
+    config: { backends: [{ address: `127.0.0.1:${rec.port}` }], block: { mode: 'userspace' } },
+  });
+});
+afterAll(async () => {
+  await ag?.stop();
+  await rec?.close();
+  await stopAll();
+});
+
+describe('dual-stack [::] listener', () => {
+  it('blocks one flooding IPv4 client, not its IPv4 neighbours', async () => {
+    const flood = JSON.parse(execFileSync('node', [BLAST, '127.0.0.1', String(ag.port), '127.0.0.70', '40', 'medium.example.test', 'TXT', '1232', '2', '400'], { encoding: 'utf8' }));
+    expect(flood.received).toBeLessThan(40);
+    const blocks = (await (await fetch(`http://127.0.0.1:${ag.metricsPort}/api/blocks`)).json()) as { blocks: { prefix: string }[] };
+    expect(blocks.blocks.map((b) => b.prefix)).toEqual(['127.0.0.70']);
+    for (const transport of ['+notcp', '+tcp']) {
+      expect((await dig('127.0.0.1', ag.port, 'www.example.test', 'A', [transport, '-b', '127.0.0.71'])).status, transport).toBe('NOERROR');
+    }
+    expect((await dig('::1', ag.port, 'www.example.test', 'A', ['+notcp'])).status).toBe('NOERROR');
+    // the flooder itself still gets TCP
+    expect((await dig('127.0.0.1', ag.port, 'www.example.test', 'A', ['+tcp', '-b', '127.0.0.70'])).status).toBe('NOERROR');
+  });
+});
