@@ -1,10 +1,10 @@
 // The command line as an operator uses it: check-config, run with a bad file,
 // SIGHUP reload of thresholds while traffic flows.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CLI, startAmpguard } from '../helpers/ampguard.js';
 import { startRecursor } from '../helpers/recursor.js';
 import { dig } from '../helpers/dig.js';
@@ -88,9 +88,19 @@ describe('SIGHUP', () => {
       (await dig('127.0.0.1', ag.port, 'medium.example.test', 'TXT', ['+notcp', '+ignore', '+bufsize=4096'])).flags;
     expect(await big()).not.toContain('tc');
 
+    // traffic flows through the reload, and every query is answered
+    const traffic = spawn('node', [resolve('test/helpers/traffic.mjs'), '127.0.0.1', String(ag.port), '3', '200', '127.0.0.31,127.0.0.32']);
+    let out = '';
+    traffic.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const trafficDone = new Promise((r) => traffic.once('exit', r));
+    await new Promise((r) => setTimeout(r, 1000));
     ag.writeConfig({ ...base, policy: { truncate_above: 512, any_to_tcp: false } });
     ag.proc.child.kill('SIGHUP');
     await ag.proc.waitFor(/"msg":"config reloaded"/);
+    await trafficDone;
+    const totals = JSON.parse(out) as { sent: number; received: number };
+    expect(totals.sent).toBe(600);
+    expect(totals.received).toBe(totals.sent);
     expect(ag.proc.output()).toMatch(/"applied":\["policy.any_to_tcp","policy.truncate_above"\]/);
     expect(await big()).toContain('tc');
     const any = await dig('127.0.0.1', ag.port, 'example.test', 'ANY', ['+notcp', '+ignore']);
