@@ -43,7 +43,18 @@ function throughputReport(results: TargetResult[]): void {
   console.log(`  bare-node / dnsdist     = ${ratio(by('bare-node'), by('dnsdist'))}`);
 }
 
+function need(tool: string, pkg: string): void {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`]);
+  } catch {
+    console.error(`npm run bench needs ${tool}: apt-get install ${pkg}`);
+    process.exit(1);
+  }
+}
+
 async function main(): Promise<void> {
+  need('dnsperf', 'dnsperf');
+  need('pdns_recursor', 'pdns-recursor');
   console.log(`ampguard benchmark, ${new Date().toISOString()}`);
   console.log(`machine: ${machine()}`);
   if (scenarios.includes('throughput')) {
