@@ -4,9 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { startRecursor, type Recursor } from '../helpers/recursor.js';
-import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
-import { stopAll } from '../helpers/process.js';
+import type { Recursor } from '../helpers/recursor.js';
+import type { Ampguard } from '../helpers/ampguard.js';
+import { startPair, stopPair } from '../helpers/pair.js';
 import { dig } from '../helpers/dig.js';
 import { until } from '../helpers/blast.js';
 
@@ -24,21 +24,13 @@ function workerPids(): number[] {
 }
 
 beforeAll(async () => {
-  rec = await startRecursor();
-  ag = await startAmpguard({
-    config: {
-      workers: 2,
-      backends: [{ address: `127.0.0.1:${rec.port}` }],
-      health_check: { qname: 'example.test', qtype: 'SOA', interval_ms: 200 },
-      block: { mode: 'userspace', timeout: 60 },
-    },
-  });
+  ({ rec, ag } = await startPair({
+    workers: 2,
+    health_check: { qname: 'example.test', qtype: 'SOA', interval_ms: 200 },
+    block: { mode: 'userspace', timeout: 60 },
+  }));
 });
-afterAll(async () => {
-  await ag?.stop();
-  await rec?.close();
-  await stopAll();
-});
+afterAll(() => stopPair({ rec, ag }));
 
 describe('cluster', () => {
   it('runs the configured number of workers', () => {

@@ -7,9 +7,10 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { startRecursor, type Recursor } from '../helpers/recursor.js';
-import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
-import { onStopAll, stopAll } from '../helpers/process.js';
+import type { Recursor } from '../helpers/recursor.js';
+import type { Ampguard } from '../helpers/ampguard.js';
+import { onStopAll } from '../helpers/process.js';
+import { startPair, stopPair } from '../helpers/pair.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const TRAFFIC = resolve('test/helpers/traffic.mjs');
@@ -22,16 +23,11 @@ let browser: Browser | undefined;
 
 describe.skipIf(missing !== null)('dashboard', () => {
   beforeAll(async () => {
-    rec = await startRecursor();
-    ag = await startAmpguard({
-      config: {
-        backends: [{ address: `127.0.0.1:${rec.port}` }],
-        health_check: { qname: 'example.test', qtype: 'SOA' },
-        // 127.0.0.40-47 may send any volume; .48 and .49 go over budget and are blocked
-        block: { mode: 'userspace', timeout: 300, allowlist: ['127.0.0.40/29'] },
-        policy: { large_response: { max_tracked: 1000 } },
-      },
-    });
+    ({ rec, ag } = await startPair({
+      // 127.0.0.40-47 may send any volume; .48 and .49 go over budget and are blocked
+      block: { mode: 'userspace', timeout: 300, allowlist: ['127.0.0.40/29'] },
+      policy: { large_response: { max_tracked: 1000 } },
+    }));
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -39,9 +35,7 @@ describe.skipIf(missing !== null)('dashboard', () => {
   });
   afterAll(async () => {
     await browser?.close();
-    await ag?.stop();
-    await rec?.close();
-    await stopAll();
+    await stopPair({ rec, ag });
   });
 
   it('renders every panel with data and no console errors', async () => {

@@ -3,9 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { startRecursor, type Recursor } from '../helpers/recursor.js';
-import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
-import { stopAll } from '../helpers/process.js';
+import type { Recursor } from '../helpers/recursor.js';
+import type { Ampguard } from '../helpers/ampguard.js';
+import { startPair, stopPair } from '../helpers/pair.js';
 import { freePort } from '../helpers/ports.js';
 import { dig } from '../helpers/dig.js';
 
@@ -14,18 +14,9 @@ let rec: Recursor;
 let ag: Ampguard;
 
 beforeAll(async () => {
-  rec = await startRecursor();
-  ag = await startAmpguard({
-    address: '::',
-    port: await freePort('::'),
-    config: { backends: [{ address: `127.0.0.1:${rec.port}` }], block: { mode: 'userspace' } },
-  });
+  ({ rec, ag } = await startPair({ block: { mode: 'userspace' } }, { address: '::', port: await freePort('::') }));
 });
-afterAll(async () => {
-  await ag?.stop();
-  await rec?.close();
-  await stopAll();
-});
+afterAll(() => stopPair({ rec, ag }));
 
 describe('dual-stack [::] listener', () => {
   it('blocks one flooding IPv4 client, not its IPv4 neighbours', async () => {

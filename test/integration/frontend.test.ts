@@ -2,32 +2,24 @@
 // front of it started from a YAML file, and dig / raw sockets as clients.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { startRecursor, type Recursor } from '../helpers/recursor.js';
-import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
+import type { Recursor } from '../helpers/recursor.js';
+import type { Ampguard } from '../helpers/ampguard.js';
+import { startPair, stopPair } from '../helpers/pair.js';
 import { dig } from '../helpers/dig.js';
 import { query, udpExchange, tcpPipeline, decodeMessage } from '../helpers/wire.js';
-import { stopAll } from '../helpers/process.js';
 
 let recursor: Recursor;
 let ag: Ampguard;
 
 beforeAll(async () => {
-  recursor = await startRecursor();
-  ag = await startAmpguard({
-    config: {
-      backends: [{ address: `127.0.0.1:${recursor.port}` }],
-      backend_timeout_ms: 1000,
-      health_check: { qname: 'example.test', qtype: 'SOA', interval_ms: 200, timeout_ms: 300 },
-      block: { mode: 'off' },
-    },
-  });
+  ({ rec: recursor, ag } = await startPair({
+    backend_timeout_ms: 1000,
+    health_check: { qname: 'example.test', qtype: 'SOA', interval_ms: 200, timeout_ms: 300 },
+    block: { mode: 'off' },
+  }));
 });
 
-afterAll(async () => {
-  await ag?.stop();
-  await recursor?.close();
-  await stopAll();
-});
+afterAll(() => stopPair({ rec: recursor, ag }));
 
 describe('UDP', () => {
   it('answers A', async () => {

@@ -3,9 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { startRecursor, type Recursor } from '../helpers/recursor.js';
-import { CLI, startAmpguard, type Ampguard } from '../helpers/ampguard.js';
-import { stopAll } from '../helpers/process.js';
+import type { Recursor } from '../helpers/recursor.js';
+import { CLI, type Ampguard } from '../helpers/ampguard.js';
+import { startPair, stopPair } from '../helpers/pair.js';
 
 const TRAFFIC = resolve('test/helpers/traffic.mjs');
 let rec: Recursor;
@@ -13,25 +13,13 @@ let ag: Ampguard;
 const get = async <T>(path: string): Promise<T> => (await (await fetch(`http://127.0.0.1:${ag.metricsPort}${path}`)).json()) as T;
 
 beforeAll(async () => {
-  rec = await startRecursor();
-  ag = await startAmpguard({
-    config: {
-      workers: 2,
-      backends: [{ address: `127.0.0.1:${rec.port}` }],
-      health_check: { qname: 'example.test', qtype: 'SOA' },
-      block: { mode: 'userspace', allowlist: ['127.0.0.0/25'] },
-    },
-  });
+  ({ rec, ag } = await startPair({ workers: 2, block: { mode: 'userspace', allowlist: ['127.0.0.0/25'] } }));
   const sources = Array.from({ length: 30 }, (_, i) => `127.0.0.${60 + i}`).join(',');
   execFileSync('node', [TRAFFIC, '127.0.0.1', String(ag.port), '3', '300', sources]);
   // one over-budget source outside the allowlist, for the block list
   execFileSync('node', [TRAFFIC, '127.0.0.1', String(ag.port), '2', '100', '127.0.0.200']);
 });
-afterAll(async () => {
-  await ag?.stop();
-  await rec?.close();
-  await stopAll();
-});
+afterAll(() => stopPair({ rec, ag }));
 
 describe('operator API', () => {
   it('/api/top is sorted, bounded by n (at most 100) and summed over workers', async () => {

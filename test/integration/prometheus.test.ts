@@ -8,9 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { startRecursor, type Recursor } from '../helpers/recursor.js';
-import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
-import { startProc, stopAll } from '../helpers/process.js';
+import type { Recursor } from '../helpers/recursor.js';
+import type { Ampguard } from '../helpers/ampguard.js';
+import { startProc } from '../helpers/process.js';
+import { startPair, stopPair } from '../helpers/pair.js';
 import { freePort } from '../helpers/ports.js';
 import { until } from '../helpers/blast.js';
 import { rules, panelExprs, RULES_FILE } from '../helpers/rules.js';
@@ -35,14 +36,7 @@ describe.skipIf(missing !== null)('Prometheus against a running ampguard', () =>
   let traffic = { sent: 0, received: 0, bytesSent: 0, bytesReceived: 0, byType: {} as Record<string, number> };
 
   beforeAll(async () => {
-    rec = await startRecursor();
-    ag = await startAmpguard({
-      config: {
-        backends: [{ address: `127.0.0.1:${rec.port}` }],
-        health_check: { qname: 'example.test', qtype: 'SOA' },
-        block: { mode: 'userspace', allowlist: ['127.0.0.0/8'] },
-      },
-    });
+    ({ rec, ag } = await startPair({ block: { mode: 'userspace', allowlist: ['127.0.0.0/8'] } }));
     const port = await freePort();
     promUrl = `http://127.0.0.1:${port}`;
     writeFileSync(join(dir, 'prometheus.yml'), stringify({
@@ -64,9 +58,7 @@ describe.skipIf(missing !== null)('Prometheus against a running ampguard', () =>
   });
 
   afterAll(async () => {
-    await ag?.stop();
-    await rec?.close();
-    await stopAll();
+    await stopPair({ rec, ag });
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -1,31 +1,23 @@
 // TCP connection caps and timeouts, with raw sockets against a real recursor.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
-import { startRecursor, type Recursor } from '../helpers/recursor.js';
-import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
-import { stopAll } from '../helpers/process.js';
+import type { Recursor } from '../helpers/recursor.js';
+import type { Ampguard } from '../helpers/ampguard.js';
+import { startPair, stopPair } from '../helpers/pair.js';
 import { query, tcpPipeline } from '../helpers/wire.js';
 
 let rec: Recursor;
 let ag: Ampguard;
 
 beforeAll(async () => {
-  rec = await startRecursor();
-  ag = await startAmpguard({
-    config: {
-      backends: [{ address: `127.0.0.1:${rec.port}` }],
-      block: { mode: 'off' },
-      // exact caps need one process: with N workers each holds cap/N (see README)
-      workers: 1,
-      tcp: { max_connections: 6, max_connections_per_client: 3, idle_timeout_ms: 400, read_timeout_ms: 300 },
-    },
-  });
+  ({ rec, ag } = await startPair({
+    block: { mode: 'off' },
+    // exact caps need one process: with N workers each holds cap/N (see README)
+    workers: 1,
+    tcp: { max_connections: 6, max_connections_per_client: 3, idle_timeout_ms: 400, read_timeout_ms: 300 },
+  }));
 });
-afterAll(async () => {
-  await ag?.stop();
-  await rec?.close();
-  await stopAll();
-});
+afterAll(() => stopPair({ rec, ag }));
 
 function open(localAddress = '127.0.0.1'): Promise<{ socket: net.Socket; closedAt: Promise<number> }> {
   return new Promise((resolve, reject) => {
