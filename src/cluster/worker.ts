@@ -79,8 +79,8 @@ export async function runWorker(runtime: RuntimeConfig, log: Logger): Promise<vo
     clearInterval(syncTimer);
     dataplane.close().finally(() => process.exit(0));
   });
-  // the primary handles signals; a worker only leaves when it is disconnected
-  process.on('SIGINT', () => undefined);
-  process.on('SIGTERM', () => undefined);
+  // the primary handles signals (a reload reaches workers as a message); a worker
+  // only leaves when it is disconnected, whatever `pkill` hits the whole group
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
   send({ t: 'ready' });
 }
