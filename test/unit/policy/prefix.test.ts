@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { prefixKey } from '../../../src/policy/prefix.js';
 import { BlockTable } from '../../../src/policy/block-table.js';
+import { ipToBigInt } from '../../../src/config/cidr.js';
 
 describe('prefixKey', () => {
   it.each([
@@ -36,4 +37,25 @@ describe('BlockTable', () => {
     expect(t.count(0)).toBe(100);
     expect(t.list(20_000)).toEqual([]);
   });
+});
+
+describe('prefixKey for IPv6, against a BigInt reference', () => {
+  const reference = (ip: string, bits: number): string => {
+    const v = ipToBigInt(ip.split('%')[0] as string)!.value;
+    const groups = Array.from({ length: 8 }, (_, i) => Number((v >> BigInt(112 - 16 * i)) & 0xffffn));
+    return `${groups.map((g, i) => {
+      const keep = Math.max(0, Math.min(16, bits - i * 16));
+      return (g & (keep === 0 ? 0 : (0xffff << (16 - keep)) & 0xffff)).toString(16);
+    }).join(':')}/${bits}`;
+  };
+  const addresses = [
+    '1:2:3:4:5:6:7:8', '1::', '::', '::1', 'fe80::1%eth0', 'FD00:A3B1::1', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8',
+    '::1.2.3.4', '::ffff:198.18.0.1', '1:2:3:4:5:6:1.2.3.4', '64:ff9b::192.0.2.33', 'fd00:a3b1:0:1:ffff:ffff:ffff:ffff',
+    '2001:db8:85a3::8a2e:370:7334',
+  ];
+  for (const ip of addresses) {
+    it.each([0, 16, 48, 56, 63, 64, 100, 112, 127])(`${ip} /%i`, (bits) => {
+      expect(prefixKey(ip, 6, 32, bits)).toBe(reference(ip, bits));
+    });
+  }
 });
