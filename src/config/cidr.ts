@@ -1,6 +1,6 @@
 // CIDR allowlists compiled at load into numeric matchers (STYLE 13). Matching is
 // only done when a prefix is about to be blocked, never per packet.
-import { isIP } from 'node:net';
+import { ipv4ToUint32, parseIpv6 } from './ip.js';
 
 export interface Cidr {
   readonly family: 4 | 6;
@@ -11,58 +11,15 @@ export interface Cidr {
   readonly v4Mask: number;
 }
 
-/** "a.b.c.d" as an unsigned 32-bit number, or -1. */
-export function ipv4ToUint32(ip: string): number {
-  let value = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < ip.length; i++) {
-    const c = ip.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || part > 255) return -1;
-      value = value * 256 + part;
-      part = 0;
-      digits = 0;
-      dots++;
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      part = part * 10 + (c - 48);
-      digits++;
-    } else {
-      return -1;
-    }
-  }
-  if (dots !== 3 || digits === 0 || part > 255) return -1;
-  return value * 256 + part;
-}
+const scratch = new Uint16Array(8);
 
 export function ipToBigInt(ip: string): { family: 4 | 6; value: bigint } | null {
-  const family = isIP(ip);
-  if (family === 4) {
-    const parts = ip.split('.').map(Number);
-    return { family, value: BigInt((((parts[0]! << 24) >>> 0) + (parts[1]! << 16) + (parts[2]! << 8) + parts[3]!) >>> 0) };
-  }
-  if (family !== 6) return null;
-  return { family, value: ipv6ToBigInt(ip) };
-}
-
-function ipv6ToBigInt(ip: string): bigint {
-  let text = ip;
-  // An embedded dotted quad (::ffff:1.2.3.4) becomes two hex groups.
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (dotted) {
-    const p = (dotted[1] as string).split('.').map(Number);
-    text = text.slice(0, -(dotted[1] as string).length) +
-      (((p[0]! << 8) | p[1]!).toString(16)) + ':' + (((p[2]! << 8) | p[3]!).toString(16));
-  }
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const headGroups = head === '' ? [] : head.split(':');
-  const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
-  const missing = 8 - headGroups.length - tailGroups.length;
-  const groups = [...headGroups, ...Array<string>(tail === undefined ? 0 : missing).fill('0'), ...tailGroups];
+  const v4 = ipv4ToUint32(ip);
+  if (v4 >= 0) return { family: 4, value: BigInt(v4) };
+  if (!ip.includes(':') || !parseIpv6(ip, scratch)) return null;
   let value = 0n;
-  for (const g of groups) value = (value << 16n) | BigInt(parseInt(g, 16));
-  return value;
+  for (const g of scratch) value = (value << 16n) | BigInt(g);
+  return { family: 6, value };
 }
 
 function maskBits(family: 4 | 6, bits: number): bigint {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { prefixKey } from '../../../src/policy/prefix.js';
 import { BlockTable } from '../../../src/policy/block-table.js';
-import { ipToBigInt } from '../../../src/config/cidr.js';
 
 describe('prefixKey', () => {
   it.each([
@@ -39,10 +38,23 @@ describe('BlockTable', () => {
   });
 });
 
-describe('prefixKey for IPv6, against a BigInt reference', () => {
+describe('prefixKey for IPv6, against an independent reference', () => {
+  // the plain split-and-fill expansion, written apart from the character parser under test
+  const expand = (ip: string): number[] => {
+    let text = ip.split('%')[0] as string;
+    const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+    if (dotted) {
+      const p = dotted.slice(1).map(Number);
+      text = text.slice(0, -dotted[0].length) + ((p[0]! << 8) | p[1]!).toString(16) + ':' + ((p[2]! << 8) | p[3]!).toString(16);
+    }
+    const [head, tail] = text.split('::') as [string, string | undefined];
+    const h = head === '' ? [] : head.split(':');
+    const t = tail === undefined || tail === '' ? [] : tail.split(':');
+    const fill = tail === undefined ? [] : Array<string>(8 - h.length - t.length).fill('0');
+    return [...h, ...fill, ...t].map((g) => parseInt(g, 16));
+  };
   const reference = (ip: string, bits: number): string => {
-    const v = ipToBigInt(ip.split('%')[0] as string)!.value;
-    const groups = Array.from({ length: 8 }, (_, i) => Number((v >> BigInt(112 - 16 * i)) & 0xffffn));
+    const groups = expand(ip);
     return `${groups.map((g, i) => {
       const keep = Math.max(0, Math.min(16, bits - i * 16));
       return (g & (keep === 0 ? 0 : (0xffff << (16 - keep)) & 0xffff)).toString(16);
