@@ -6,12 +6,30 @@ import { parseHostPort, type HostPort } from './address.js';
 import { parseRate, type Rate } from './rate.js';
 import { parseCidr, type Cidr } from './cidr.js';
 import type { ConfigIssue } from './load.js';
+import type { LadderSettings } from '../policy/ladder.js';
 
 export interface BackendSpec {
   readonly name: string;
   readonly address: HostPort;
   readonly weight: number;
   readonly proxyProtocol: boolean;
+}
+
+/** A token bucket's shape: capacity and refill in the rate's unit (bytes, or replies). */
+export interface BudgetRule {
+  readonly capacity: number;
+  readonly perMs: number;
+  /** true: costs are reply bytes; false: each reply costs 1 */
+  readonly bytes: boolean;
+}
+
+/** The budget of the network around a prefix (policy.large_response.aggregate). */
+export interface AggregateSettings {
+  readonly enabled: boolean;
+  readonly prefixV4: number;
+  readonly prefixV6: number;
+  /** the per-prefix rule times the multiplier */
+  readonly rule: BudgetRule;
 }
 
 /** The thresholds SIGHUP may change; stages read them through one mutable holder. */
@@ -27,6 +45,12 @@ export interface PolicySettings {
   bucketCapacity: number;
   prefixV4: number;
   prefixV6: number;
+  /** the per-prefix bucket: burst x truncate_above bytes (or burst replies), refilled at the rate */
+  prefixBudget: BudgetRule;
+  aggregate: AggregateSettings;
+  ladder: LadderSettings;
+  /** block.mode off: the ladder and the budgets report what they would do and change no reply */
+  dryRun: boolean;
   allowlist: readonly Cidr[];
   blockTimeoutMs: number;
   backendTimeoutMs: number;
@@ -61,6 +85,10 @@ export function resolvConfBackend(resolvConf: string): string | null {
 export function compilePolicy(config: Config): PolicySettings {
   const lr = config.policy.large_response;
   const rate = parseRate(lr.rate) as Rate; // validated by the schema
+  const capacity = rate.unit === 'bytes' ? lr.burst * config.policy.truncate_above : lr.burst;
+  const prefixBudget: BudgetRule = { capacity, perMs: rate.perMs, bytes: rate.unit === 'bytes' };
+  const agg = lr.aggregate;
+  const ladder = config.policy.ladder;
   return {
     anyToTcp: config.policy.any_to_tcp,
     truncateAbove: config.policy.truncate_above,
@@ -68,9 +96,23 @@ export function compilePolicy(config: Config): PolicySettings {
     rate,
     rateText: lr.rate,
     burst: lr.burst,
-    bucketCapacity: rate.unit === 'bytes' ? lr.burst * config.policy.truncate_above : lr.burst,
+    bucketCapacity: capacity,
     prefixV4: lr.prefix_v4,
     prefixV6: lr.prefix_v6,
+    prefixBudget,
+    aggregate: {
+      enabled: agg.enabled,
+      prefixV4: agg.prefix_v4,
+      prefixV6: agg.prefix_v6,
+      rule: { capacity: capacity * agg.multiplier, perMs: rate.perMs * agg.multiplier, bytes: prefixBudget.bytes },
+    },
+    ladder: {
+      enabled: ladder.enabled,
+      windowMs: ladder.window_ms,
+      minTc: ladder.min_tc,
+      followUpShare: ladder.followup_share,
+    },
+    dryRun: config.block.mode === 'off',
     allowlist: config.block.allowlist.map((c) => parseCidr(c) as Cidr),
     blockTimeoutMs: config.block.timeout * 1000,
     backendTimeoutMs: config.backend_timeout_ms,

@@ -1,24 +1,72 @@
-// SPEC steps 6-7 — large-response budgets. Reads policy.large_response.*,
-// block.allowlist. Feeds ampguard_large_responses_total.
+// SPEC steps 6-7 — large-response budgets and the ladder over them
+// (docs/defence.md). Reads policy.large_response.*, policy.ladder.*,
+// block.allowlist. Feeds ampguard_large_responses_total,
+// ampguard_truncated_total{reason="budget"} (through the listener) and
+// ampguard_would_truncate_total (block.mode off).
 // Only what is actually sent over UDP costs: a TC=1 stand-in is small and free,
-// and TCP cannot be spoofed. A prefix over budget becomes an offender; the reply
-// that tripped the limit is dropped (unless enforcement is off, see enforce/).
+// and TCP cannot be spoofed. A reply the prefix (or its aggregate network)
+// cannot afford becomes a TC=1 stand-in; a prefix that then does not come back
+// over TCP is an offender, and the reply that tripped it is dropped.
 import { prefixKey } from './prefix.js';
 import { anyCidrContains } from '../config/cidr.js';
+import { buildTruncated } from '../dns/local-answer.js';
 import type { QueryContext } from '../pipeline/context.js';
 import type { Verdict } from '../pipeline/verdict.js';
+import type { BudgetLevel } from './budgets.js';
 import type { PolicyEnv } from './env.js';
 
 export function largeResponseBudget(ctx: QueryContext, sentBytes: number, env: PolicyEnv, now: number): Verdict | null {
   const s = env.settings;
   if (ctx.proto !== 'udp' || sentBytes < s.largeMinBytes) return null;
   env.counters.largeResponses++;
+  const budgets = env.budgets;
   const prefix = prefixKey(ctx.clientAddress, ctx.family, s.prefixV4, s.prefixV6);
-  if (env.budgets.charge(prefix, sentBytes, s, now)) return null;
+  let level: BudgetLevel = 'prefix';
+  let key = prefix;
+  if (budgets.chargeAt('prefix', prefix, sentBytes, s.prefixBudget, now)) {
+    const agg = s.aggregate;
+    if (!agg.enabled) return null;
+    key = prefixKey(ctx.clientAddress, ctx.family, agg.prefixV4, agg.prefixV6);
+    if (budgets.chargeAt('aggregate', key, sentBytes, agg.rule, now)) return null;
+    // the reply is not sent as it is: the prefix keeps what it was charged for it
+    budgets.refund('prefix', prefix, sentBytes, s.prefixBudget);
+    level = 'aggregate';
+  }
   if (anyCidrContains(s.allowlist, ctx.clientAddress)) return null;
+  if (s.ladder.enabled && budgets.overBudget(level, key, s, now) === 'truncate') {
+    if (s.dryRun) {
+      env.counters.wouldTruncate++;
+      return null;
+    }
+    return { kind: 'answer', wire: buildTruncated(ctx.query, ctx.parsed), reason: 'budget' };
+  }
   return {
     kind: 'drop',
     reason: 'rate',
-    offender: { address: ctx.clientAddress, prefix, family: ctx.family, charged: env.budgets.spent(prefix, s) + sentBytes },
+    offender: {
+      address: ctx.clientAddress,
+      prefix: key,
+      family: ctx.family,
+      charged: budgets.spent(key, s, level) + sentBytes,
+      level,
+      cause: s.ladder.enabled ? 'no_followup' : 'over_budget',
+    },
   };
+}
+
+/**
+ * A TCP query: a follow-up of a prefix (and aggregate) being judged on the
+ * ladder. A peek per TCP query, nothing kept for a prefix not on rung 2.
+ */
+export function tcpFollowUp(ctx: QueryContext, env: PolicyEnv): void {
+  const s = env.settings;
+  if (!s.ladder.enabled) return;
+  const budgets = env.budgets;
+  const prefix = prefixKey(ctx.clientAddress, ctx.family, s.prefixV4, s.prefixV6);
+  let counted = budgets.followUp('prefix', prefix, 1);
+  if (s.aggregate.enabled) {
+    const agg = prefixKey(ctx.clientAddress, ctx.family, s.aggregate.prefixV4, s.aggregate.prefixV6);
+    if (budgets.followUp('aggregate', agg, 1)) counted = true;
+  }
+  if (counted) env.counters.tcpFollowUps++;
 }

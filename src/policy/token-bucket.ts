@@ -24,7 +24,8 @@ export function charge(bucket: Bucket, cost: number, capacity: number, perMs: nu
   return false;
 }
 
-function refill(bucket: Bucket, capacity: number, perMs: number, now: number): void {
+/** Adds what the rate brought since the last update, up to the capacity. */
+export function refill(bucket: Bucket, capacity: number, perMs: number, now: number): void {
   const elapsed = now - bucket.updatedAt;
   if (elapsed > 0) {
     const refilled = bucket.tokens + elapsed * perMs;

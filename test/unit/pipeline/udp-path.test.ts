@@ -14,10 +14,10 @@ import type { Offender } from '../../../src/pipeline/verdict.js';
 import { parseHostPort } from '../../../src/config/address.js';
 import { query } from '../../helpers/wire.js';
 
-function setup(replyBytes: number, maxTracked = 100_000) {
+function setup(replyBytes: number, maxTracked = 100_000, config: object = {}) {
   let now = 0;
   const env: PolicyEnv = {
-    settings: compilePolicy(configSchema.parse({})),
+    settings: compilePolicy(configSchema.parse(config)),
     budgets: new BudgetTable(maxTracked),
     blocks: new BlockTable(100_000),
     counters: new Counters(),
@@ -54,6 +54,8 @@ function setup(replyBytes: number, maxTracked = 100_000) {
   return { env, path, target, offenders, sent, stats: () => ({ forwarded, sentCount }), tick: (ms: number) => (now += ms) };
 }
 
+const ONE_STEP = { policy: { ladder: { enabled: false } } };
+
 describe('UdpPath', () => {
   it('keeps a million distinct sources within max_tracked and answers every one', () => {
     const s = setup(900);
@@ -72,14 +74,33 @@ describe('UdpPath', () => {
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(300 * 1024 * 1024);
   });
 
-  it('drops the tripping reply, blocks, and forwards nothing more for the offender', () => {
+  it('on the ladder: TC answers over budget, then the tripping reply dropped once no TCP came back', () => {
     const s = setup(1200);
+    const q = query('medium.example.test', 'TXT', 77, { udpSize: 1232 });
+    for (let i = 0; i < 10; i++) s.path.onQuery(Buffer.from(q), '198.18.0.10', 4, '198.18.0.10', 5555, s.target);
+    expect(s.sent.map((x) => x.length)).toEqual(Array(10).fill(1200));
+    // one query every 100 ms: the first TC at t=0 opens a 2 s window
+    for (let i = 0; i < 20; i++) {
+      s.path.onQuery(Buffer.from(q), '198.18.0.10', 4, '198.18.0.10', 5555, s.target);
+      s.tick(100);
+    }
+    expect(s.offenders).toHaveLength(0);
+    expect(s.env.counters.truncated.budget).toBeGreaterThanOrEqual(18);
+    expect(s.sent.slice(10).filter((x) => x.length < 100)).toHaveLength(s.env.counters.truncated.budget);
+    const before = s.stats().sentCount;
+    s.path.onQuery(Buffer.from(q), '198.18.0.10', 4, '198.18.0.10', 5555, s.target);
+    expect(s.stats().sentCount).toBe(before);
+    expect(s.offenders).toEqual([expect.objectContaining({ prefix: '198.18.0.10', level: 'prefix', cause: 'no_followup' })]);
+  });
+
+  it('drops the tripping reply, blocks, and forwards nothing more for the offender', () => {
+    const s = setup(1200, 100_000, ONE_STEP);
     const q = query('medium.example.test', 'TXT', 77, { udpSize: 1232 });
     for (let i = 0; i < 10; i++) s.path.onQuery(Buffer.from(q), '198.18.0.10', 4, '198.18.0.10', 5555, s.target);
     expect(s.stats().sentCount).toBe(10);
     s.path.onQuery(Buffer.from(q), '198.18.0.10', 4, '198.18.0.10', 5555, s.target);
     expect(s.stats().sentCount).toBe(10);
-    expect(s.offenders).toEqual([{ address: '198.18.0.10', prefix: '198.18.0.10', family: 4, charged: expect.any(Number) }]);
+    expect(s.offenders).toEqual([{ address: '198.18.0.10', prefix: '198.18.0.10', family: 4, charged: expect.any(Number), level: 'prefix', cause: 'over_budget' }]);
     expect(s.env.counters.dropped.rate).toBe(1);
     const forwarded = s.stats().forwarded;
     s.path.onQuery(Buffer.from(q), '198.18.0.10', 4, '198.18.0.10', 5555, s.target);
@@ -109,7 +130,7 @@ describe('UdpPath', () => {
 
 describe('IPv4 clients of a dual-stack socket', () => {
   it('are charged and blocked as IPv4 /32s, and answered at their mapped address', () => {
-    const s = setup(1200);
+    const s = setup(1200, 100_000, ONE_STEP);
     const q = query('medium.example.test', 'TXT', 9, { udpSize: 1232 });
     for (let i = 0; i < 11; i++) s.path.onQuery(Buffer.from(q), '198.18.0.10', 4, '::ffff:198.18.0.10', 5555, s.target);
     expect(s.offenders[0]).toMatchObject({ prefix: '198.18.0.10', family: 4 });

@@ -60,15 +60,18 @@ describe('response stages', () => {
     expect(runResponseStages(ctx('TXT', { udpSize: 4096, proto: 'tcp' }), reply(60_000), e, 0).kind).toBe('forward');
   });
 
-  it('charges only large replies actually sent: the 10th passes, the 11th trips', () => {
-    const e = env();
-    const c = ctx('TXT', { udpSize: 4096 });
-    for (let i = 0; i < 50; i++) expect(runResponseStages(c, reply(699), e, 0).kind).toBe('forward');
-    expect(e.counters.largeResponses).toBe(0);
-    for (let i = 0; i < 10; i++) expect(runResponseStages(c, reply(1232), e, 0).kind, `reply ${i + 1}`).toBe('forward');
-    const v = runResponseStages(c, reply(1232), e, 0);
-    expect(v).toMatchObject({ kind: 'drop', reason: 'rate', offender: { address: '198.18.0.1', prefix: '198.18.0.1', family: 4 } });
-    expect(e.counters.largeResponses).toBe(11);
+  it('charges only large replies actually sent: the 10th passes, the 11th trips (TC on the ladder, an offender without it)', () => {
+    for (const ladder of [true, false]) {
+      const e = env({ ladder: { enabled: ladder } });
+      const c = ctx('TXT', { udpSize: 4096 });
+      for (let i = 0; i < 50; i++) expect(runResponseStages(c, reply(699), e, 0).kind).toBe('forward');
+      expect(e.counters.largeResponses).toBe(0);
+      for (let i = 0; i < 10; i++) expect(runResponseStages(c, reply(1232), e, 0).kind, `reply ${i + 1}`).toBe('forward');
+      const v = runResponseStages(c, reply(1232), e, 0);
+      if (ladder) expect(v).toMatchObject({ kind: 'answer', reason: 'budget' });
+      else expect(v).toMatchObject({ kind: 'drop', reason: 'rate', offender: { address: '198.18.0.1', prefix: '198.18.0.1', family: 4 } });
+      expect(e.counters.largeResponses).toBe(11);
+    }
   });
 
   it('charges a truncated reply as the small TC answer it became', () => {
@@ -85,7 +88,7 @@ describe('response stages', () => {
   });
 
   it('keeps one budget per /24 when prefix_v4 is 24', () => {
-    const e = env({ large_response: { prefix_v4: 24 } });
+    const e = env({ large_response: { prefix_v4: 24 }, ladder: { enabled: false } });
     for (let i = 0; i < 10; i++) runResponseStages(ctx('TXT', { udpSize: 4096, address: `198.18.0.${i}` }), reply(1232), e, 0);
     const v = runResponseStages(ctx('TXT', { udpSize: 4096, address: '198.18.0.200' }), reply(1232), e, 0);
     expect(v).toMatchObject({ kind: 'drop', offender: { prefix: '198.18.0.0/24' } });
