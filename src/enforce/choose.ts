@@ -17,7 +17,11 @@ export async function chooseSink(mode: Config['block']['mode'], k: KernelSetting
   if (mode === 'userspace' || mode === 'off') return processOnlySink(mode);
   const sink = kernelSink(mode === 'auto' ? 'ipset' : mode, k, exec);
   const started = await sink.start();
-  if (started.ok) return sink;
+  if (started.ok) {
+    // an earlier run's set with other parameters was rebuilt: say so, with how many members it kept
+    for (const note of started.notes ?? []) log.warn({ mode: sink.mode }, note);
+    return sink;
+  }
   if (mode === 'auto') log.warn({ err: started.error }, 'kernel set not available, blocking in userspace (block.mode auto)');
   else log.error({ mode, err: started.error }, 'kernel enforcement could not start, blocking in userspace');
   return processOnlySink('userspace');

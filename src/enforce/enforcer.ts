@@ -5,13 +5,16 @@
 // query before the kernel rule catches up are dropped here) and is queued for
 // the kernel sink, which gets batches, not a process per offender. A failing
 // kernel command is logged, counted and retried; the block itself is never lost
-// because the userspace table holds it regardless.
+// because the userspace table holds it regardless. docs/enforcement.md: what is
+// refused before it is queued, how the queue is bounded and keeps each entry's
+// expiry, and why the listing says where each block really is.
 import type { Logger } from 'pino';
 import { BlockTable } from '../policy/block-table.js';
 import { prefixKey } from '../policy/prefix.js';
+import { allowlistedInside, blockTarget } from '../policy/block-target.js';
 import type { PolicySettings } from '../config/compile.js';
 import type { Offender } from '../pipeline/verdict.js';
-import type { BlockMode, BlockSink, KernelEntry } from './sink.js';
+import type { AddResult, BlockMode, BlockSink, KernelEntry } from './sink.js';
 
 const RETRY_DELAYS_MS = [100, 500, 2000, 5000];
 /** recent block events kept for the dashboard and /api/blocks */
@@ -22,6 +25,21 @@ export interface EnforcerStats {
   readonly blocksByMode: Record<BlockMode, number>;
   kernelErrors: number;
   degraded: boolean;
+  /** entries the kernel refused on their own merits (they stay blocked in userspace): ampguard_kernel_rejected_total */
+  readonly kernelRejected: Record<'invalid' | 'full', number>;
+  /** offenders not blocked at all: their prefix covers an allowlisted address, the address is no client's, or the table is full */
+  readonly refused: Record<'allowlist' | 'invalid' | 'full', number>;
+}
+
+/** A block by hand that cannot be made; the message says why (the API answers 400 with it). */
+export class BlockRefusedError extends Error {
+  readonly code = 'E_REFUSED';
+}
+
+interface Queued {
+  readonly family: 4 | 6;
+  /** monotonic ms: a replay after an outage gets what is left, not a fresh block.timeout */
+  readonly expiresAt: number;
 }
 
 /** What the enforcer tells other processes that keep a copy of the block table (cluster workers). */
@@ -54,28 +72,39 @@ export class Enforcer {
     blocksByMode: { ipset: 0, nftables: 0, userspace: 0, off: 0 },
     kernelErrors: 0,
     degraded: false,
+    kernelRejected: { invalid: 0, full: 0 },
+    refused: { allowlist: 0, invalid: 0, full: 0 },
   };
-  private queue: KernelEntry[] = [];
+  /** kernel work to do, one entry per prefix (a re-block updates it), bounded by maxElements */
+  private queue = new Map<string, Queued>();
   private flushTimer: NodeJS.Timeout | null = null;
+  /** the flush in flight: never two at once, so batches cannot race each other into the kernel */
+  private flushing: Promise<void> | null = null;
   private attempt = 0;
   private closed = false;
   private readonly recentEvents: BlockEvent[] = [];
+  /** refusals are logged at most once per second per reason (an attacker can cause them at line rate) */
+  private readonly lastRefusalLog: Record<string, number> = {};
   onChange: ((change: BlockChange) => void) | null = null;
 
   constructor(
     private sink: BlockSink,
-    maxElements: number,
+    private readonly maxElements: number,
     private readonly settings: () => PolicySettings,
     private readonly log: Logger,
     private readonly clock: () => number,
     private readonly wallClock: () => number = Date.now,
   ) {
-    this.blocks = new BlockTable(maxElements);
-    this.wouldBlock = new BlockTable(maxElements);
+    this.blocks = new BlockTable(maxElements, clock);
+    this.wouldBlock = new BlockTable(maxElements, clock);
   }
 
   get mode(): BlockMode {
     return this.sink.mode;
+  }
+
+  private get kernelMode(): boolean {
+    return this.sink.mode === 'ipset' || this.sink.mode === 'nftables';
   }
 
   /** Loads what the kernel set already holds, so a restart forgets nobody. */
@@ -84,71 +113,99 @@ export class Enforcer {
     if (!members) return 0;
     const now = this.clock();
     const s = this.settings();
+    let loaded = 0;
     for (const m of members) {
       const key = prefixKey(m.prefix.split('/')[0] as string, m.family, s.prefixV4, s.prefixV6);
       const ttlMs = (m.timeoutSec > 0 ? m.timeoutSec * 1000 : s.blockTimeoutMs);
-      this.blocks.add(key, now + ttlMs);
+      if (!this.blocks.add(key, now + ttlMs, now)) break;
+      this.blocks.markKernel(key, true);
+      loaded++;
     }
-    return members.length;
+    return loaded;
   }
 
   /** SPEC step 7. Returns true when the tripping reply must be dropped. */
   onOffender(o: Offender, now: number): boolean {
     const s = this.settings();
+    const target = blockTarget(o.address, s);
+    // the ladder may name a wider network than the budget prefix (an aggregate): that is the block key
+    const prefix = o.prefix;
+    const covered = target.ok && prefix !== target.prefix ? allowlistError(prefix, o.family, s) : null;
+    if (!target.ok || covered) {
+      const reason = target.ok ? 'allowlist' : target.reason;
+      this.stats.refused[reason]++;
+      this.logRefusal(reason, now, { address: o.address, prefix, err: target.ok ? covered : target.error });
+      // the tripping reply is still not sent: only this exact address loses it
+      return this.sink.mode !== 'off';
+    }
     if (this.sink.mode === 'off') {
-      if (!this.wouldBlock.isBlocked(o.prefix, now)) {
-        this.wouldBlock.add(o.prefix, now + s.blockTimeoutMs);
+      if (!this.wouldBlock.isBlocked(prefix, now)) {
+        this.wouldBlock.add(prefix, now + s.blockTimeoutMs, now);
         this.stats.blocksByMode.off++;
-        this.remember(o.prefix, o.address, 'off', o.charged, s.blockTimeoutMs);
-        this.log.warn({ address: o.address, prefix: o.prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, mode: 'off' }, 'prefix over budget, not blocked (block.mode off)');
+        this.remember(prefix, o.address, 'off', o.charged, s.blockTimeoutMs);
+        this.log.warn({ address: o.address, prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, mode: 'off' }, 'prefix over budget, not blocked (block.mode off)');
       }
       return false;
     }
-    if (this.blocks.isBlocked(o.prefix, now)) return true;
-    this.blocks.add(o.prefix, now + s.blockTimeoutMs);
-    this.onChange?.({ kind: 'block', prefix: o.prefix, ttlMs: s.blockTimeoutMs });
+    if (this.blocks.isBlocked(prefix, now)) return true;
+    if (!this.blocks.add(prefix, now + s.blockTimeoutMs, now)) {
+      this.stats.refused.full++;
+      this.logRefusal('full', now, { address: o.address, prefix, err: `block.max_elements (${this.maxElements}) prefixes are blocked already` });
+      return true;
+    }
+    this.onChange?.({ kind: 'block', prefix, ttlMs: s.blockTimeoutMs });
     this.stats.blocksByMode[this.sink.mode]++;
-    this.remember(o.prefix, o.address, 'rate', o.charged, s.blockTimeoutMs);
+    this.remember(prefix, o.address, 'rate', o.charged, s.blockTimeoutMs);
     this.log.warn(
-      { address: o.address, prefix: o.prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, timeout_s: s.blockTimeoutMs / 1000, mode: this.sink.mode },
+      { address: o.address, prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, timeout_s: s.blockTimeoutMs / 1000, mode: this.sink.mode },
       'prefix blocked',
     );
-    this.enqueue({ prefix: o.prefix, family: o.family, timeoutSec: s.blockTimeoutMs / 1000 });
+    if (target.kernel && prefix === target.prefix) this.enqueue(prefix, o.family, now + s.blockTimeoutMs);
     return true;
   }
 
-  /** A block by hand (CLI, API): same tables, same timeout. */
-  blockByHand(address: string, family: 4 | 6): string {
+  /** A block by hand (CLI, API): same tables, same timeout. Throws BlockRefusedError when it cannot be made. */
+  blockByHand(address: string, _family?: 4 | 6): string {
     const s = this.settings();
-    const prefix = prefixKey(address, family, s.prefixV4, s.prefixV6);
+    const target = blockTarget(address, s);
+    if (!target.ok) throw new BlockRefusedError(target.reason === 'allowlist' ? `not blocked: ${target.error} (block.allowlist)` : `not blocked: ${target.error}`);
+    const { prefix, family } = target;
     const now = this.clock();
-    this.blocks.add(prefix, now + s.blockTimeoutMs);
+    if (!this.blocks.add(prefix, now + s.blockTimeoutMs, now)) {
+      throw new BlockRefusedError(`not blocked: block.max_elements (${this.maxElements}) prefixes are blocked already`);
+    }
     this.onChange?.({ kind: 'block', prefix, ttlMs: s.blockTimeoutMs });
-    this.enqueue({ prefix, family, timeoutSec: s.blockTimeoutMs / 1000 });
-    this.remember(prefix, address, 'manual', 0, s.blockTimeoutMs);
-    this.log.warn({ address, prefix, mode: this.sink.mode }, 'prefix blocked by hand');
+    if (target.kernel) this.enqueue(prefix, family, now + s.blockTimeoutMs);
+    this.remember(prefix, target.address, 'manual', 0, s.blockTimeoutMs);
+    this.log.warn({ address: target.address, prefix, mode: this.sink.mode, kernel: target.kernel && this.kernelMode }, 'prefix blocked by hand');
     return prefix;
   }
 
-  async unblock(address: string, family: 4 | 6): Promise<string> {
+  async unblock(address: string, _family?: 4 | 6): Promise<string> {
     const s = this.settings();
-    const prefix = prefixKey(address, family, s.prefixV4, s.prefixV6);
+    // an allowlisted address may still have to be unblocked (a block from before the allowlist changed)
+    const target = blockTarget(address, { prefixV4: s.prefixV4, prefixV6: s.prefixV6, allowlist: [] });
+    if (!target.ok) throw new BlockRefusedError(target.error);
+    const { prefix, family } = target;
     this.blocks.remove(prefix);
     this.onChange?.({ kind: 'unblock', prefix });
-    this.queue = this.queue.filter((e) => e.prefix !== prefix);
-    const r = await this.sink.remove({ prefix, family });
-    if (!r.ok) this.kernelFailure(r.error);
-    this.log.warn({ address, prefix }, 'prefix unblocked by hand');
+    this.queue.delete(prefix);
+    if (this.kernelMode) {
+      const r = await this.sink.remove({ prefix, family });
+      if (!r.ok) this.kernelFailure(r.error);
+    }
+    this.log.warn({ address: target.address, prefix }, 'prefix unblocked by hand');
     return prefix;
   }
 
+  /** Every live block, and where it is really enforced: the kernel set only once the kernel took it. */
   list(): BlockView[] {
     const now = this.clock();
     return this.blocks.list(now).map((b) => ({
       prefix: b.prefix,
       expiresInSec: Math.max(0, Math.round((b.expiresAt - now) / 1000)),
       expiresInMs: Math.max(0, b.expiresAt - now),
-      where: this.stats.degraded ? 'userspace' : this.sink.mode,
+      where: b.inKernel && this.kernelMode ? this.sink.mode : 'userspace',
     }));
   }
 
@@ -163,57 +220,138 @@ export class Enforcer {
     if (this.recentEvents.length > RECENT_BLOCKS) this.recentEvents.shift();
   }
 
+  /** O(1) amortised: the table keeps its size and reaps expired entries from a heap. */
   blockedCount(): number {
     return this.blocks.count(this.clock());
+  }
+
+  /** entries waiting for the kernel (while it fails: the degraded queue) */
+  get pending(): number {
+    return this.queue.size;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.flushTimer) clearTimeout(this.flushTimer);
-    await this.flush();
+    this.flushTimer = null;
+    if (this.flushing) await this.flushing;
+    if (this.kernelMode) await this.flushOnce();
     await this.sink.close();
   }
 
-  private enqueue(entry: KernelEntry): void {
-    if (this.sink.mode === 'userspace' || this.sink.mode === 'off') return;
-    this.queue.push(entry);
-    if (this.flushTimer === null && this.attempt === 0) this.schedule(BATCH_DELAY_MS);
+  private logRefusal(reason: string, now: number, fields: Record<string, unknown>): void {
+    const last = this.lastRefusalLog[reason];
+    if (last !== undefined && now - last < 1000) return;
+    this.lastRefusalLog[reason] = now;
+    this.log.warn({ ...fields, reason }, 'prefix not blocked');
+  }
+
+  private enqueue(prefix: string, family: 4 | 6, expiresAt: number): void {
+    if (!this.kernelMode) return;
+    this.queue.delete(prefix); // a re-block moves to the back with its new expiry
+    if (this.queue.size >= this.maxElements) this.pruneQueue();
+    // every queued prefix is in the table, which holds maxElements at most: this only trims leftovers
+    if (this.queue.size >= this.maxElements) return;
+    this.queue.set(prefix, { family, expiresAt });
+    if (this.flushTimer === null && this.flushing === null && this.attempt === 0) this.schedule(BATCH_DELAY_MS);
+  }
+
+  /** drops queued entries that expired or were unblocked meanwhile */
+  private pruneQueue(): void {
+    const now = this.clock();
+    for (const [prefix, q] of this.queue) {
+      if (q.expiresAt <= now || this.blocks.expiresAt(prefix) === undefined) this.queue.delete(prefix);
+    }
   }
 
   private schedule(delayMs: number): void {
-    if (this.closed) return;
+    if (this.closed || this.flushTimer !== null) return;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
-      void this.flush();
+      if (this.flushing) return; // the flush in flight reschedules when it ends
+      this.flushing = this.flushOnce().finally(() => {
+        this.flushing = null;
+        if (this.queue.size > 0 && this.attempt === 0) this.schedule(BATCH_DELAY_MS);
+      });
     }, delayMs);
     this.flushTimer.unref();
   }
 
-  private async flush(): Promise<void> {
-    if (this.queue.length === 0) return;
-    const batch = this.queue;
-    this.queue = [];
-    const r = await this.sink.add(batch);
+  /** One batch to the kernel with what each entry has left; the queue keeps what must be retried. */
+  private async flushOnce(): Promise<void> {
+    if (this.queue.size === 0) return;
+    const now = this.clock();
+    const batch: KernelEntry[] = [];
+    const taken = this.queue;
+    this.queue = new Map();
+    for (const [prefix, q] of taken) {
+      const leftMs = q.expiresAt - now;
+      // expired while waiting (an outage longer than the timeout), or unblocked by hand: nothing to replay
+      if (leftMs <= 0 || this.blocks.expiresAt(prefix) === undefined) continue;
+      batch.push({ prefix, family: q.family, timeoutSec: Math.ceil(leftMs / 1000) });
+    }
+    if (batch.length === 0) {
+      this.attempt = 0; // nothing left to retry: the next block starts a fresh batch
+      return;
+    }
+    let r: AddResult;
+    try {
+      r = await this.sink.add(batch);
+    } catch (err) {
+      r = { ok: false, error: (err as Error).message, rejected: [], pending: batch };
+    }
+    this.settle(batch, r);
     if (r.ok) {
       if (this.stats.degraded) this.log.warn({ mode: this.sink.mode }, 'kernel enforcement restored');
       this.stats.degraded = false;
       this.attempt = 0;
-      if (this.queue.length > 0) this.schedule(BATCH_DELAY_MS);
       return;
     }
     this.kernelFailure(r.error);
-    this.queue = batch.concat(this.queue);
+    // what was not tried goes back in front, keeping its expiry; a newer block of the same prefix wins
+    const retry = new Map<string, Queued>();
+    for (const e of r.pending) {
+      const q = taken.get(e.prefix);
+      if (q && !this.queue.has(e.prefix)) retry.set(e.prefix, q);
+    }
+    for (const [prefix, q] of this.queue) retry.set(prefix, q);
+    this.queue = retry;
+    if (this.queue.size > this.maxElements) this.pruneQueue();
     const delay = RETRY_DELAYS_MS[Math.min(this.attempt, RETRY_DELAYS_MS.length - 1)] as number;
     this.attempt++;
     if (this.attempt === RETRY_DELAYS_MS.length && !this.stats.degraded) {
       this.stats.degraded = true;
-      this.log.error({ mode: this.sink.mode, pending: this.queue.length }, 'kernel enforcement degraded: blocking in userspace until the kernel set accepts again');
+      this.log.error({ mode: this.sink.mode, pending: this.queue.size }, 'kernel enforcement degraded: blocking in userspace until the kernel set accepts again');
     }
     this.schedule(delay);
+  }
+
+  /** Marks what the kernel now holds, counts and logs what it refused. */
+  private settle(batch: readonly KernelEntry[], r: AddResult): void {
+    const notIn = new Set<string>();
+    for (const e of r.pending) notIn.add(e.prefix);
+    for (const x of r.rejected) {
+      notIn.add(x.entry.prefix);
+      this.stats.kernelRejected[x.reason]++;
+      this.blocks.markKernel(x.entry.prefix, false);
+    }
+    if (r.rejected.length > 0) {
+      const first = r.rejected[0];
+      this.log.warn(
+        { mode: this.sink.mode, refused: r.rejected.length, prefix: first?.entry.prefix, reason: first?.reason, err: first?.error },
+        'kernel set refused entries; they stay blocked in userspace',
+      );
+    }
+    for (const e of batch) if (!notIn.has(e.prefix)) this.blocks.markKernel(e.prefix, true);
   }
 
   private kernelFailure(error: string | undefined): void {
     this.stats.kernelErrors++;
     this.log.warn({ mode: this.sink.mode, err: error }, 'kernel command failed');
   }
+}
+
+function allowlistError(prefix: string, family: 4 | 6, s: PolicySettings): string | null {
+  const covered = allowlistedInside(prefix, family, s.allowlist);
+  return covered ? `${prefix} contains the allowlisted ${covered}` : null;
 }

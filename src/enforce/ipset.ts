@@ -1,11 +1,39 @@
 // The ipset sink: `hash:ip` sets (with netmask = the budget prefix, so a /64
 // is one member), filled in batches through `ipset restore -exist` (one process
 // per batch, never per offender), dropped by an iptables raw PREROUTING rule
-// before conntrack and before our socket.
+// before conntrack and before our socket. docs/enforcement.md says how a bad
+// line is dropped without losing its batch and how a set left by an earlier
+// run with other parameters is rebuilt with its members.
 import { describeFailure, type Exec } from './exec.js';
-import { prefixAddress, type BlockSink, type KernelEntry, type SinkResult } from './sink.js';
+import { entryRefusal, prefixAddress, type AddResult, type BlockSink, type KernelEntry, type RejectedEntry, type SinkResult } from './sink.js';
 import type { KernelSettings } from './kernel-settings.js';
 import { ipsetDropRuleArgs } from '../firewall/rules.js';
+
+/** The parameters of an existing set, from `ipset list -t`. */
+export interface IpsetHeader {
+  readonly type: string;
+  readonly family: string;
+  readonly maxElements: number;
+  readonly netmask: number;
+  /** 0 when the set has no timeout support */
+  readonly timeoutSec: number;
+}
+
+export function parseIpsetHeader(text: string): IpsetHeader | null {
+  const type = /^Type:\s*(\S+)/m.exec(text)?.[1];
+  const header = /^Header:\s*(.*)$/m.exec(text)?.[1];
+  if (!type || header === undefined) return null;
+  const field = (name: string): string | undefined => new RegExp(`(?:^|\\s)${name} (\\S+)`).exec(header)?.[1];
+  const family = field('family') ?? 'inet';
+  return {
+    type,
+    family,
+    maxElements: Number(field('maxelem') ?? 65536),
+    // ipset leaves the netmask out when it is the full length
+    netmask: Number(field('netmask') ?? (family === 'inet6' ? 128 : 32)),
+    timeoutSec: Number(field('timeout') ?? 0),
+  };
+}
 
 export class IpsetSink implements BlockSink {
   readonly mode = 'ipset' as const;
@@ -16,15 +44,19 @@ export class IpsetSink implements BlockSink {
     return family === 4 ? this.k.set : this.k.set6;
   }
 
+  private createArgs(name: string, family: 4 | 6): string[] {
+    return [
+      'create', name, 'hash:ip', 'family', family === 4 ? 'inet' : 'inet6',
+      'timeout', String(this.k.timeoutSec), 'maxelem', String(this.k.maxElements),
+      'netmask', String(family === 4 ? this.k.prefixV4 : this.k.prefixV6),
+    ];
+  }
+
   async start(): Promise<SinkResult> {
+    const notes: string[] = [];
     for (const family of [4, 6] as const) {
-      const args = [
-        'create', this.setFor(family), 'hash:ip', 'family', family === 4 ? 'inet' : 'inet6',
-        'timeout', String(this.k.timeoutSec), 'maxelem', String(this.k.maxElements),
-        'netmask', String(family === 4 ? this.k.prefixV4 : this.k.prefixV6), '-exist',
-      ];
-      const r = await this.exec('ipset', args);
-      if (!r.ok) return { ok: false, error: describeFailure('ipset', args, r) };
+      const made = await this.ensureSet(family, notes);
+      if (!made.ok) return made;
       const tool = family === 4 ? 'iptables' : 'ip6tables';
       for (const port of this.k.udpPorts) {
         const rule = ipsetDropRuleArgs(this.setFor(family), port);
@@ -35,16 +67,61 @@ export class IpsetSink implements BlockSink {
         if (!added.ok) return { ok: false, error: describeFailure(tool, insert, added) };
       }
     }
+    return { ok: true, notes };
+  }
+
+  /** Creates the set, or rebuilds one left with other parameters keeping its members. */
+  private async ensureSet(family: 4 | 6, notes: string[]): Promise<SinkResult> {
+    const name = this.setFor(family);
+    const listed = await this.exec('ipset', ['list', '-t', name]);
+    const header = listed.ok ? parseIpsetHeader(listed.stdout) : null;
+    if (!header) {
+      const args = [...this.createArgs(name, family), '-exist'];
+      const r = await this.exec('ipset', args);
+      return r.ok ? { ok: true } : { ok: false, error: describeFailure('ipset', args, r) };
+    }
+    const want = { family: family === 4 ? 'inet' : 'inet6', netmask: family === 4 ? this.k.prefixV4 : this.k.prefixV6 };
+    if (header.type !== 'hash:ip' || header.family !== want.family) {
+      return { ok: false, error: `ipset ${name} exists as ${header.type} family ${header.family}, not hash:ip family ${want.family}: remove it or choose another block.set` };
+    }
+    if (header.timeoutSec === this.k.timeoutSec && header.maxElements === this.k.maxElements && header.netmask === want.netmask) return { ok: true };
+    return this.rebuild(name, family, header, notes);
+  }
+
+  /**
+   * A new set with the configured parameters, the old members copied in with
+   * their remaining timeouts (ipset re-keys them to the new netmask itself),
+   * then `ipset swap`: the DROP rule names the set, so it never stops matching.
+   */
+  private async rebuild(name: string, family: 4 | 6, old: IpsetHeader, notes: string[]): Promise<SinkResult> {
+    const saved = await this.exec('ipset', ['save', name]);
+    if (!saved.ok) return { ok: false, error: describeFailure('ipset', ['save', name], saved) };
+    const members = parseIpsetSave(saved.stdout, family).map((m) => ({ ...m, timeoutSec: m.timeoutSec > 0 ? m.timeoutSec : this.k.timeoutSec }));
+    const tmp = `ampguard-tmp-${process.pid % 100_000}-${family}`;
+    await this.exec('ipset', ['destroy', tmp]);
+    const create = await this.exec('ipset', this.createArgs(tmp, family));
+    if (!create.ok) return { ok: false, error: describeFailure('ipset', this.createArgs(tmp, family), create) };
+    const filled = await addLines(this.exec, () => tmp, members);
+    if (!filled.ok) {
+      await this.exec('ipset', ['destroy', tmp]);
+      return { ok: false, error: filled.error };
+    }
+    const swap = await this.exec('ipset', ['swap', tmp, name]);
+    if (!swap.ok) {
+      await this.exec('ipset', ['destroy', tmp]);
+      return { ok: false, error: describeFailure('ipset', ['swap', tmp, name], swap) };
+    }
+    await this.exec('ipset', ['destroy', tmp]);
+    const lost = filled.rejected.length;
+    notes.push(
+      `ipset ${name} rebuilt (timeout ${old.timeoutSec} -> ${this.k.timeoutSec}, maxelem ${old.maxElements} -> ${this.k.maxElements}, netmask ${old.netmask} -> ${family === 4 ? this.k.prefixV4 : this.k.prefixV6}): ` +
+        `${members.length - lost} of ${members.length} members kept${lost > 0 ? `, ${lost} refused (${filled.rejected[0]?.error})` : ''}`,
+    );
     return { ok: true };
   }
 
-  async add(entries: readonly KernelEntry[]): Promise<SinkResult> {
-    if (entries.length === 0) return { ok: true };
-    const script = entries
-      .map((e) => `add ${this.setFor(e.family)} ${prefixAddress(e.prefix)} timeout ${Math.max(1, Math.round(e.timeoutSec))}\n`)
-      .join('');
-    const r = await this.exec('ipset', ['restore', '-exist'], script);
-    return r.ok ? { ok: true } : { ok: false, error: describeFailure('ipset', ['restore', '-exist'], r) };
+  add(entries: readonly KernelEntry[]): Promise<AddResult> {
+    return addLines(this.exec, (f) => this.setFor(f), entries);
   }
 
   async remove(entry: Omit<KernelEntry, 'timeoutSec'>): Promise<SinkResult> {
@@ -66,6 +143,38 @@ export class IpsetSink implements BlockSink {
   async close(): Promise<void> {
     // The set and the rule stay: the kernel keeps dropping, and the next start reloads the members.
   }
+}
+
+/**
+ * `ipset restore -exist` of a batch. restore applies lines in order and stops
+ * at the first it refuses, naming it ("Error in line N: ..."): the lines before
+ * went in, the refused one is dropped and reported, and the rest is restored
+ * again, so one bad entry costs one more process, never the batch. Once the set
+ * is full ("Hash is full") every later line would be refused too.
+ */
+async function addLines(exec: Exec, setFor: (family: 4 | 6) => string, entries: readonly KernelEntry[]): Promise<AddResult> {
+  const rejected: RejectedEntry[] = [];
+  let rest = entries;
+  while (rest.length > 0) {
+    const script = rest.map((e) => `add ${setFor(e.family)} ${prefixAddress(e.prefix)} timeout ${Math.max(1, Math.round(e.timeoutSec))}\n`).join('');
+    const r = await exec('ipset', ['restore', '-exist'], script);
+    if (r.ok) break;
+    const error = describeFailure('ipset', ['restore', '-exist'], r);
+    const m = /Error in line (\d+): (.*)/.exec(r.stderr);
+    const line = m ? Number(m[1]) : 0;
+    const kind = m ? entryRefusal(m[2] as string) : null;
+    if (kind === null || line < 1 || line > rest.length) {
+      return { ok: false, error, rejected, pending: line >= 1 && line <= rest.length ? rest.slice(line - 1) : rest };
+    }
+    const reason = (m?.[2] as string).trim();
+    if (kind === 'full') {
+      for (const entry of rest.slice(line - 1)) rejected.push({ entry, reason: 'full', error: reason });
+      break;
+    }
+    rejected.push({ entry: rest[line - 1] as KernelEntry, reason: 'invalid', error: reason });
+    rest = rest.slice(line);
+  }
+  return { ok: true, rejected, pending: [] };
 }
 
 /** Members of `ipset save` output: "add <set> <ip> timeout <n>". */

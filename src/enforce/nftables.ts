@@ -1,10 +1,26 @@
 // The nftables sink: an `inet ampguard` table with timeout sets and a
 // prerouting chain at raw priority (before conntrack), fed in batches with one
-// `nft -f -` per batch.
+// `nft -f -` per batch. docs/enforcement.md: a batch nft refuses is retried
+// entry by entry, and sets left by an earlier run with another timeout, size
+// or prefix are rebuilt at start with their members.
 import { describeFailure, type Exec } from './exec.js';
-import { prefixAddress, type BlockSink, type KernelEntry, type SinkResult } from './sink.js';
+import { entryRefusal, prefixAddress, type AddResult, type BlockSink, type KernelEntry, type RejectedEntry, type SinkResult } from './sink.js';
 import type { KernelSettings } from './kernel-settings.js';
 import { NFT_TABLE, nftEnforcementScript } from '../firewall/rules.js';
+import { prefixKey } from '../policy/prefix.js';
+import { ipToBigInt } from '../config/cidr.js';
+
+/** "fd00::" and "fd00:0:0:0:0:0:0:0" are one address */
+function sameAddress(a: string, b: string): boolean {
+  return a === b || ipToBigInt(a)?.value === ipToBigInt(b)?.value;
+}
+
+/** An existing set: its parameters and members, from `nft -j list set`. */
+export interface NftSetState {
+  readonly timeoutSec: number;
+  readonly size: number;
+  readonly members: KernelEntry[];
+}
 
 export class NftablesSink implements BlockSink {
   readonly mode = 'nftables' as const;
@@ -20,20 +36,95 @@ export class NftablesSink implements BlockSink {
     return r.ok ? { ok: true } : { ok: false, error: describeFailure('nft', ['-f', '-'], r) };
   }
 
-  start(): Promise<SinkResult> {
-    return this.run(nftEnforcementScript(this.k));
+  /**
+   * Creates the table, sets and chain, in one transaction. A set that exists
+   * with another timeout or size, or whose members are keyed for another
+   * prefix length, is deleted and created anew in the same transaction with
+   * its members (re-keyed, with their remaining timeouts): the rules are
+   * flushed and re-added around it, so nothing is dropped unlisted.
+   */
+  async start(): Promise<SinkResult> {
+    const rebuild: string[] = [];
+    const elements: string[] = [];
+    const notes: string[] = [];
+    for (const family of [4, 6] as const) {
+      const state = await this.readSet(family);
+      if (!state) continue;
+      const rekeyed = this.rekey(state.members, family);
+      const moved = rekeyed.some((e, i) => !sameAddress(e.prefix, state.members[i]?.prefix ?? ''));
+      if (state.timeoutSec === this.k.timeoutSec && state.size === this.k.maxElements && !moved) continue;
+      const name = this.setFor(family);
+      const keep = dedupe(rekeyed).slice(0, this.k.maxElements);
+      rebuild.push(`delete set inet ${NFT_TABLE} ${name}`);
+      if (keep.length > 0) elements.push(elementLine(name, keep));
+      notes.push(
+        `nftables set ${name} rebuilt (timeout ${state.timeoutSec}s -> ${this.k.timeoutSec}s, size ${state.size} -> ${this.k.maxElements}): ` +
+          `${keep.length} of ${state.members.length} members kept`,
+      );
+    }
+    const script = rebuild.length === 0
+      ? nftEnforcementScript(this.k)
+      : [
+          `add table inet ${NFT_TABLE}`,
+          `add chain inet ${NFT_TABLE} prerouting { type filter hook prerouting priority raw; policy accept; }`,
+          `flush chain inet ${NFT_TABLE} prerouting`,
+          ...rebuild,
+          nftEnforcementScript(this.k),
+          ...elements,
+          '',
+        ].join('\n');
+    const r = await this.run(script);
+    return r.ok ? { ok: true, notes } : r;
   }
 
-  add(entries: readonly KernelEntry[]): Promise<SinkResult> {
-    if (entries.length === 0) return Promise.resolve({ ok: true });
+  private async readSet(family: 4 | 6): Promise<NftSetState | null> {
+    const r = await this.exec('nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, this.setFor(family)]);
+    return r.ok ? parseNftSetState(r.stdout, family) : null;
+  }
+
+  /** Members under the configured prefix length (a /32 set read back for /24 becomes its /24 network). */
+  private rekey(members: readonly KernelEntry[], family: 4 | 6): KernelEntry[] {
+    return members.map((m) => ({
+      family,
+      prefix: prefixAddress(prefixKey(m.prefix, family, this.k.prefixV4, this.k.prefixV6)),
+      // an element without a timeout of its own gets the configured one
+      timeoutSec: m.timeoutSec > 0 ? m.timeoutSec : this.k.timeoutSec,
+    }));
+  }
+
+  async add(entries: readonly KernelEntry[]): Promise<AddResult> {
+    if (entries.length === 0) return { ok: true, rejected: [], pending: [] };
+    const whole = await this.run(this.script(entries));
+    if (whole.ok) return { ok: true, rejected: [], pending: [] };
+    // nft applies a script as one transaction, all or nothing, and may blame
+    // the wrong line: find the culprits by adding each entry on its own.
+    const rejected: RejectedEntry[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i] as KernelEntry;
+      const r = await this.run(this.script([entry]));
+      if (r.ok) continue;
+      const kind = entryRefusal(r.error ?? '');
+      if (kind === null) {
+        if (rejected.length === 0 && i === 0) return { ok: false, error: r.error, rejected, pending: entries };
+        return { ok: false, error: r.error, rejected, pending: entries.slice(i) };
+      }
+      const error = (r.error ?? '').split('\n').find((l) => l.includes('Error:'))?.trim() ?? (r.error ?? '');
+      if (kind === 'full') {
+        for (const e of entries.slice(i)) rejected.push({ entry: e, reason: 'full', error });
+        break;
+      }
+      rejected.push({ entry, reason: 'invalid', error });
+    }
+    return { ok: true, rejected, pending: [] };
+  }
+
+  private script(entries: readonly KernelEntry[]): string {
     const lines: string[] = [];
     for (const family of [4, 6] as const) {
       const mine = entries.filter((e) => e.family === family);
-      if (mine.length === 0) continue;
-      const elems = mine.map((e) => `${prefixAddress(e.prefix)} timeout ${Math.max(1, Math.round(e.timeoutSec))}s`).join(', ');
-      lines.push(`add element inet ${NFT_TABLE} ${this.setFor(family)} { ${elems} }`);
+      if (mine.length > 0) lines.push(elementLine(this.setFor(family), mine));
     }
-    return this.run(lines.join('\n') + '\n');
+    return lines.join('\n') + '\n';
   }
 
   async remove(entry: Omit<KernelEntry, 'timeoutSec'>): Promise<SinkResult> {
@@ -57,21 +148,52 @@ export class NftablesSink implements BlockSink {
   }
 }
 
+function elementLine(set: string, entries: readonly KernelEntry[]): string {
+  const elems = entries.map((e) => `${prefixAddress(e.prefix)} timeout ${Math.max(1, Math.round(e.timeoutSec))}s`).join(', ');
+  return `add element inet ${NFT_TABLE} ${set} { ${elems} }`;
+}
+
+/** One element per key, with the longest remaining time of those that map to it. */
+function dedupe(entries: readonly KernelEntry[]): KernelEntry[] {
+  const by = new Map<string, KernelEntry>();
+  for (const e of entries) {
+    const had = by.get(e.prefix);
+    if (!had || had.timeoutSec < e.timeoutSec) by.set(e.prefix, e);
+  }
+  return [...by.values()];
+}
+
 interface NftJsonElem {
   elem?: { val?: string; expires?: number; timeout?: number };
 }
 
+interface NftJsonSet {
+  timeout?: number;
+  size?: number;
+  elem?: (string | NftJsonElem)[];
+}
+
+function findSet(text: string): NftJsonSet | null {
+  try {
+    const doc = JSON.parse(text) as { nftables?: { set?: NftJsonSet }[] };
+    return doc.nftables?.find((x) => x.set)?.set ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** Members of `nft -j list set`: plain addresses, or {elem: {val, expires}} with timeouts. */
 export function parseNftSetJson(text: string, family: 4 | 6): KernelEntry[] {
-  try {
-    const doc = JSON.parse(text) as { nftables?: { set?: { elem?: (string | NftJsonElem)[] } }[] };
-    const set = doc.nftables?.find((x) => x.set)?.set;
-    return (set?.elem ?? []).flatMap((e): KernelEntry[] => {
-      if (typeof e === 'string') return [{ prefix: e, family, timeoutSec: 0 }];
-      const val = e.elem?.val;
-      return val ? [{ prefix: val, family, timeoutSec: e.elem?.expires ?? e.elem?.timeout ?? 0 }] : [];
-    });
-  } catch {
-    return [];
-  }
+  const set = findSet(text);
+  return (set?.elem ?? []).flatMap((e): KernelEntry[] => {
+    if (typeof e === 'string') return [{ prefix: e, family, timeoutSec: 0 }];
+    const val = e.elem?.val;
+    return typeof val === 'string' ? [{ prefix: val, family, timeoutSec: e.elem?.expires ?? e.elem?.timeout ?? 0 }] : [];
+  });
+}
+
+export function parseNftSetState(text: string, family: 4 | 6): NftSetState | null {
+  const set = findSet(text);
+  if (!set) return null;
+  return { timeoutSec: set.timeout ?? 0, size: set.size ?? 0, members: parseNftSetJson(text, family) };
 }

@@ -15,13 +15,37 @@ export interface KernelEntry {
 export interface SinkResult {
   readonly ok: boolean;
   readonly error?: string;
+  /** what start() did to an existing set besides creating it (reconciliation), for the log */
+  readonly notes?: readonly string[];
+}
+
+/** An entry the kernel refused on its own merits; the rest of its batch went in. */
+export interface RejectedEntry {
+  readonly entry: KernelEntry;
+  /** full: the set holds block.max_elements already; invalid: the kernel refused the element itself */
+  readonly reason: 'full' | 'invalid';
+  readonly error: string;
+}
+
+/**
+ * The outcome of one batch. ok false: the kernel could not be reached or refused
+ * the batch as a whole (nothing to blame on one entry), so `pending` is to be
+ * retried; ok true: every entry went in except `rejected`.
+ */
+export interface AddResult {
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly rejected: readonly RejectedEntry[];
+  /** entries not tried yet when a batch-wide failure stopped the batch */
+  readonly pending: readonly KernelEntry[];
 }
 
 export interface BlockSink {
   readonly mode: BlockMode;
   /** creates the sets and rules if missing; not ok when the kernel refuses */
   start(): Promise<SinkResult>;
-  add(entries: readonly KernelEntry[]): Promise<SinkResult>;
+  /** adds a batch; one bad entry never keeps the others out */
+  add(entries: readonly KernelEntry[]): Promise<AddResult>;
   remove(entry: Omit<KernelEntry, 'timeoutSec'>): Promise<SinkResult>;
   list(): Promise<KernelEntry[] | null>;
   close(): Promise<void>;
@@ -33,11 +57,19 @@ export function processOnlySink(mode: 'userspace' | 'off'): BlockSink {
   return {
     mode,
     start: async () => ok,
-    add: async () => ok,
+    add: async () => ({ ok: true, rejected: [], pending: [] }),
     remove: async () => ok,
     list: async () => null,
     close: async () => undefined,
   };
+}
+
+/** An entry-specific refusal by ipset or nft, or null for a batch-wide failure (no permission, no set, no tool). */
+export function entryRefusal(error: string): 'full' | 'invalid' | null {
+  // "Hash is full" (ipset), ENFILE/ENOSPC (nft sets at their size)
+  if (/Hash is full|Too many open files|No space left/i.test(error)) return 'full';
+  if (/Null-valued element|Syntax error|cannot parse|resolv|out of range|Invalid|not supported/i.test(error)) return 'invalid';
+  return null;
 }
 
 /** the address part of a prefix key: "10.0.0.0/24" -> "10.0.0.0" */

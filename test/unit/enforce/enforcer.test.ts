@@ -3,7 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { pino } from 'pino';
 import { Enforcer } from '../../../src/enforce/enforcer.js';
-import type { BlockMode, BlockSink, KernelEntry, SinkResult } from '../../../src/enforce/sink.js';
+import type { AddResult, BlockMode, BlockSink, KernelEntry, SinkResult } from '../../../src/enforce/sink.js';
 import { compilePolicy } from '../../../src/config/compile.js';
 import { configSchema } from '../../../src/config/schema.js';
 import type { Offender } from '../../../src/pipeline/verdict.js';
@@ -12,14 +12,30 @@ class FakeSink implements BlockSink {
   batches: KernelEntry[][] = [];
   failing = false;
   members: KernelEntry[] = [];
+  /** calls to add() in flight now, and the most ever */
+  inFlight = 0;
+  maxInFlight = 0;
+  /** ms each add() takes (fake timers) */
+  latencyMs = 0;
+  /** the kernel's capacity: entries past it are refused as full */
+  capacity = Infinity;
   constructor(readonly mode: BlockMode) {}
   async start(): Promise<SinkResult> {
     return { ok: true };
   }
-  async add(entries: readonly KernelEntry[]): Promise<SinkResult> {
-    if (this.failing) return { ok: false, error: 'ipset: Kernel error received: Operation not permitted' };
-    this.batches.push([...entries]);
-    return { ok: true };
+  async add(entries: readonly KernelEntry[]): Promise<AddResult> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+      if (this.failing) return { ok: false, error: 'ipset: Kernel error received: Operation not permitted', rejected: [], pending: entries };
+      this.batches.push([...entries]);
+      const room = Math.max(0, this.capacity - this.batches.flat().length + entries.length);
+      const rejected = entries.slice(room).map((entry) => ({ entry, reason: 'full' as const, error: 'Hash is full' }));
+      return { ok: true, rejected, pending: [] };
+    } finally {
+      this.inFlight--;
+    }
   }
   async remove(): Promise<SinkResult> {
     return { ok: true };
@@ -68,6 +84,7 @@ describe('Enforcer', () => {
     expect(e.stats.degraded).toBe(true);
     expect(e.blocks.isBlocked('198.18.0.1', now)).toBe(true); // never a lost block
     expect(e.list()[0]?.where).toBe('userspace');
+    expect(e.pending).toBe(1);
     sink.failing = false;
     e.onOffender(offender('198.18.0.2'), now);
     await vi.advanceTimersByTimeAsync(5000);
@@ -96,5 +113,105 @@ describe('Enforcer', () => {
     expect(e.blocks.isBlocked('198.18.0.9', 29_999)).toBe(true);
     expect(e.blocks.isBlocked('198.18.0.9', 30_000)).toBe(false);
     expect(e.blocks.isBlocked('fd00:a3b1:0:0:0:0:0:0/64', 59_999)).toBe(true);
+  });
+
+  it('replays after an outage with the time each block has left, skipping the expired, and lists where each block is', async () => {
+    const sink = new FakeSink('ipset');
+    sink.failing = true;
+    const e = new Enforcer(sink, 1000, () => settings, log, () => now);
+    e.onOffender(offender('198.18.0.1'), now); // expires at 60 s
+    now = 30_000;
+    e.onOffender(offender('198.18.0.2'), now); // expires at 90 s
+    await vi.advanceTimersByTimeAsync(100 + 500 + 2000 + 5000 + 5000);
+    expect(e.stats.degraded).toBe(true);
+    expect(e.list().map((b) => b.where)).toEqual(['userspace', 'userspace']);
+    now = 70_000; // the first block ran out during the outage
+    sink.failing = false;
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(sink.batches).toEqual([[{ prefix: '198.18.0.2', family: 4, timeoutSec: 20 }]]);
+    expect(e.list()).toEqual([{ prefix: '198.18.0.2', expiresInSec: 20, expiresInMs: 20_000, where: 'ipset' }]);
+  });
+
+  it('keeps the degraded queue to one entry per prefix and within block.max_elements', async () => {
+    const sink = new FakeSink('ipset');
+    sink.failing = true;
+    const e = new Enforcer(sink, 50, () => settings, log, () => now);
+    for (let round = 0; round < 10; round++) {
+      for (let i = 0; i < 20; i++) e.blockByHand(`198.18.9.${i}`, 4); // blocked again and again
+      await vi.advanceTimersByTimeAsync(6000);
+    }
+    expect(e.pending).toBe(20);
+    for (let i = 0; i < 500; i++) e.onOffender(offender(`198.18.${i >> 8}.${i & 255}`), now);
+    await vi.advanceTimersByTimeAsync(6000);
+    expect(e.pending).toBe(50);
+    expect(e.blockedCount()).toBe(50);
+    expect(e.stats.refused.full).toBe(500 - 30);
+  }, 10_000);
+
+  it('never has two flushes in flight, however slow the kernel', async () => {
+    const sink = new FakeSink('ipset');
+    sink.latencyMs = 300;
+    const e = new Enforcer(sink, 1000, () => settings, log, () => now);
+    for (let i = 0; i < 40; i++) {
+      e.onOffender(offender(`198.18.1.${i}`), now);
+      await vi.advanceTimersByTimeAsync(25);
+    }
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(sink.maxInFlight).toBe(1);
+    expect(sink.batches.flat()).toHaveLength(40);
+    expect(e.list().every((b) => b.where === 'ipset')).toBe(true);
+  });
+
+  it('lists entries the full kernel set refused as userspace, and counts them', async () => {
+    const sink = new FakeSink('ipset');
+    sink.capacity = 2;
+    const e = new Enforcer(sink, 1000, () => settings, log, () => now);
+    for (const a of ['198.18.0.1', '198.18.0.2', '198.18.0.3', '198.18.0.4']) e.onOffender(offender(a), now);
+    await vi.advanceTimersByTimeAsync(25);
+    expect(e.list().map((b) => `${b.prefix} ${b.where}`)).toEqual(['198.18.0.1 ipset', '198.18.0.2 ipset', '198.18.0.3 userspace', '198.18.0.4 userspace']);
+    expect(e.stats.kernelRejected.full).toBe(2);
+  });
+
+  it('with max_elements 2 blocks the first two offenders, as the kernel set does, and counts the rest', async () => {
+    const sink = new FakeSink('ipset');
+    const e = new Enforcer(sink, 2, () => settings, log, () => now);
+    for (const a of ['198.18.0.1', '198.18.0.2', '198.18.0.3', '198.18.0.4']) expect(e.onOffender(offender(a), now)).toBe(true);
+    await vi.advanceTimersByTimeAsync(25);
+    expect(e.list().map((b) => b.prefix)).toEqual(['198.18.0.1', '198.18.0.2']);
+    expect(sink.batches.flat().map((b) => b.prefix)).toEqual(['198.18.0.1', '198.18.0.2']);
+    expect(e.stats.refused.full).toBe(2);
+    expect(e.blockedCount()).toBe(2);
+    expect(() => e.blockByHand('198.18.0.5', 4)).toThrow(/max_elements/);
+  });
+
+  it('validates before queueing: bad entries refused by hand, counted from the packet path, loopback kept in userspace', async () => {
+    const sink = new FakeSink('ipset');
+    const e = new Enforcer(sink, 1000, () => settings, log, () => now);
+    expect(() => e.blockByHand('0.0.0.0', 4)).toThrow(/0\.0\.0\.0/);
+    expect(() => e.blockByHand('::', 6)).toThrow(/unspecified/);
+    expect(() => e.blockByHand('fe80::1%eth0', 6)).toThrow(/zone id/);
+    expect(e.blockByHand('::ffff:198.18.0.9', 6)).toBe('198.18.0.9');
+    expect(e.blockByHand('::ffff:127.0.0.9', 6)).toBe('127.0.0.9');
+    expect(e.blockByHand('::1', 6)).toBe('0:0:0:0:0:0:0:0/64');
+    expect(e.onOffender({ address: '0.0.0.0', prefix: '0.0.0.0', family: 4, charged: 1 }, now)).toBe(true);
+    expect(e.stats.refused.invalid).toBe(1);
+    await vi.advanceTimersByTimeAsync(25);
+    expect(sink.batches).toEqual([[{ prefix: '198.18.0.9', family: 4, timeoutSec: 60 }]]);
+    expect(e.list().map((b) => `${b.prefix} ${b.where}`).sort()).toEqual(['0:0:0:0:0:0:0:0/64 userspace', '127.0.0.9 userspace', '198.18.0.9 ipset']);
+  });
+
+  it('never blocks a prefix that contains an allowlisted address, but still drops the tripping reply', async () => {
+    const s24 = compilePolicy(configSchema.parse({ block: { timeout: 60, allowlist: ['198.18.0.12/32', 'fd00:a3b1::12/128'] }, policy: { large_response: { prefix_v4: 24 } } }));
+    const sink = new FakeSink('ipset');
+    const e = new Enforcer(sink, 1000, () => s24, log, () => now);
+    expect(e.onOffender({ address: '198.18.0.11', prefix: '198.18.0.0/24', family: 4, charged: 1 }, now)).toBe(true);
+    expect(e.onOffender({ address: 'fd00:a3b1::11', prefix: 'fd00:a3b1:0:0:0:0:0:0/64', family: 6, charged: 1 }, now)).toBe(true);
+    expect(e.stats.refused.allowlist).toBe(2);
+    expect(e.blockedCount()).toBe(0);
+    expect(() => e.blockByHand('198.18.0.200', 4)).toThrow(/allowlist/);
+    await vi.advanceTimersByTimeAsync(25);
+    expect(sink.batches).toHaveLength(0);
+    e.onOffender({ address: '198.18.1.11', prefix: '198.18.1.0/24', family: 4, charged: 1 }, now);
+    expect(e.blockedCount()).toBe(1);
   });
 });

@@ -1,0 +1,136 @@
+// What may be blocked, decided once before anything is queued (docs/enforcement.md):
+// an address is normalised (IPv4-mapped IPv6 becomes IPv4, IPv6 text becomes
+// its canonical compressed form) and refused when no real client can have it
+// (unspecified, 0/8, multicast, broadcast, a zone id), and its prefix is
+// refused when it would cover an allowlisted address. Loopback is blockable,
+// but in userspace only: the kernel cannot hold ::1's /64 (it is "::", which
+// ipset calls a null element) and a kernel block of the operator's own host
+// would outlive the process.
+import { ipv4ToUint32, parseIpv6 } from '../config/ip.js';
+import type { Cidr } from '../config/cidr.js';
+import { prefixKey } from './prefix.js';
+
+export type BlockTarget =
+  | {
+      readonly ok: true;
+      /** the address as normalised: dotted IPv4, or compressed lower-case IPv6 */
+      readonly address: string;
+      readonly family: 4 | 6;
+      /** the block key: the budget prefix of the address */
+      readonly prefix: string;
+      /** false when only the userspace table may hold it (loopback, a prefix whose network is unspecified) */
+      readonly kernel: boolean;
+    }
+  | { readonly ok: false; readonly reason: 'invalid' | 'allowlist'; readonly error: string };
+
+export interface TargetSettings {
+  readonly prefixV4: number;
+  readonly prefixV6: number;
+  readonly allowlist: readonly Cidr[];
+}
+
+const groups = new Uint16Array(8);
+
+type Normalised = { address: string; family: 4 | 6; v4: number } | { error: string };
+
+/** The address as the block table keys it, or why it can never be a client. */
+export function normaliseAddress(text: string): Normalised {
+  if (text.includes('%')) return { error: `"${text}": an address with a zone id cannot be blocked` };
+  let v4 = ipv4ToUint32(text);
+  if (v4 < 0) {
+    if (!text.includes(':') || !parseIpv6(text, groups)) return { error: `"${text}" is not an IP address` };
+    const mapped = groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff;
+    if (!mapped) {
+      if (groups.every((g) => g === 0)) return { error: `"${text}" is the unspecified address` };
+      if (groups[0]! >>> 8 === 0xff) return { error: `"${text}" is a multicast address` };
+      return { address: formatIpv6(groups), family: 6, v4: -1 };
+    }
+    v4 = groups[6]! * 65536 + groups[7]!;
+  }
+  const address = `${v4 >>> 24}.${(v4 >>> 16) & 255}.${(v4 >>> 8) & 255}.${v4 & 255}`;
+  if (v4 >>> 24 === 0) return { error: `"${address}" is in 0.0.0.0/8 ("this network"), never a client` };
+  if (v4 >>> 28 === 0xe) return { error: `"${address}" is a multicast address` };
+  if (v4 >>> 28 === 0xf) return { error: `"${address}" is reserved or broadcast, never a client` };
+  return { address, family: 4, v4 };
+}
+
+/** Decides whether `text` may be blocked under the current prefix lengths and allowlist. */
+export function blockTarget(text: string, s: TargetSettings): BlockTarget {
+  const n = normaliseAddress(text);
+  if ('error' in n) return { ok: false, reason: 'invalid', error: n.error };
+  const prefix = prefixKey(n.address, n.family, s.prefixV4, s.prefixV6);
+  const covered = allowlistedInside(prefix, n.family, s.allowlist);
+  if (covered) return { ok: false, reason: 'allowlist', error: `${prefix} contains the allowlisted ${covered}` };
+  return { ok: true, address: n.address, family: n.family, prefix, kernel: kernelHoldable(n, prefix) };
+}
+
+function kernelHoldable(n: { address: string; family: 4 | 6; v4: number }, prefix: string): boolean {
+  if (n.family === 4) return n.v4 >>> 24 !== 127;
+  if (n.address === '::1') return false;
+  parseIpv6(prefix.split('/')[0] as string, groups);
+  return groups.some((g) => g !== 0);
+}
+
+/** The first allowlist CIDR that overlaps `prefix` ("net/len" or a bare address), as text, or null. */
+export function allowlistedInside(prefix: string, family: 4 | 6, allowlist: readonly Cidr[]): string | null {
+  if (allowlist.length === 0) return null;
+  const slash = prefix.indexOf('/');
+  const width = family === 4 ? 32 : 128;
+  const bits = slash < 0 ? width : Number(prefix.slice(slash + 1));
+  const network = toBigInt(slash < 0 ? prefix : prefix.slice(0, slash), family);
+  if (network === null) return null;
+  for (const c of allowlist) {
+    if (c.family !== family) continue;
+    // two networks overlap when they agree on the shorter of their two prefixes
+    const common = Math.min(bits, c.bits);
+    const mask = common === 0 ? 0n : ((1n << BigInt(common)) - 1n) << BigInt(width - common);
+    if ((network & mask) === (c.network & mask)) return `${formatBig(c.network, family)}/${c.bits}`;
+  }
+  return null;
+}
+
+function toBigInt(address: string, family: 4 | 6): bigint | null {
+  if (family === 4) {
+    const v = ipv4ToUint32(address);
+    return v < 0 ? null : BigInt(v);
+  }
+  if (!parseIpv6(address, groups)) return null;
+  let v = 0n;
+  for (const g of groups) v = (v << 16n) | BigInt(g);
+  return v;
+}
+
+function formatBig(v: bigint, family: 4 | 6): string {
+  if (family === 4) {
+    const n = Number(v);
+    return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  }
+  const g = new Uint16Array(8);
+  for (let i = 7; i >= 0; i--) {
+    g[i] = Number(v & 0xffffn);
+    v >>= 16n;
+  }
+  return formatIpv6(g);
+}
+
+/** RFC 5952 text: lower case, the longest run of two or more zero groups as "::". */
+export function formatIpv6(g: Uint16Array): string {
+  let bestAt = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestAt = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const part = (from: number, to: number): string => Array.from(g.subarray(from, to), (x) => x.toString(16)).join(':');
+  if (bestAt < 0) return part(0, 8);
+  return `${part(0, bestAt)}::${part(bestAt + bestLen, 8)}`;
+}
