@@ -40,17 +40,12 @@ export function largeResponseBudget(ctx: QueryContext, sentBytes: number, env: P
     }
     return { kind: 'answer', wire: buildTruncated(ctx.query, ctx.parsed), reason: 'budget' };
   }
+  const cause = s.ladder.enabled ? 'no_followup' : 'over_budget';
+  env.counters.escalations[`${level}:${cause}`]++;
   return {
     kind: 'drop',
     reason: 'rate',
-    offender: {
-      address: ctx.clientAddress,
-      prefix: key,
-      family: ctx.family,
-      charged: budgets.spent(key, s, level) + sentBytes,
-      level,
-      cause: s.ladder.enabled ? 'no_followup' : 'over_budget',
-    },
+    offender: { address: ctx.clientAddress, prefix: key, family: ctx.family, charged: budgets.spent(key, s, level) + sentBytes, level, cause },
   };
 }
 
