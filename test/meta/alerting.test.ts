@@ -11,7 +11,7 @@ if (!promtool) console.warn('promtool tests skipped: promtool is not installed (
 
 describe.skipIf(!promtool)('promtool', () => {
   it('accepts the rules and the scrape config', () => {
-    expect(execFileSync('promtool', ['check', 'rules', `${PROM}/ampguard.rules.yml`], { encoding: 'utf8' })).toMatch(/SUCCESS: 14 rules found/);
+    expect(execFileSync('promtool', ['check', 'rules', `${PROM}/ampguard.rules.yml`], { encoding: 'utf8' })).toMatch(/SUCCESS: 18 rules found/);
     expect(execFileSync('promtool', ['check', 'config', `${PROM}/prometheus.yml`], { encoding: 'utf8' })).toMatch(/SUCCESS/);
   });
 
@@ -23,10 +23,10 @@ describe.skipIf(!promtool)('promtool', () => {
 describe('rules and dashboard', () => {
   const alerts = rules.filter((r) => r.alert);
 
-  it('has the six alerts of the operator guide, each with a runbook', () => {
+  it('has the seven alerts of the operator guide, each with a runbook', () => {
     expect(alerts.map((a) => a.alert).sort()).toEqual([
       'AmpguardAmplificationHigh', 'AmpguardBackendDown', 'AmpguardBlockSurge',
-      'AmpguardEnforcementDegraded', 'AmpguardTrackedPrefixesNearCapacity', 'AmpguardTruncationSpike',
+      'AmpguardEnforcementDegraded', 'AmpguardManyPrefixesTruncated', 'AmpguardTrackedPrefixesNearCapacity', 'AmpguardTruncationSpike',
     ]);
     for (const a of alerts) expect(a.annotations?.runbook?.length, a.alert).toBeGreaterThan(40);
   });
