@@ -1,6 +1,6 @@
 // Outstanding UDP queries of one backend socket, keyed by the fresh ID we sent.
 // IDs come from a free list, so two outstanding queries never share one, and
-// the table can never hold more than `capacity` (<= 65536) entries (STYLE 12).
+// the table can never hold more than `capacity` (<= 65536) entries (CONTRIBUTING.md rule 12).
 // Time is a parameter; the I/O layer calls sweep() on a timer.
 
 export class InFlightTable<T> {

@@ -1,6 +1,6 @@
-// SPEC step 4 — the backends: their health, their outstanding-query tables and
+// Packet-path step 4 — the backends: their health, their outstanding-query tables and
 // the choice among them. Reads backends, health_check.fall/rise, max_in_flight.
-// Feeds ampguard_backend_up (via the registry). No I/O here (STYLE 10).
+// Feeds ampguard_backend_up (via the registry). No I/O here (CONTRIBUTING.md rule 10).
 import type { BackendSpec } from '../config/compile.js';
 import { INITIAL_HEALTH, recordCheck, type HealthState } from './health.js';
 import { InFlightTable } from './inflight.js';

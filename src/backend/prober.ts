@@ -1,4 +1,4 @@
-// Health checks of the backends (the I/O half of STYLE 10): every interval_ms a
+// Health checks of the backends (the I/O half of CONTRIBUTING.md rule 10): every interval_ms a
 // check query over UDP; a reply with the same ID and any RCODE but SERVFAIL
 // within timeout_ms is a pass (dnsdist's default), anything else a failure.
 import dgram from 'node:dgram';

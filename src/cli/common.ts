@@ -1,5 +1,5 @@
 // What every command shares: reading and checking the config file, and the
-// control-plane error type with stable codes (STYLE 6).
+// control-plane error type with stable codes (CONTRIBUTING.md rule 6).
 import { readFileSync } from 'node:fs';
 import { loadConfig, formatIssues, type ConfigIssue } from '../config/load.js';
 import { compileConfig, type RuntimeConfig } from '../config/compile.js';

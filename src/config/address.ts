@@ -1,5 +1,5 @@
 // Parsing of "IP:port" / "[IPv6]:port" strings from the config. Done once at load
-// (STYLE 13), so the packet path only ever sees numbers and family tags.
+// (CONTRIBUTING.md rule 13), so the packet path only ever sees numbers and family tags.
 import { isIP } from 'node:net';
 
 export type Family = 4 | 6;

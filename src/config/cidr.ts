@@ -1,4 +1,4 @@
-// CIDR allowlists compiled at load into numeric matchers (STYLE 13). Matching is
+// CIDR allowlists compiled at load into numeric matchers (CONTRIBUTING.md rule 13). Matching is
 // only done when a prefix is about to be blocked, never per packet.
 import { ipv4ToUint32, parseIpv6 } from './ip.js';
 

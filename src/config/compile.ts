@@ -1,5 +1,5 @@
 // Turns a validated Config into the runtime forms the packet path uses: parsed
-// addresses, rates in units per millisecond, CIDR matchers (STYLE 13).
+// addresses, rates in units per millisecond, CIDR matchers (CONTRIBUTING.md rule 13).
 import { availableParallelism } from 'node:os';
 import type { Config } from './schema.js';
 import { parseHostPort, type HostPort } from './address.js';

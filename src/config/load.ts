@@ -1,5 +1,5 @@
 // Pure: YAML text in, a validated Config or every problem with its key path out
-// (STYLE 5). Reading files and exiting belong to the CLI.
+// (CONTRIBUTING.md rule 5). Reading files and exiting belong to the CLI.
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';

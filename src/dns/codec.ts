@@ -1,4 +1,4 @@
-// The single import of dns-packet (STYLE 7). Its decoders throw on bad input;
+// The single import of dns-packet (CONTRIBUTING.md rule 7). Its decoders throw on bad input;
 // every use below is wrapped so nothing escapes into the packet path.
 import dnsPacket from 'dns-packet';
 import type { DecodedPacket, Packet, Question } from 'dns-packet';

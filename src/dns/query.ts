@@ -1,4 +1,4 @@
-// SPEC step 1: what the packet path needs to know of a query, read without a
+// Packet-path step 1: what the packet path needs to know of a query, read without a
 // full decode. Returns null for anything malformed; the caller counts the drop.
 import {
   HEADER_LEN, FLAG_QR, TYPE_OPT, readFlags, readId, readQdcount, readAncount, readNscount, readArcount,

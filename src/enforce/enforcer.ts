@@ -1,4 +1,4 @@
-// SPEC steps 7-8 — what happens to an offender. Reads block.*, the prefix
+// Packet-path steps 7-8 — what happens to an offender. Reads block.*, the prefix
 // lengths. Feeds ampguard_blocks_total, ampguard_blocked_clients and the
 // enforcement health metrics.
 // Every block goes into the userspace table at once (the tripping reply and any
@@ -124,7 +124,7 @@ export class Enforcer {
     return loaded;
   }
 
-  /** SPEC step 7. Returns true when the tripping reply must be dropped. */
+  /** Packet-path step 7. Returns true when the tripping reply must be dropped. */
   onOffender(o: Offender, now: number): boolean {
     const s = this.settings();
     const target = blockTarget(o.address, s);

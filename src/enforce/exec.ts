@@ -1,4 +1,4 @@
-// The one way ampguard runs kernel commands (STYLE 11): an argument array, no
+// The one way ampguard runs kernel commands (CONTRIBUTING.md rule 11): an argument array, no
 // shell, a timeout, and the outcome returned as a value, never thrown.
 import { spawn } from 'node:child_process';
 

@@ -1,4 +1,4 @@
-// The interface every enforcement sink implements (STYLE 11): ipset, nftables,
+// The interface every enforcement sink implements (CONTRIBUTING.md rule 11): ipset, nftables,
 // userspace, off. A kernel sink keeps the set and the raw DROP rule; the
 // userspace block table is kept by the Enforcer for every mode.
 

@@ -2,7 +2,7 @@
 // the `ampguard firewall` generators (which print whole rulesets), so both
 // always describe the same DROP.
 
-/** iptables match for "UDP to our port from a member of the set": SPEC step 8. */
+/** iptables match for "UDP to our port from a member of the set": Packet-path step 8. */
 export function ipsetDropRuleArgs(set: string, port: number): string[] {
   return ['-p', 'udp', '--dport', String(port), '-m', 'set', '--match-set', set, 'src', '-j', 'DROP'];
 }

@@ -1,4 +1,4 @@
-// The one prom-client registry (STYLE 8): every metric of SPEC.md's table, help
+// The one prom-client registry (CONTRIBUTING.md rule 8): every metric of docs/metrics.md's table, help
 // text on each, label values from closed unions only (never client addresses).
 // Packet-path numbers are read from Counters at scrape time.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';

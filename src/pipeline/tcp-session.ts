@@ -1,4 +1,4 @@
-// SPEC step 9 — the queries of one client TCP connection: pipelined, answered
+// Packet-path step 9 — the queries of one client TCP connection: pipelined, answered
 // out of order, forwarded over one TCP connection to a backend (opened on the
 // first query, so a PROXY v2 header can name this client), never truncated and
 // never charged to a budget. Reads backend_timeout_*, tcp.max_in_flight_per_connection.

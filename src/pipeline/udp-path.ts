@@ -1,4 +1,4 @@
-// The UDP packet path, SPEC steps 1-7, as a sequence of calls: parse, query
+// The UDP packet path, Packet-path steps 1-7, as a sequence of calls: parse, query
 // stages, backend, response stages, enforcement. Sockets stay behind the
 // UdpReplyTarget and UdpSender interfaces; nothing here is thrown per packet.
 import { parseQuery } from '../dns/query.js';
@@ -18,7 +18,7 @@ export interface UdpReplyTarget {
   readonly localPort: number;
 }
 
-/** Decides what happens to an offender's tripping reply: true drops it (SPEC step 7). */
+/** Decides what happens to an offender's tripping reply: true drops it (Packet-path step 7). */
 export type OffenderHandler = (offender: Offender, now: number) => boolean;
 
 export interface PendingUdp {

@@ -1,11 +1,11 @@
-// What a stage decides about a packet (STYLE 2): the listener acts on it, the
+// What a stage decides about a packet (CONTRIBUTING.md rule 2): the listener acts on it, the
 // stages never touch a socket. Constant verdicts are shared to keep the hot path
 // free of allocations.
 
 export type DropReason = 'malformed' | 'blocked' | 'rate' | 'backend_timeout' | 'overload';
 export type TruncateReason = 'any' | 'size';
 
-/** A prefix that went over its large-response budget (SPEC step 7). */
+/** A prefix that went over its large-response budget (Packet-path step 7). */
 export interface Offender {
   readonly address: string;
   readonly prefix: string;

@@ -1,4 +1,4 @@
-// SPEC step 3 — any-to-tcp. Reads policy.any_to_tcp. Feeds
+// Packet-path step 3 — any-to-tcp. Reads policy.any_to_tcp. Feeds
 // ampguard_truncated_total{reason="any"} through the listener.
 // ANY is the classic amplification query and rarely needed by real clients
 // (RFC 8482), so over UDP it gets TC=1 at once, without the backend.

@@ -1,4 +1,4 @@
-// SPEC step 2 — the userspace block table: prefixes whose UDP is dropped in the
+// Packet-path step 2 — the userspace block table: prefixes whose UDP is dropped in the
 // process until they expire. Time injected.
 // Feeds ampguard_blocked_clients and ampguard_dropped_total{reason="blocked"}.
 // Bounded by block.max_elements the way the kernel set is: when it is full a

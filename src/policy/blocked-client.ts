@@ -1,4 +1,4 @@
-// SPEC step 2 — UDP from a blocked prefix is dropped before any work. Reads the
+// Packet-path step 2 — UDP from a blocked prefix is dropped before any work. Reads the
 // userspace block table (kept by enforce/), policy.large_response.prefix_v4/v6.
 // Feeds ampguard_dropped_total{reason="blocked"} through the listener.
 // This covers the moments before the kernel rule catches a client, and hosts

@@ -1,4 +1,4 @@
-// SPEC step 6 — large-response budgets, at two levels: the client's prefix
+// Packet-path step 6 — large-response budgets, at two levels: the client's prefix
 // (policy.large_response.prefix_v4/v6) and, optionally, the aggregate network
 // around it (policy.large_response.aggregate), so a flood spread over a
 // victim's /24 is caught even when each /32 stays under its own budget.

@@ -1,4 +1,4 @@
-// SPEC steps 6-7 — large-response budgets and the ladder over them
+// Packet-path steps 6-7 — large-response budgets and the ladder over them
 // (docs/defence.md). Reads policy.large_response.*, policy.ladder.*,
 // block.allowlist. Feeds ampguard_large_responses_total,
 // ampguard_truncated_total{reason="budget"} (through the listener) and

@@ -1,4 +1,4 @@
-// SPEC step 5 — size-to-tcp. Reads policy.truncate_above. Feeds
+// Packet-path step 5 — size-to-tcp. Reads policy.truncate_above. Feeds
 // ampguard_truncated_total{reason="size"} through the listener.
 // A UDP reply larger than we allow, or than the client said it can take, is
 // replaced by TC=1 so the large answer only ever travels over TCP.

@@ -1,6 +1,6 @@
 // The arithmetic of iptables hashlimit: a bucket of `capacity` tokens that
 // refills at `perMs` tokens per millisecond and starts full. Time is a parameter
-// (STYLE 3) so tests step a fake clock.
+// (CONTRIBUTING.md rule 3) so tests step a fake clock.
 
 export interface Bucket {
   tokens: number;
