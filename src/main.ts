@@ -10,7 +10,8 @@ import { reloadConfig, type ReloadPlan } from './config/reload.js';
 import { formatHostPort } from './config/address.js';
 import { createRegistry } from './metrics/registry.js';
 import { startMetricsServer } from './metrics/server.js';
-import { operatorRoutes } from './metrics/api.js';
+import { operatorRoutes, type ControlGuard } from './metrics/api.js';
+import { ensureToken } from './metrics/token.js';
 import { BudgetTable } from './policy/budgets.js';
 import { startEnforcer } from './enforce/start.js';
 import type { Enforcer } from './enforce/enforcer.js';
@@ -18,12 +19,41 @@ import { clock, startDataplane } from './dataplane.js';
 
 export interface Frontend {
   readonly enforcer: Enforcer;
+  /** settles with the reason when the service cannot go on (workers that keep dying) */
+  readonly failed?: Promise<string>;
   /** applies the reloadable keys of `next`; returns what changed */
   reload(next: Config): ReloadPlan;
   close(): Promise<void>;
 }
 
-export async function startFrontend(runtime: RuntimeConfig, log: Logger): Promise<Frontend> {
+/** Where the operator's token lives (metrics.token_file, resolved against the config file's directory). */
+export interface ControlOptions {
+  readonly tokenFile: string;
+}
+
+/**
+ * The token that guards the API's state changes, made at the first start. When
+ * it can be neither read nor made, ampguard still serves DNS and its read-only
+ * pages, and refuses every change through the API (docs/security.md).
+ */
+export function controlGuard(runtime: RuntimeConfig, control: ControlOptions, log: Logger): ControlGuard {
+  try {
+    return { listen: runtime.metricsListen, token: ensureToken(control.tokenFile) };
+  } catch (err) {
+    const tokenError = `${control.tokenFile}: ${(err as Error).message}`;
+    log.warn({ token_file: control.tokenFile, err: (err as Error).message }, 'no control token: block changes through the API are refused');
+    return { listen: runtime.metricsListen, token: null, tokenError };
+  }
+}
+
+/** Closes an HTTP listener and every connection on it now, idle, keep-alive or half-sent alike. */
+export function closeHttp(server: http.Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  return closed;
+}
+
+export async function startFrontend(runtime: RuntimeConfig, log: Logger, control: ControlOptions): Promise<Frontend> {
   let config = runtime.source;
   let settings = runtime.policy;
   const { enforcer, loaded } = await startEnforcer(runtime, () => settings, log);
@@ -34,18 +64,23 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger): Promis
     blockedClients: () => enforcer.blockedCount(),
     blocksByMode: () => enforcer.stats.blocksByMode,
     kernelErrors: () => enforcer.stats.kernelErrors,
+    kernelRejected: () => enforcer.stats.kernelRejected,
+    blocksRefused: () => enforcer.stats.refused,
     enforcementDegraded: () => enforcer.stats.degraded,
   });
   const metricsServer: http.Server = await startMetricsServer(runtime.metricsListen, {
     registry,
     healthy: () => dataplane.pool.anyUp,
-    routes: operatorRoutes({
-      enforcer,
-      top: async (n) => budgets.top(n, clock()),
-      metricsJson: () => registry.getMetricsAsJSON(),
-    }),
+    routes: operatorRoutes(
+      {
+        enforcer,
+        top: async (n) => budgets.top(n, clock()),
+        metricsJson: () => registry.getMetricsAsJSON(),
+      },
+      controlGuard(runtime, control, log),
+    ),
   });
-  logStarted(log, runtime, enforcer, loaded, 1);
+  logStarted(log, runtime, enforcer, loaded, 1, control);
 
   return {
     enforcer,
@@ -57,15 +92,15 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger): Promis
       return r.plan;
     },
     async close(): Promise<void> {
-      await dataplane.close();
-      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
-      metricsServer.closeAllConnections();
+      // stop taking work on every listener at once; a slow or keep-alive HTTP
+      // client must not hold the stop (closeHttp drops its connection)
+      await Promise.all([closeHttp(metricsServer), dataplane.close()]);
       await enforcer.close();
     },
   };
 }
 
-export function logStarted(log: Logger, runtime: RuntimeConfig, enforcer: Enforcer, loaded: number, workers: number): void {
+export function logStarted(log: Logger, runtime: RuntimeConfig, enforcer: Enforcer, loaded: number, workers: number, control: ControlOptions): void {
   log.info(
     {
       udp: runtime.listenUdp.map(formatHostPort),
@@ -75,6 +110,7 @@ export function logStarted(log: Logger, runtime: RuntimeConfig, enforcer: Enforc
       block_mode: enforcer.mode,
       blocks_loaded: loaded,
       metrics: formatHostPort(runtime.metricsListen),
+      token_file: control.tokenFile,
     },
     'ampguard started',
   );

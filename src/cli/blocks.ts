@@ -1,9 +1,11 @@
 // `ampguard blocks list|add IP|del IP --config FILE`. While ampguard runs, this
 // goes through its /api/blocks (so userspace table and kernel set change
 // together); when it does not run, straight to the kernel set of block.mode.
+// Changes send the operator's token (metrics.token_file, docs/security.md).
 import http from 'node:http';
-import { isIP } from 'node:net';
 import { CliError, runtimeFromFile } from './common.js';
+import { parseBlockAddress } from '../metrics/control.js';
+import { readToken, tokenPath } from '../metrics/token.js';
 import { createExec } from '../enforce/exec.js';
 import { kernelSettings } from '../enforce/kernel-settings.js';
 import { kernelSink } from '../enforce/choose.js';
@@ -16,10 +18,11 @@ interface ApiAnswer {
   body: Record<string, unknown>;
 }
 
-function callApi(rt: RuntimeConfig, method: string, query: string): Promise<ApiAnswer | null> {
+function callApi(rt: RuntimeConfig, method: string, query: string, token: string | null): Promise<ApiAnswer | null> {
   const { host, port } = rt.metricsListen;
+  const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
   return new Promise((resolve) => {
-    const req = http.request({ host, port, method, path: `/api/blocks${query}`, timeout: 3000 }, (res) => {
+    const req = http.request({ host, port, method, path: `/api/blocks${query}`, headers, timeout: 3000 }, (res) => {
       let text = '';
       res.on('data', (d: Buffer) => (text += d.toString()));
       res.on('end', () => {
@@ -44,14 +47,30 @@ function printList(body: Record<string, unknown>): void {
 
 export async function blocksCommand(path: string, args: string[]): Promise<number> {
   const rt = runtimeFromFile(path);
-  const [action, ip] = args;
+  const [action, text] = args;
   if (action !== 'list' && action !== 'add' && action !== 'del') throw new CliError('E_USAGE', 'blocks: list | add IP | del IP', 2);
-  const family = ip === undefined ? 0 : isIP(ip);
-  if (action !== 'list' && family !== 4 && family !== 6) throw new CliError('E_USAGE', `blocks ${action}: "${ip ?? ''}" is not an IP address`, 2);
+  const parsed = action === 'list' ? null : parseBlockAddress(text ?? '');
+  if (parsed && !parsed.ok) throw new CliError('E_USAGE', `blocks ${action}: ${parsed.error}`, 2);
+  const ip = parsed?.ok ? parsed.address : undefined;
+  const family = parsed?.ok ? parsed.family : 0;
 
   const method = action === 'list' ? 'GET' : action === 'add' ? 'POST' : 'DELETE';
-  const answer = await callApi(rt, method, action === 'list' ? '' : `?address=${encodeURIComponent(ip as string)}`);
+  const tokenFile = tokenPath(path, rt.source.metrics.token_file);
+  let token: string | null = null;
+  let tokenError = '';
+  if (action !== 'list') {
+    try {
+      token = readToken(tokenFile);
+    } catch (err) {
+      tokenError = (err as Error).message;
+    }
+  }
+  const answer = await callApi(rt, method, action === 'list' ? '' : `?address=${encodeURIComponent(ip as string)}`, token);
   if (answer) {
+    if (answer.status === 401 || answer.status === 503) {
+      const why = token === null ? `cannot read the token file ${tokenFile}: ${tokenError}` : `the token in ${tokenFile} was refused`;
+      throw new CliError('E_AUTH', `ampguard at ${formatHostPort(rt.metricsListen)} said ${answer.status}: ${String(answer.body.error)} (${why})`);
+    }
     if (answer.status !== 200) throw new CliError('E_UNREACHABLE', `ampguard at ${formatHostPort(rt.metricsListen)} said ${answer.status}: ${String(answer.body.error)}`);
     if (action === 'list') printList(answer.body);
     else process.stdout.write(`${action === 'add' ? 'blocked' : 'unblocked'} ${String(answer.body.blocked ?? answer.body.unblocked)}\n`);

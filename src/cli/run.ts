@@ -1,54 +1,103 @@
 // `ampguard run --config FILE`: runs until SIGTERM/SIGINT; SIGHUP re-reads the
 // file and applies the reloadable keys (a bad file keeps the running config).
+// Signals are taken before anything else (signals.ts); a stop closes every
+// listener and its connections and leaves within STOP_DEADLINE_MS whatever a
+// client does. A cluster worker reads no file: its configuration comes from
+// the primary.
 import cluster from 'node:cluster';
 import { createLogger } from '../log/logger.js';
-import { startFrontend } from '../main.js';
+import { startFrontend, type Frontend } from '../main.js';
 import { startPrimary } from '../cluster/primary.js';
-import { runWorker } from '../cluster/worker.js';
+import { configFromPrimary, runWorker } from '../cluster/worker.js';
 import { loadConfig, formatIssues } from '../config/load.js';
+import { tokenPath } from '../metrics/token.js';
 import { CliError, readConfigFile, runtimeFromFile } from './common.js';
+import { attachSignals } from './signals.js';
+
+/** what a stop may take before the process leaves anyway (systemd's stop, an operator's ^C) */
+export const STOP_DEADLINE_MS = 1500;
+
+async function runAsWorker(): Promise<number> {
+  // the primary handles signals (a reload reaches workers as a message); a worker
+  // only leaves when it is disconnected, whatever `pkill` hits the whole group
+  attachSignals({ reload: () => undefined, stop: () => undefined });
+  const early = createLogger('info').child({ worker: cluster.worker?.id });
+  let runtime;
+  try {
+    runtime = await configFromPrimary();
+  } catch (err) {
+    early.fatal({ err: (err as Error).message }, 'worker cannot start');
+    process.exit(1);
+  }
+  const log = createLogger(runtime.source.log.level).child({ worker: cluster.worker?.id });
+  try {
+    await runWorker(runtime, log);
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, 'worker cannot start');
+    process.exit(1);
+  }
+  return new Promise(() => undefined); // lives until the primary disconnects it
+}
+
+function reloadFrom(path: string, frontend: Frontend, log: ReturnType<typeof createLogger>): void {
+  let text: string;
+  try {
+    text = readConfigFile(path);
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'config reload failed, keeping the running config');
+    return;
+  }
+  const loaded = loadConfig(text);
+  if (!loaded.ok) {
+    log.error({ problems: formatIssues(loaded.issues) }, 'config reload failed, keeping the running config');
+    return;
+  }
+  const plan = frontend.reload(loaded.config);
+  log.info({ applied: plan.applied, need_restart: plan.needRestart }, 'config reloaded');
+}
 
 export async function runCommand(path: string): Promise<number> {
+  if (cluster.isWorker) return runAsWorker();
   const runtime = runtimeFromFile(path);
   const workers = runtime.workers;
   const log = createLogger(runtime.source.log.level);
-  if (cluster.isWorker) {
-    try {
-      await runWorker(runtime, log.child({ worker: cluster.worker?.id }));
-    } catch (err) {
-      log.fatal({ err: (err as Error).message }, 'worker cannot start');
-      process.exit(1);
-    }
-    return new Promise(() => undefined); // lives until the primary disconnects it
-  }
-  let frontend;
+  const control = { tokenFile: tokenPath(path, runtime.source.metrics.token_file) };
+  let frontend: Frontend;
   try {
-    frontend = workers > 1 ? await startPrimary(runtime, workers, log) : await startFrontend(runtime, log);
+    frontend = workers > 1 ? await startPrimary(runtime, workers, log, control) : await startFrontend(runtime, log, control);
   } catch (err) {
     throw new CliError('E_START', `cannot start: ${(err as Error).message}`);
   }
-  process.on('SIGHUP', () => {
-    let text: string;
-    try {
-      text = readConfigFile(path);
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'config reload failed, keeping the running config');
-      return;
-    }
-    const loaded = loadConfig(text);
-    if (!loaded.ok) {
-      log.error({ problems: formatIssues(loaded.issues) }, 'config reload failed, keeping the running config');
-      return;
-    }
-    const plan = frontend.reload(loaded.config);
-    log.info({ applied: plan.applied, need_restart: plan.needRestart }, 'config reloaded');
+  let stopping = false;
+  const leave = (code: number, reason: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ reason }, 'ampguard stopping');
+    const deadline = setTimeout(() => {
+      log.warn({ deadline_ms: STOP_DEADLINE_MS }, 'stop took too long, leaving anyway');
+      process.exit(code);
+    }, STOP_DEADLINE_MS);
+    frontend.close().then(
+      () => {
+        clearTimeout(deadline);
+        log.info('ampguard stopped');
+        process.exit(code);
+      },
+      (err: Error) => {
+        log.error({ err: err.message }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  void frontend.failed?.then((reason) => {
+    process.stderr.write(`ampguard: E_WORKERS: ${reason}; giving up\n`);
+    leave(1, reason);
   });
-  return new Promise((resolve) => {
-    const stop = (signal: string): void => {
-      log.info({ signal }, 'ampguard stopping');
-      frontend.close().then(() => resolve(0), () => resolve(1));
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+  attachSignals({
+    reload: () => {
+      if (!stopping) reloadFrom(path, frontend, log);
+    },
+    stop: (signal) => leave(0, signal),
   });
+  return new Promise(() => undefined); // leaves through process.exit in leave()
 }

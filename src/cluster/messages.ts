@@ -2,21 +2,31 @@
 // channel. Times travel as durations: each process has its own clock origin.
 import type { Offender } from '../pipeline/verdict.js';
 import type { Config } from '../config/schema.js';
+import type { DataplaneSnapshot } from '../metrics/snapshot.js';
 
 export type ToPrimary =
+  /** the worker listens for messages and waits for its configuration */
+  | { readonly t: 'hello' }
   | { readonly t: 'ready' }
   /** successful budget charges since the last batch: [prefix, cost] */
   | { readonly t: 'charges'; readonly d: readonly (readonly [string, number])[] }
   | { readonly t: 'offender'; readonly o: Offender }
+  /** the worker's data-plane numbers, every SNAPSHOT_MS */
+  | { readonly t: 'stats'; readonly s: DataplaneSnapshot }
   /** the answer to an `ask` */
   | { readonly t: 'answer'; readonly id: number; readonly data: unknown };
 
 export type ToWorker =
+  /**
+   * the primary's config in effect (a replacement worker gets what the primary
+   * runs now, never what the file on disk says) and the resolv.conf text it
+   * compiled the backends from
+   */
+  | { readonly t: 'config'; readonly config: Config; readonly resolvConf: string }
   /** charges made by the other workers */
   | { readonly t: 'debits'; readonly d: readonly (readonly [string, number])[] }
   | { readonly t: 'block'; readonly prefix: string; readonly ttlMs: number }
   | { readonly t: 'unblock'; readonly prefix: string }
   | { readonly t: 'reload'; readonly config: Config }
-  /** the worker's registry as JSON, or its top talkers */
-  | { readonly t: 'ask'; readonly id: number; readonly what: 'metrics' }
+  /** the worker's top talkers (at most n, n <= 100) */
   | { readonly t: 'ask'; readonly id: number; readonly what: 'top'; readonly n: number };

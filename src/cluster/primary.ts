@@ -1,36 +1,43 @@
-// The cluster primary: forks the workers (which share the listen sockets),
-// owns the enforcer and the kernel set, relays budget charges between workers,
-// fans blocks out to all of them, and serves metrics aggregated from them.
-// It serves no DNS itself.
+// The cluster primary: forks the workers (which share the listen sockets) and
+// hands each the configuration it runs now, owns the enforcer and the kernel
+// set, relays budget charges between workers, fans blocks out to all of them,
+// and serves metrics summed from the numeric snapshots they push (a scrape
+// never waits on a worker). It serves no DNS itself. Dead workers are
+// replaced with backoff; workers that keep dying end the service (respawn.ts).
 import cluster, { type Worker } from 'node:cluster';
 import type http from 'node:http';
-import { AggregatorRegistry, Registry } from 'prom-client';
-
-type metric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
-type Question = { what: 'metrics' } | { what: 'top'; n: number };
+import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { RuntimeConfig } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import { reloadConfig, type ReloadPlan } from '../config/reload.js';
-import { registerEnforcementMetrics } from '../metrics/registry.js';
-import { startMetricsServer, type MetricsText } from '../metrics/server.js';
+import { LATENCY_BOUNDS, registerDataplaneMetrics, registerEnforcementMetrics } from '../metrics/registry.js';
+import { startMetricsServer } from '../metrics/server.js';
 import { operatorRoutes } from '../metrics/api.js';
 import { mergeTop } from '../metrics/view.js';
+import { SnapshotSum } from '../metrics/snapshot.js';
 import type { TopTalker } from '../policy/budgets.js';
 import { startEnforcer } from '../enforce/start.js';
 import { clock } from '../dataplane.js';
-import { logStarted, type Frontend } from '../main.js';
+import { closeHttp, controlGuard, logStarted, readResolvConf, type ControlOptions, type Frontend } from '../main.js';
+import { RespawnPolicy } from './respawn.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 
 const ASK_TIMEOUT_MS = 2000;
-/** a dead worker's replacement waits this long, so a crash loop cannot spin */
-const RESPAWN_DELAY_MS = 1000;
+/** a worker that has not left this long after being disconnected at stop is killed */
+const STOP_KILL_MS = 1000;
 
-export async function startPrimary(runtime: RuntimeConfig, workerCount: number, log: Logger): Promise<Frontend> {
+export async function startPrimary(runtime: RuntimeConfig, workerCount: number, log: Logger, control: ControlOptions): Promise<Frontend> {
   let config = runtime.source;
   let settings = runtime.policy;
+  // the text the backends were compiled from goes to every worker with the config
+  const resolvConf = readResolvConf();
   let closing = false;
   let started = false;
+  let fail: (reason: string) => void = () => undefined;
+  const failed = new Promise<string>((resolve) => (fail = resolve));
+  const respawn = new RespawnPolicy();
+  const sums = new SnapshotSum(LATENCY_BOUNDS);
   const { enforcer, loaded } = await startEnforcer(runtime, () => settings, log);
   const workers = new Set<Worker>();
   const broadcast = (m: ToWorker, except?: Worker): void => {
@@ -47,6 +54,9 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
       workers.add(w);
       w.on('message', (m: ToPrimary) => {
         switch (m.t) {
+          case 'hello':
+            w.send({ t: 'config', config, resolvConf } satisfies ToWorker);
+            break;
           case 'ready':
             for (const b of enforcer.list()) w.send({ t: 'block', prefix: b.prefix, ttlMs: b.expiresInMs } satisfies ToWorker);
             resolve();
@@ -57,6 +67,9 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
           case 'offender':
             enforcer.onOffender(m.o, clock());
             break;
+          case 'stats':
+            sums.update(w.id, m.s);
+            break;
           case 'answer':
             answers.get(m.id)?.(m.data);
             break;
@@ -64,11 +77,20 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
       });
       w.on('exit', (code, signal) => {
         workers.delete(w);
+        sums.retire(w.id);
         if (closing) return;
         // A worker that cannot start (a port in use, say) fails the start: respawning it would loop.
         if (!started) return reject(new Error(`a worker exited before it was ready (${code ?? signal}); see its log line above`));
-        log.error({ worker: w.id, code, signal }, 'worker died, starting another');
-        setTimeout(() => void fork().catch((err: Error) => log.error({ err: err.message }, 'worker restart failed')), RESPAWN_DELAY_MS);
+        const decision = respawn.onCrash(Date.now());
+        if ('giveUp' in decision) {
+          log.fatal({ worker: w.id, code, signal, reason: decision.giveUp }, 'workers keep dying, ampguard gives up');
+          fail(decision.giveUp);
+          return;
+        }
+        log.error({ worker: w.id, code, signal, respawn_in_ms: decision.respawnInMs }, 'worker died, starting another');
+        setTimeout(() => {
+          if (!closing) fork().catch((err: Error) => log.error({ err: err.message }, 'worker restart failed'));
+        }, decision.respawnInMs);
       });
     });
   try {
@@ -80,15 +102,18 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
   }
   started = true;
 
-  const own = new Registry();
-  registerEnforcementMetrics(own, {
+  const registry = new Registry();
+  registerDataplaneMetrics(registry, sums.sources());
+  registerEnforcementMetrics(registry, {
     blockedClients: () => enforcer.blockedCount(),
     blocksByMode: () => enforcer.stats.blocksByMode,
     kernelErrors: () => enforcer.stats.kernelErrors,
+    kernelRejected: () => enforcer.stats.kernelRejected,
+    blocksRefused: () => enforcer.stats.refused,
     enforcementDegraded: () => enforcer.stats.degraded,
   });
   /** asks every worker; one that does not answer in time counts as an empty answer */
-  const ask = <T>(question: Question, empty: T): Promise<T[]> =>
+  const ask = <T>(question: { what: 'top'; n: number }, empty: T): Promise<T[]> =>
     Promise.all(
       [...workers].map(
         (w) =>
@@ -101,34 +126,27 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
             };
             const timer = setTimeout(() => finish(empty), ASK_TIMEOUT_MS);
             answers.set(id, finish);
-            w.send({ t: 'ask', id, ...question } as ToWorker);
+            if (w.isConnected()) w.send({ t: 'ask', id, ...question } satisfies ToWorker);
           }),
       ),
     );
-  const aggregate = async (): Promise<Registry> => {
-    const parts = await Promise.all([own.getMetricsAsJSON(), ask<metric[]>({ what: 'metrics' }, [])]);
-    return AggregatorRegistry.aggregate([parts[0], ...parts[1]]);
-  };
-  const text: MetricsText = {
-    contentType: own.contentType,
-    metrics: async () => (await aggregate()).metrics(),
-  };
   const metricsServer: http.Server = await startMetricsServer(runtime.metricsListen, {
-    registry: text,
-    healthy: async () => {
-      const up = await (await aggregate()).getSingleMetric('ampguard_backend_up')?.get();
-      return (up?.values ?? []).some((v) => v.value === 1);
-    },
-    routes: operatorRoutes({
-      enforcer,
-      top: async (n) => mergeTop(await ask<TopTalker[]>({ what: 'top', n }, []), n),
-      metricsJson: async () => (await aggregate()).getMetricsAsJSON(),
-    }),
+    registry,
+    healthy: () => sums.anyBackendUp(),
+    routes: operatorRoutes(
+      {
+        enforcer,
+        top: async (n) => mergeTop(await ask<TopTalker[]>({ what: 'top', n }, []), n),
+        metricsJson: () => registry.getMetricsAsJSON(),
+      },
+      controlGuard(runtime, control, log),
+    ),
   });
-  logStarted(log, runtime, enforcer, loaded, workerCount);
+  logStarted(log, runtime, enforcer, loaded, workerCount, control);
 
   return {
     enforcer,
+    failed,
     reload(next: Config): ReloadPlan {
       const r = reloadConfig(config, next);
       ({ config, settings } = r);
@@ -138,15 +156,22 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
     },
     async close(): Promise<void> {
       closing = true;
+      // stop taking work first: the HTTP listener and its connections, then the workers' DNS
+      const http = closeHttp(metricsServer);
       await Promise.all(
-        [...workers].map((w) => new Promise<void>((resolve) => {
-          w.once('exit', () => resolve());
-          w.disconnect();
-          setTimeout(() => w.kill('SIGKILL'), 5000).unref();
-        })),
+        [...workers].map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              if (w.isDead()) return resolve();
+              w.once('exit', () => resolve());
+              const kill = setTimeout(() => w.kill('SIGKILL'), STOP_KILL_MS);
+              kill.unref();
+              if (w.isConnected()) w.disconnect();
+              else w.kill('SIGKILL');
+            }),
+        ),
       );
-      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
-      metricsServer.closeAllConnections();
+      await http;
       await enforcer.close();
     },
   };

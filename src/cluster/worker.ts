@@ -4,13 +4,18 @@
 // SYNC_MS, and takes the other workers' charges as debits, so a client spread
 // over N workers is held to one budget, give or take what the others admitted
 // within one sync interval. A local trip blocks here at once and tells the
-// primary, which owns the kernel set and tells every worker.
-import { Registry } from 'prom-client';
+// primary, which owns the kernel set and tells every worker. Its configuration
+// comes from the primary (configFromPrimary), never from the file on disk, and
+// its metrics go to the primary as a numeric snapshot every SNAPSHOT_MS.
 import type { Logger } from 'pino';
-import { compilePolicy, type RuntimeConfig } from '../config/compile.js';
+import { compileConfig, compilePolicy, type RuntimeConfig } from '../config/compile.js';
+import type { Config } from '../config/schema.js';
+import { formatIssues } from '../config/load.js';
 import { BudgetTable } from '../policy/budgets.js';
 import { BlockTable } from '../policy/block-table.js';
-import { registerDataplaneMetrics } from '../metrics/registry.js';
+import { offenderBlockable } from '../policy/block-target.js';
+import { hookLatency } from '../metrics/registry.js';
+import { SNAPSHOT_MS, takeSnapshot } from '../metrics/snapshot.js';
 import { clock, startDataplane } from '../dataplane.js';
 import type { Offender } from '../pipeline/verdict.js';
 import type { ToPrimary, ToWorker } from './messages.js';
@@ -19,6 +24,29 @@ export const SYNC_MS = 5;
 
 function send(message: ToPrimary): void {
   process.send?.(message);
+}
+
+/** how long a worker waits for its configuration before it gives up (the primary then respawns it, with backoff) */
+const CONFIG_TIMEOUT_MS = 10_000;
+
+/** Asks the primary for the configuration it runs now and compiles it. */
+export function configFromPrimary(): Promise<RuntimeConfig> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      process.off('message', onMessage);
+      reject(new Error('no configuration from the primary'));
+    }, CONFIG_TIMEOUT_MS);
+    const onMessage = (m: ToWorker): void => {
+      if (m.t !== 'config') return;
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      const compiled = compileConfig(m.config as Config, m.resolvConf);
+      if (compiled.ok) resolve(compiled.runtime);
+      else reject(new Error(`the primary's configuration does not compile: ${formatIssues(compiled.issues)}`));
+    };
+    process.on('message', onMessage);
+    send({ t: 'hello' });
+  });
 }
 
 export async function runWorker(runtime: RuntimeConfig, log: Logger): Promise<void> {
@@ -44,12 +72,14 @@ export async function runWorker(runtime: RuntimeConfig, log: Logger): Promise<vo
       send({ t: 'offender', o });
     }
     if (!enforcing) return false;
-    blocks.add(o.prefix, now + settings.blockTimeoutMs);
+    // the primary refuses a block covering an allowlisted address (docs/enforcement.md): so does the worker
+    if (offenderBlockable(o, settings)) blocks.add(o.prefix, now + settings.blockTimeoutMs);
     return true;
   };
   const dataplane = await startDataplane(runtime, { budgets, blocks, onOffender }, log);
-  const registry = new Registry();
-  registerDataplaneMetrics(registry, dataplane.sources);
+  const latency = hookLatency(dataplane.sources.backends);
+  const report = (): void => send({ t: 'stats', s: takeSnapshot(dataplane.sources, latency) });
+  const snapshotTimer = setInterval(report, SNAPSHOT_MS);
 
   process.on('message', (m: ToWorker) => {
     const now = clock();
@@ -70,17 +100,18 @@ export async function runWorker(runtime: RuntimeConfig, log: Logger): Promise<vo
         log.level = m.config.log.level;
         break;
       case 'ask':
-        if (m.what === 'top') send({ t: 'answer', id: m.id, data: budgets.top(m.n, now) });
-        else registry.getMetricsAsJSON().then((data) => send({ t: 'answer', id: m.id, data }), () => send({ t: 'answer', id: m.id, data: [] }));
+        send({ t: 'answer', id: m.id, data: budgets.top(Math.min(100, m.n), now) });
         break;
     }
   });
   process.on('disconnect', () => {
     clearInterval(syncTimer);
+    clearInterval(snapshotTimer);
     dataplane.close().finally(() => process.exit(0));
   });
   // the primary handles signals (a reload reaches workers as a message); a worker
   // only leaves when it is disconnected, whatever `pkill` hits the whole group
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
   send({ t: 'ready' });
+  report();
 }

@@ -3,15 +3,19 @@
 //   GET  /api/stats            counters and gauges as one JSON object
 //   GET  /api/top?n=N          top prefixes by large-reply bytes, last minute (N <= 100)
 //   GET  /api/blocks?limit=N   current blocks (at most N, 10000 by default) and the latest 100 block events
-//   POST|DELETE /api/blocks?address=IP   block / unblock by hand (loopback peers only)
+//   POST|DELETE /api/blocks?address=IP   block / unblock by hand: loopback peers with the
+//                                        bearer token of metrics.token_file, same-origin only
+// Every /api path answers only to a Host this listener owns (DNS rebinding);
+// the rules are in control.ts and docs/security.md.
 import type http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { isIP } from 'node:net';
 import type { Route } from './server.js';
 import type { OperatorView } from './view.js';
 import { statsFromMetrics } from './stats.js';
+import { hostAllowed, originAllowed, parseBlockAddress, tokenMatches } from './control.js';
+import type { HostPort } from '../config/address.js';
 
 const MAX_TOP = 100;
 const MAX_LISTED = 10_000;
@@ -43,35 +47,80 @@ function assets(): Record<string, { type: string; body: Buffer }> {
   };
 }
 
-export function operatorRoutes(view: OperatorView): Record<string, Route> {
+/** What guards the state changes: the listener's own address and the operator's token. */
+export interface ControlGuard {
+  readonly listen: HostPort;
+  /** the token POST/DELETE require; null when none could be read or made (changes refused) */
+  readonly token: string | null;
+  /** why there is no token, for the 503 answer */
+  readonly tokenError?: string;
+}
+
+/** Refuses what the caller may not do, answering for it; true when the request may go on. */
+function admitted(req: http.IncomingMessage, res: http.ServerResponse, guard: ControlGuard, changes: boolean): boolean {
+  if (!hostAllowed(req.headers.host, guard.listen)) {
+    json(res, 403, { error: 'Host is not this listener (use its address or localhost)' });
+    return false;
+  }
+  if (!changes) return true;
+  if (!isLoopback(req.socket.remoteAddress)) {
+    json(res, 403, { error: 'changes only from loopback' });
+    return false;
+  }
+  if (!originAllowed(req.headers as Record<string, string | undefined>)) {
+    json(res, 403, { error: 'cross-origin changes are refused' });
+    return false;
+  }
+  if (guard.token === null) {
+    json(res, 503, { error: `no control token: ${guard.tokenError ?? 'unavailable'}` });
+    return false;
+  }
+  if (!tokenMatches(req.headers.authorization, guard.token)) {
+    res.setHeader('www-authenticate', 'Bearer');
+    json(res, 401, { error: 'a bearer token (metrics.token_file) is required' });
+    return false;
+  }
+  return true;
+}
+
+export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<string, Route> {
   const routes: Record<string, Route> = {};
   for (const [path, asset] of Object.entries(assets())) {
     routes[path] = (_req, res) => {
       res.writeHead(200, { 'content-type': asset.type, 'cache-control': 'no-cache' }).end(asset.body);
     };
   }
-  routes['/api/stats'] = (_req, res) => {
+  routes['/api/stats'] = (req, res) => {
+    if (!admitted(req, res, guard, false)) return;
     view.metricsJson().then((m) => json(res, 200, statsFromMetrics(m, Date.now())), failed(res));
   };
-  routes['/api/top'] = (_req, res, query) => {
+  routes['/api/top'] = (req, res, query) => {
+    if (!admitted(req, res, guard, false)) return;
     const n = Math.max(1, Math.min(MAX_TOP, Number(query.get('n') ?? 20) || 20));
     view.top(n).then((top) => json(res, 200, { window_s: 60, top }), failed(res));
   };
   routes['/api/blocks'] = (req, res, query) => {
     const e = view.enforcer;
-    if (req.method === 'GET') {
+    // HEAD and GET only ever read; everything else that is not a change is refused
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      if (!admitted(req, res, guard, false)) return;
       const all = e.list();
       const limit = Math.max(0, Math.min(MAX_LISTED, Number(query.get('limit') ?? MAX_LISTED) || 0));
       json(res, 200, { mode: e.mode, degraded: e.stats.degraded, total: all.length, blocks: all.slice(0, limit), recent: e.recent() });
       return;
     }
     if (req.method !== 'POST' && req.method !== 'DELETE') return json(res, 405, { error: 'GET, POST or DELETE' });
-    if (!isLoopback(req.socket.remoteAddress)) return json(res, 403, { error: 'changes only from loopback' });
-    const address = query.get('address') ?? '';
-    const family = isIP(address);
-    if (family !== 4 && family !== 6) return json(res, 400, { error: `not an IP address: "${address}"` });
-    if (req.method === 'POST') return json(res, 200, { blocked: e.blockByHand(address, family) });
-    e.unblock(address, family).then((prefix) => json(res, 200, { unblocked: prefix }), failed(res));
+    if (!admitted(req, res, guard, true)) return;
+    const parsed = parseBlockAddress(query.get('address') ?? '');
+    if (!parsed.ok) return json(res, 400, { error: parsed.error });
+    if (req.method === 'POST') {
+      try {
+        return json(res, 200, { blocked: e.blockByHand(parsed.address, parsed.family) });
+      } catch (err) {
+        return json(res, 400, { error: (err as Error).message });
+      }
+    }
+    e.unblock(parsed.address, parsed.family).then((prefix) => json(res, 200, { unblocked: prefix }), failed(res));
   };
   return routes;
 }

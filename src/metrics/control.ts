@@ -1,0 +1,80 @@
+// Pure checks in front of the operator API's state changes (docs/security.md):
+// who may change the block set (the bearer token), from where (Host and Origin,
+// against cross-site pages and DNS rebinding), and which addresses make sense
+// to block at all.
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { HostPort } from '../config/address.js';
+import { parseIpv6 } from '../config/ip.js';
+
+/** Constant-time comparison: the answer's timing says nothing about how much of the token matched. */
+export function tokenMatches(presented: string | undefined, expected: string | null): boolean {
+  if (expected === null || presented === undefined) return false;
+  const m = /^Bearer[ ]+(\S+)\s*$/i.exec(presented);
+  if (!m) return false;
+  // hashing first gives both sides the same length, which timingSafeEqual needs
+  const a = createHash('sha256').update(m[1]!).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+function stripPort(host: string): { name: string; port: string | null } | null {
+  const v6 = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(host);
+  if (v6) return { name: v6[1]!, port: v6[2] ?? null };
+  const v4 = /^([^:[\]]+)(?::(\d{1,5}))?$/.exec(host);
+  return v4 ? { name: v4[1]!.toLowerCase(), port: v4[2] ?? null } : null;
+}
+
+/**
+ * A Host header this listener may answer to. DNS rebinding needs a name the
+ * attacker controls that resolves to us; an IP literal, `localhost` or the
+ * configured listen host cannot be one, so only those are accepted, with the
+ * listener's port.
+ */
+export function hostAllowed(host: string | undefined, listen: HostPort): boolean {
+  if (host === undefined) return false;
+  const parsed = stripPort(host);
+  if (!parsed) return false;
+  if (parsed.port !== null && Number(parsed.port) !== listen.port) return false;
+  if (parsed.port === null && listen.port !== 80) return false;
+  return isIP(parsed.name) !== 0 || parsed.name === 'localhost' || parsed.name === listen.host.toLowerCase();
+}
+
+/**
+ * A browser names the page that made a request in Origin (and Sec-Fetch-Site);
+ * a state change is refused unless it comes from this listener's own pages or
+ * from a client that is not a browser (no Origin at all, like the CLI).
+ */
+export function originAllowed(headers: { origin?: string; host?: string; 'sec-fetch-site'?: string }): boolean {
+  const site = headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return false;
+  if (headers.origin === undefined) return true;
+  return headers.host !== undefined && headers.origin === `http://${headers.host}`;
+}
+
+export type BlockAddress = { ok: true; address: string; family: 4 | 6 } | { ok: false; error: string };
+
+/**
+ * An address an operator may block or unblock by hand: an IP literal without a
+ * zone id, not unspecified; an IPv4-mapped IPv6 address is the IPv4 client it
+ * stands for (blocking "::ffff:127.0.0.9" must block 127.0.0.9, not ::/64).
+ */
+export function parseBlockAddress(text: string): BlockAddress {
+  if (text.length > 64) return { ok: false, error: 'not an IP address' };
+  if (text.includes('%')) return { ok: false, error: `zone ids are not addresses: "${text}"` };
+  const family = isIP(text);
+  if (family !== 4 && family !== 6) return { ok: false, error: `not an IP address: "${text}"` };
+  if (family === 4) return text === '0.0.0.0' ? unspecified(text) : { ok: true, address: text, family: 4 };
+  const g = new Uint16Array(8);
+  if (!parseIpv6(text, g)) return { ok: false, error: `not an IP address: "${text}"` };
+  if (g.every((x) => x === 0)) return unspecified(text);
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+    const v4 = `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
+    return v4 === '0.0.0.0' ? unspecified(text) : { ok: true, address: v4, family: 4 };
+  }
+  return { ok: true, address: text, family: 6 };
+}
+
+function unspecified(text: string): BlockAddress {
+  return { ok: false, error: `the unspecified address cannot be blocked: "${text}"` };
+}

@@ -1,0 +1,145 @@
+// The control plane under attack: a web page in the operator's browser, a
+// rebinding DNS name, a local user without the token, and odd addresses must
+// not change the block set; the operator with the token file (the CLI) can.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import http from 'node:http';
+import { execFile } from 'node:child_process';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { CLI, startAmpguard, type Ampguard } from '../helpers/ampguard.js';
+import { freePort } from '../helpers/ports.js';
+import { stopAll } from '../helpers/process.js';
+
+let ag: Ampguard;
+let tokenFile: string;
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+function request(method: string, path: string, headers: Record<string, string> = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: ag.metricsPort, method, path, headers, timeout: 5000 }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => {
+        let body: Record<string, unknown> = {};
+        try {
+          body = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          body = { text };
+        }
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const token = (): string => readFileSync(tokenFile, 'utf8').trim();
+const auth = (): Record<string, string> => ({ authorization: `Bearer ${token()}` });
+const listed = async (): Promise<string[]> =>
+  ((await request('GET', '/api/blocks')).body.blocks as { prefix: string }[]).map((b) => b.prefix);
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('node', [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+beforeAll(async () => {
+  // no backend answers: the control plane needs none
+  ag = await startAmpguard({ config: { backends: [{ address: `127.0.0.1:${await freePort()}` }], block: { mode: 'userspace' } } });
+  tokenFile = join(dirname(ag.configPath), 'ampguard.token');
+});
+afterAll(async () => {
+  await ag?.stop();
+  await stopAll();
+});
+
+describe('control plane', () => {
+  it('creates the token file 0600 at start', () => {
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    expect(token()).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('refuses a change without a token, with a wrong token, and from a cross-site page', async () => {
+    expect((await request('POST', '/api/blocks?address=127.0.0.5')).status).toBe(401);
+    expect((await request('POST', '/api/blocks?address=127.0.0.5', { authorization: 'Bearer 0123456789abcdef0123456789abcdef' })).status).toBe(401);
+    expect((await request('POST', '/api/blocks?address=127.0.0.5', { authorization: `Bearer ${token().slice(0, -1)}x` })).status).toBe(401);
+    // a page on another site: refused even when the token were somehow sent along
+    expect((await request('POST', '/api/blocks?address=127.0.0.5', { ...auth(), origin: 'http://evil.example' })).status).toBe(403);
+    expect((await request('POST', '/api/blocks?address=127.0.0.5', { ...auth(), origin: 'null' })).status).toBe(403);
+    expect((await request('POST', '/api/blocks?address=127.0.0.5', { ...auth(), 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+    // DNS rebinding: a name of the attacker's resolving to 127.0.0.1
+    expect((await request('POST', '/api/blocks?address=127.0.0.5', { ...auth(), host: `evil.example:${ag.metricsPort}` })).status).toBe(403);
+    expect((await request('GET', '/api/top', { host: `evil.example:${ag.metricsPort}` })).status).toBe(403);
+    expect(await listed()).not.toContain('127.0.0.5');
+  });
+
+  it('refuses to unblock without the token', async () => {
+    expect((await request('POST', '/api/blocks?address=127.0.0.6', auth())).status).toBe(200);
+    expect((await request('DELETE', '/api/blocks?address=127.0.0.6')).status).toBe(401);
+    expect((await request('DELETE', '/api/blocks?address=127.0.0.6', { ...auth(), origin: 'http://evil.example' })).status).toBe(403);
+    expect(await listed()).toContain('127.0.0.6');
+    expect((await request('DELETE', '/api/blocks?address=127.0.0.6', auth())).status).toBe(200);
+    expect(await listed()).not.toContain('127.0.0.6');
+  });
+
+  it('changes nothing on GET, HEAD or other methods', async () => {
+    for (const method of ['GET', 'HEAD', 'PUT', 'PATCH', 'OPTIONS']) {
+      const r = await request(method, '/api/blocks?address=127.0.0.7', auth());
+      expect(r.status, method).not.toBe(500);
+    }
+    expect(await listed()).not.toContain('127.0.0.7');
+  });
+
+  it('accepts its own origin with the token', async () => {
+    const own = `127.0.0.1:${ag.metricsPort}`;
+    const r = await request('POST', '/api/blocks?address=127.0.0.8', { ...auth(), origin: `http://${own}`, 'sec-fetch-site': 'same-origin' });
+    expect(r.status).toBe(200);
+    expect(await listed()).toContain('127.0.0.8');
+  });
+
+  it('blocks an IPv4-mapped address as the IPv4 client, and refuses unspecified addresses and zone ids', async () => {
+    const r = await request('POST', `/api/blocks?address=${encodeURIComponent('::ffff:127.0.0.9')}`, auth());
+    expect(r.status).toBe(200);
+    expect(r.body.blocked).toBe('127.0.0.9');
+    const hex = await request('POST', `/api/blocks?address=${encodeURIComponent('::ffff:7f00:a')}`, auth());
+    expect(hex.body.blocked).toBe('127.0.0.10');
+    for (const bad of ['0.0.0.0', '::', '0:0:0:0:0:0:0:0', '::ffff:0.0.0.0', 'fe80::1%lo', 'fe80::1%25lo', 'example.test', '']) {
+      expect((await request('POST', `/api/blocks?address=${encodeURIComponent(bad)}`, auth())).status, bad).toBe(400);
+    }
+    const prefixes = await listed();
+    expect(prefixes).toContain('127.0.0.9');
+    expect(prefixes.filter((p) => p.includes(':'))).toEqual([]);
+  });
+
+  it('the CLI changes the block set with the token file, and fails clearly without it', async () => {
+    const add = await cli(['blocks', 'add', '::ffff:127.0.0.11', '--config', ag.configPath]);
+    expect(add.stderr).toBe('');
+    expect(add.stdout).toContain('blocked 127.0.0.11');
+    expect(await listed()).toContain('127.0.0.11');
+    const del = await cli(['blocks', 'del', '127.0.0.11', '--config', ag.configPath]);
+    expect(del.code).toBe(0);
+    expect(await listed()).not.toContain('127.0.0.11');
+    // a token file others can read is not trusted
+    chmodSync(tokenFile, 0o644);
+    try {
+      const refused = await cli(['blocks', 'add', '127.0.0.12', '--config', ag.configPath]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('E_AUTH');
+      expect(refused.stderr).toContain('chmod 600');
+    } finally {
+      chmodSync(tokenFile, 0o600);
+    }
+    expect(await listed()).not.toContain('127.0.0.12');
+    const bad = await cli(['blocks', 'add', '::', '--config', ag.configPath]);
+    expect(bad.code).toBe(2);
+    expect(ag.proc.child.exitCode).toBeNull();
+  });
+});
