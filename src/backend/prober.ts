@@ -6,14 +6,17 @@ import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { buildCheckQuery } from '../dns/check-query.js';
-import { readId, readRcode, writeId, RCODE_SERVFAIL, HEADER_LEN } from '../dns/header.js';
+import { readId, readRcode, writeId, RCODE_SERVFAIL } from '../dns/header.js';
+import { replyHeaderProblem } from '../dns/reply-check.js';
 import { PROXY_V2_LOCAL } from './proxy-protocol.js';
 import type { Backend } from './pool.js';
+import { OncePerSecond } from '../log/once-per-second.js';
 
 export class Prober {
   private timer: NodeJS.Timeout | null = null;
   private readonly sockets = new Map<Backend<unknown>, dgram.Socket>();
   private readonly query: Buffer;
+  private readonly faults: OncePerSecond;
 
   constructor(
     private readonly backends: readonly Backend<unknown>[],
@@ -21,6 +24,7 @@ export class Prober {
     private readonly log: Logger,
   ) {
     this.query = buildCheckQuery(settings.qname, settings.qtype);
+    this.faults = new OncePerSecond(log, 'health check failed to run');
   }
 
   start(): void {
@@ -29,8 +33,16 @@ export class Prober {
       socket.on('error', () => undefined); // a refused check is a failed check, reported by its timeout
       this.sockets.set(b, socket);
     }
+    // A check that throws (a send on a closed socket, say) is that check's failure
+    // to run, never an exception out of the timer, which would end the process.
     const tick = (): void => {
-      for (const b of this.backends) this.check(b);
+      for (const b of this.backends) {
+        try {
+          this.check(b);
+        } catch (err) {
+          this.faults.report('health_check', err);
+        }
+      }
     };
     tick();
     this.timer = setInterval(tick, this.settings.interval_ms);
@@ -54,7 +66,8 @@ export class Prober {
       }
     };
     const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
-      if (msg.length < HEADER_LEN || readId(msg) !== id || rinfo.port !== backend.spec.address.port) return;
+      // any datagram can reach this unconnected socket: the backend's port, our ID and QR=1, or ignored
+      if (replyHeaderProblem(msg) !== null || readId(msg) !== id || rinfo.port !== backend.spec.address.port) return;
       settle(readRcode(msg) !== RCODE_SERVFAIL);
     };
     const timer = setTimeout(() => settle(false), this.settings.timeout_ms);

@@ -1,7 +1,8 @@
-// Answers ampguard builds itself: TC=1 (any-to-tcp, size-to-tcp) and SERVFAIL
-// (backend timeout). Both echo the question and, when the query had one, an OPT
-// record, and carry nothing else, so they are always small.
-import { FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_LEN, OPCODE_MASK, RCODE_SERVFAIL, TYPE_OPT } from './header.js';
+// Answers ampguard builds itself: TC=1 (any-to-tcp, size-to-tcp), SERVFAIL
+// (backend timeout) and NOTIMP (opcodes never forwarded). TC and SERVFAIL echo
+// the question and, when the query had one, an OPT record; NOTIMP only the
+// question. They carry nothing else, so they are always small.
+import { FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_LEN, OPCODE_MASK, RCODE_NOTIMP, RCODE_SERVFAIL, TYPE_OPT } from './header.js';
 import type { ParsedQuery } from './query.js';
 
 const OPT_LEN = 11;
@@ -38,4 +39,19 @@ export function buildTruncated(query: Buffer, parsed: ParsedQuery): Buffer {
 
 export function buildServfail(query: Buffer, parsed: ParsedQuery): Buffer {
   return build(query, parsed, RCODE_SERVFAIL);
+}
+
+/**
+ * NOTIMP for an opcode ampguard does not forward: header and question only (no
+ * OPT), so it is never larger than the query that caused it (docs/hostile-input.md).
+ */
+export function buildNotimp(query: Buffer, parsed: ParsedQuery): Buffer {
+  const out = Buffer.allocUnsafe(parsed.qEnd);
+  out.writeUInt16BE(parsed.id, 0);
+  out.writeUInt16BE(FLAG_QR | (parsed.flags & (OPCODE_MASK | FLAG_RD)) | RCODE_NOTIMP, 2);
+  out.writeUInt16BE(1, 4);
+  out.writeUInt32BE(0, 6);
+  out.writeUInt16BE(0, 10);
+  query.copy(out, HEADER_LEN, HEADER_LEN, parsed.qEnd);
+  return out;
 }

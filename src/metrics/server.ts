@@ -1,8 +1,18 @@
 // GET /metrics (Prometheus text) and GET /healthz (200 while a backend is up).
+// Every request runs inside a fault barrier: a request target that is not a
+// path (`//`, `http://[`, absolute URLs), a route that throws or whose promise
+// rejects, a client that goes away mid-answer: each ends that one request with
+// 400 or 500, counted in ampguard_http_errors_total and logged at most once a
+// second, never the process (docs/hostile-input.md).
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import type { HostPort } from '../config/address.js';
+import { OncePerSecond, type ErrorSink } from '../log/once-per-second.js';
+import { httpErrors } from './http-errors.js';
+import { createLogger } from '../log/logger.js';
 
-export type Route = (req: http.IncomingMessage, res: http.ServerResponse, query: URLSearchParams) => void;
+/** A route may return a promise: a rejection is caught like a throw. */
+export type Route = (req: http.IncomingMessage, res: http.ServerResponse, query: URLSearchParams) => void | Promise<unknown>;
 
 /** A prom-client Registry, or the cluster primary's aggregate of its workers' registries. */
 export interface MetricsText {
@@ -15,41 +25,107 @@ export interface MetricsServerDeps {
   healthy(): boolean | Promise<boolean>;
   /** further paths, e.g. /api/blocks */
   readonly routes?: Readonly<Record<string, Route>>;
+  /** where faults are logged (at most once a second); a logger of its own when absent */
+  readonly errorLog?: ErrorSink;
 }
 
+/** Request targets longer than this are refused before any parsing (Node caps headers at 16 KiB anyway). */
+const MAX_TARGET = 2048;
+
+/**
+ * The path and query of an origin-form request target (`/path?query`), or null
+ * for anything else: absolute-form, authority-form, `*`, `//x` (which `new URL`
+ * would read as a host, or throw on), control characters.
+ */
+export function parseTarget(target: string | undefined): { path: string; query: URLSearchParams } | null {
+  if (target === undefined || target.length === 0 || target.length > MAX_TARGET) return null;
+  if (target.charCodeAt(0) !== 0x2f /* / */ || target.startsWith('//')) return null;
+  for (let i = 0; i < target.length; i++) {
+    const ch = target.charCodeAt(i);
+    if (ch <= 0x20 || ch === 0x7f) return null;
+  }
+  // the path as sent, not percent-decoded (as URL.pathname had it): no route has an escape in it
+  const q = target.indexOf('?');
+  return { path: q < 0 ? target : target.slice(0, q), query: new URLSearchParams(q < 0 ? '' : target.slice(q + 1)) };
+}
+
+const ignore = (): void => undefined;
+
 export function startMetricsServer(listen: HostPort, deps: MetricsServerDeps): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const path = url.pathname;
-    const route = deps.routes?.[path];
-    if (route) {
-      route(req, res, url.searchParams);
+  const faults = new OncePerSecond(deps.errorLog ?? createLogger('error').child({ module: 'http' }), 'http request failed');
+
+  const fail = (res: http.ServerResponse, err: unknown): void => {
+    httpErrors.internal_error++;
+    faults.report('http_request', err);
+    try {
+      if (res.headersSent) res.destroy();
+      else res.writeHead(500, { 'content-type': 'text/plain', connection: 'close' }).end('internal error\n');
+    } catch {
+      res.destroy();
+    }
+  };
+
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void | Promise<unknown> => {
+    const target = parseTarget(req.url);
+    if (target === null) {
+      httpErrors.bad_request++;
+      res.writeHead(400, { 'content-type': 'text/plain', connection: 'close' }).end('bad request target\n');
       return;
     }
+    const { path, query } = target;
+    const route = Object.hasOwn(deps.routes ?? {}, path) ? deps.routes![path] : undefined;
+    if (route) return route(req, res, query);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405).end();
       return;
     }
     if (path === '/metrics') {
-      deps.registry.metrics().then(
+      return deps.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': deps.registry.contentType }).end(text),
         (err: Error) => res.writeHead(500).end(err.message),
       );
-      return;
     }
     if (path === '/healthz') {
-      Promise.resolve(deps.healthy()).then(
-        (ok) => res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'no backend up\n'),
-        () => res.writeHead(503).end('health unknown\n'),
-      );
-      return;
+      return Promise.resolve()
+        .then(() => deps.healthy())
+        .then(
+          (ok) => res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'no backend up\n'),
+          () => res.writeHead(503).end('health unknown\n'),
+        );
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  };
+
+  const server = http.createServer((req, res) => {
+    // a client that resets mid-request must not surface as an unhandled 'error'
+    req.on('error', ignore);
+    res.on('error', ignore);
+    try {
+      const pending = handle(req, res);
+      if (pending !== undefined && typeof (pending as Promise<unknown>).then === 'function') {
+        (pending as Promise<unknown>).then(undefined, (err: unknown) => fail(res, err));
+      }
+    } catch (err) {
+      fail(res, err);
+    }
+  });
+  // Unparseable requests (invalid method, header too large, bad chunking): 400
+  // (431 for size) and close; Node's default does the same but uncounted.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy(); // the client went away: nothing to answer, nothing it did wrong
+      return;
+    }
+    httpErrors.bad_request++;
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(listen.port, listen.host, () => {
       server.off('error', reject);
+      // a listener error after start (EMFILE on accept, say) is logged, not thrown
+      server.on('error', (err) => faults.report('http_request', err));
       resolve(server);
     });
   });

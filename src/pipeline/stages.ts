@@ -4,13 +4,17 @@
 import { blockedClient } from '../policy/blocked-client.js';
 import { anyToTcp } from '../policy/any-to-tcp.js';
 import { sizeToTcp } from '../policy/size-to-tcp.js';
-import { largeResponseBudget } from '../policy/large-response.js';
+import { largeResponseBudget, tcpFollowUp } from '../policy/large-response.js';
 import type { PolicyEnv } from '../policy/env.js';
 import type { QueryContext } from './context.js';
 import { FORWARD, type Verdict } from './verdict.js';
+import { OPCODE_QUERY, readOpcode } from '../dns/header.js';
+import { buildNotimp } from '../dns/local-answer.js';
 
 /** Packet-path steps 2-3. `forward` means: on to a backend (step 4). */
 export function runQueryStages(ctx: QueryContext, env: PolicyEnv, now: number): Verdict {
+  // a TCP query may be the follow-up of a TC answer the ladder is waiting for (docs/defence.md)
+  if (ctx.proto === 'tcp') tcpFollowUp(ctx, env);
   return blockedClient(ctx, env, now) ?? anyToTcp(ctx, env.settings) ?? FORWARD;
 }
 
@@ -22,4 +26,16 @@ export function runResponseStages(ctx: QueryContext, reply: Buffer, env: PolicyE
   const truncated = sizeToTcp(ctx, reply, env.settings);
   const sentBytes = truncated?.kind === 'answer' ? truncated.wire.length : reply.length;
   return largeResponseBudget(ctx, sentBytes, env, now) ?? truncated ?? FORWARD;
+}
+
+/**
+ * The opcode gate, after step 2 (a blocked client gets nothing, not even this):
+ * only QUERY goes to a backend. The recursor ignores UPDATE and takes no NOTIFY
+ * by default, so a forwarded one would hold an in-flight slot until
+ * backend_timeout_ms and earn a SERVFAIL to a spoofable source. Returns the
+ * NOTIMP answer (never larger than the query), or null for a QUERY. The caller
+ * counts it in localAnswers.notimp.
+ */
+export function opcodeAnswer(ctx: QueryContext): Buffer | null {
+  return readOpcode(ctx.parsed.flags) === OPCODE_QUERY ? null : buildNotimp(ctx.query, ctx.parsed);
 }

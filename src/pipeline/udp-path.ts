@@ -1,16 +1,22 @@
 // The UDP packet path, Packet-path steps 1-7, as a sequence of calls: parse, query
 // stages, backend, response stages, enforcement. Sockets stay behind the
-// UdpReplyTarget and UdpSender interfaces; nothing here is thrown per packet.
+// UdpReplyTarget and UdpSender interfaces; nothing here is thrown per packet,
+// and each entry point (a query, a reply, the sweep) runs inside a fault
+// barrier so that whatever was not foreseen drops one unit of work, counted,
+// and never the process (docs/hostile-input.md).
 import { parseQuery } from '../dns/query.js';
-import { readId, writeId, HEADER_LEN } from '../dns/header.js';
+import { readId, writeId } from '../dns/header.js';
 import { buildServfail } from '../dns/local-answer.js';
+import { replyHeaderProblem, replyQuestionProblem } from '../dns/reply-check.js';
 import { proxyV2Header } from '../backend/proxy-protocol.js';
 import type { Backend, BackendPool } from '../backend/pool.js';
 import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
 import type { QueryContext } from './context.js';
-import { runQueryStages, runResponseStages } from './stages.js';
+import { opcodeAnswer, runQueryStages, runResponseStages } from './stages.js';
 import type { Offender } from './verdict.js';
+import { FaultBarrier } from './barrier.js';
+import type { ErrorSink } from '../log/once-per-second.js';
 
 export interface UdpReplyTarget {
   send(wire: Buffer, port: number, address: string): void;
@@ -30,22 +36,67 @@ export interface PendingUdp {
   readonly sentAt: number;
 }
 
+const SILENT: ErrorSink = { error: () => undefined };
+
 export class UdpPath {
+  private readonly barrier: FaultBarrier;
+  /** the sweep's per-entry callback, bound once rather than a closure per sweep */
+  private readonly expireBound = (p: PendingUdp): void => this.expire(p);
+  private sweepServfail = true;
+
   constructor(
     private readonly env: PolicyEnv,
     private readonly pool: BackendPool<PendingUdp>,
     private readonly onOffender: OffenderHandler,
     private readonly clock: () => number,
-  ) {}
+    /** where faults are logged, at most once a second */
+    errorLog: ErrorSink = SILENT,
+  ) {
+    this.barrier = new FaultBarrier(env.counters, errorLog);
+  }
 
   /**
    * `address`/`family` are the client as policy sees it; `replyAddress` and `port` where
    * the socket must answer (they differ only for IPv4 clients of a dual-stack socket).
    */
   onQuery(msg: Buffer, address: string, family: Family, replyAddress: string, port: number, target: UdpReplyTarget): void {
+    try {
+      this.handleQuery(msg, address, family, replyAddress, port, target);
+    } catch (err) {
+      this.barrier.fault('udp_query', err);
+    }
+  }
+
+  /** A datagram from a backend's socket: any bytes at all. */
+  onReply(backend: Backend<PendingUdp>, reply: Buffer): void {
+    try {
+      this.handleReply(backend, reply);
+    } catch (err) {
+      this.barrier.fault('upstream_reply', err);
+    }
+  }
+
+  /** Expires unanswered queries: SERVFAIL or silence, per backend_timeout_action. */
+  sweep(): void {
+    try {
+      const now = this.clock();
+      this.sweepServfail = this.env.settings.backendTimeoutAction === 'servfail';
+      for (const backend of this.pool.backends) backend.inflight.sweep(now, this.expireBound);
+    } catch (err) {
+      this.barrier.fault('sweep', err);
+    }
+  }
+
+  private handleQuery(msg: Buffer, address: string, family: Family, replyAddress: string, port: number, target: UdpReplyTarget): void {
     const c = this.env.counters;
     c.queries.udp++;
     c.queryBytes.udp += msg.length;
+    // Port 0 (or an unspecified address) is never a real client: it can only be
+    // spoofed, and a reply to it would throw in send. Dropped before any work.
+    if (port === 0 || address === '0.0.0.0' || address === '::') {
+      c.dropped.bad_source++;
+      return;
+    }
     const parsed = parseQuery(msg);
     if (parsed === null) {
       c.dropped.malformed++;
@@ -56,6 +107,12 @@ export class UdpPath {
     const verdict = runQueryStages(ctx, this.env, now);
     if (verdict.kind === 'drop') {
       c.dropped[verdict.reason]++;
+      return;
+    }
+    const notimp = opcodeAnswer(ctx);
+    if (notimp !== null) {
+      c.localAnswers.notimp++;
+      this.send(target, notimp, port, replyAddress);
       return;
     }
     if (verdict.kind === 'answer') {
@@ -77,20 +134,31 @@ export class UdpPath {
     sender.send(msg, header);
   }
 
-  onReply(backend: Backend<PendingUdp>, reply: Buffer): void {
-    if (reply.length < HEADER_LEN) return;
+  private handleReply(backend: Backend<PendingUdp>, reply: Buffer): void {
+    const c = this.env.counters;
+    const headerProblem = replyHeaderProblem(reply);
+    if (headerProblem !== null) {
+      c.upstreamRejected[headerProblem]++;
+      return;
+    }
     const id = readId(reply);
     const pending = backend.inflight.peek(id);
-    if (pending === undefined) return; // late (already timed out) or stray
+    if (pending === undefined) {
+      c.upstreamRejected.unknown_id++; // late (already timed out) or stray
+      return;
+    }
     const { ctx, port, target, replyAddress } = pending;
     // The question must be the one we sent: a stray datagram cannot complete a query.
-    if (reply.compare(ctx.query, HEADER_LEN, ctx.parsed.qEnd, HEADER_LEN, ctx.parsed.qEnd) !== 0) return;
+    const questionProblem = replyQuestionProblem(reply, ctx.query, ctx.parsed.qEnd);
+    if (questionProblem !== null) {
+      c.upstreamRejected[questionProblem]++;
+      return;
+    }
     backend.inflight.take(id);
     const now = this.clock();
     backend.observeLatency((now - pending.sentAt) / 1000);
     writeId(reply, ctx.parsed.id);
     const verdict = runResponseStages(ctx, reply, this.env, now);
-    const c = this.env.counters;
     if (verdict.kind === 'drop') {
       if (verdict.offender === undefined || this.onOffender(verdict.offender, now)) {
         c.dropped[verdict.reason]++;
@@ -107,15 +175,13 @@ export class UdpPath {
     this.send(target, reply, port, replyAddress);
   }
 
-  /** Expires unanswered queries: SERVFAIL or silence, per backend_timeout_action. */
-  sweep(): void {
-    const now = this.clock();
-    const servfail = this.env.settings.backendTimeoutAction === 'servfail';
-    for (const backend of this.pool.backends) {
-      backend.inflight.sweep(now, (p) => {
-        this.env.counters.dropped.backend_timeout++;
-        if (servfail) this.send(p.target, buildServfail(p.ctx.query, p.ctx.parsed), p.port, p.replyAddress);
-      });
+  /** One expired query; its own barrier, so one failing SERVFAIL does not end the sweep. */
+  private expire(p: PendingUdp): void {
+    try {
+      this.env.counters.dropped.backend_timeout++;
+      if (this.sweepServfail) this.send(p.target, buildServfail(p.ctx.query, p.ctx.parsed), p.port, p.replyAddress);
+    } catch (err) {
+      this.barrier.fault('sweep', err);
     }
   }
 
