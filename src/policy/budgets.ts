@@ -23,6 +23,8 @@ export interface TopTalker {
   readonly prefix: string;
   /** large-reply bytes sent in the last 60 s (sliding-window estimate) */
   readonly bytes: number;
+  /** its rung on the ladder: 1 under budget, 2 answered with TC (3, blocked, is added by the enforcer's view) */
+  readonly rung?: number;
 }
 
 export type BudgetLevel = 'prefix' | 'aggregate';
@@ -32,13 +34,21 @@ const MINUTE_MS = 60_000;
 /** Told of every successful charge, with its cost in the rate's unit (cluster workers share them). */
 export type ChargeListener = (key: string, cost: number, level: BudgetLevel) => void;
 
+/** Told when a key climbs to rung 2 or falls back to rung 1 (a log line; never per packet). */
+export type RungListener = (key: string, rung: 1 | 2, level: BudgetLevel) => void;
+
 /** One level's table: buckets by key, and the keys on rung 2 (for the gauge and the refill sweep). */
 class LevelTable {
   readonly entries: LRUCache<string, Entry>;
   /** keys on rung 2; kept in step with evictions, so bounded by the table */
   readonly truncating = new Set<string>();
 
-  constructor(max: number) {
+  onRung: RungListener | null = null;
+
+  constructor(
+    max: number,
+    private readonly level: BudgetLevel,
+  ) {
     this.entries = new LRUCache<string, Entry>({
       max,
       dispose: (entry, key) => {
@@ -66,6 +76,7 @@ class LevelTable {
     if (entry.rung === RUNG_TRUNCATING && entry.tokens >= rule.capacity) {
       onRefilled(entry);
       this.truncating.delete(key);
+      this.onRung?.(key, 1, this.level);
     }
   }
 }
@@ -77,7 +88,13 @@ export class BudgetTable {
   onFollowUp: ChargeListener | null = null;
 
   constructor(readonly maxTracked: number) {
-    this.levels = { prefix: new LevelTable(maxTracked), aggregate: new LevelTable(maxTracked) };
+    this.levels = { prefix: new LevelTable(maxTracked, 'prefix'), aggregate: new LevelTable(maxTracked, 'aggregate') };
+  }
+
+  /** told of rung changes at both levels */
+  set onRung(listener: RungListener | null) {
+    this.levels.prefix.onRung = listener;
+    this.levels.aggregate.onRung = listener;
   }
 
   /** prefixes tracked (the per-prefix level; the aggregate level has the same bound) */
@@ -128,8 +145,12 @@ export class BudgetTable {
     const table = this.levels[level];
     const rule = level === 'prefix' ? settings.prefixBudget : settings.aggregate.rule;
     const entry = table.entry(key, rule.capacity, now);
+    const climbs = entry.rung !== RUNG_TRUNCATING;
     const step = onOverBudget(entry, settings.ladder, now);
-    table.truncating.add(key);
+    if (climbs) {
+      table.truncating.add(key);
+      table.onRung?.(key, 2, level);
+    }
     return step;
   }
 
@@ -176,7 +197,7 @@ export class BudgetTable {
       if (bytes <= 0 || (best.length >= n && bytes <= best[best.length - 1]!.bytes)) return;
       let i = best.length;
       while (i > 0 && best[i - 1]!.bytes < bytes) i--;
-      best.splice(i, 0, { prefix, bytes: Math.round(bytes) });
+      best.splice(i, 0, { prefix, bytes: Math.round(bytes), rung: e.rung });
       if (best.length > n) best.pop();
     });
     return best;

@@ -103,16 +103,21 @@ describe('the ladder in the response stages (defaults: 50kb/min, burst 10, windo
     expect(e.counters.tcpFollowUps).toBeGreaterThan(5000);
   });
 
-  it('falls back to rung 1 once the bucket has refilled', () => {
+  it('falls back to rung 1 once the bucket has refilled, telling the listener and the top list each time', () => {
     const e = env();
+    const events: string[] = [];
+    e.budgets.onRung = (key, rung, level) => events.push(`${level} ${key} ${rung}`);
     replies(e, '198.18.0.30', 0, 500, 10, 1);
     expect(e.budgets.rung('prefix', '198.18.0.30')).toBe(2);
+    expect(events).toEqual(['prefix 198.18.0.30 2']);
+    expect(e.budgets.top(1, 500)).toEqual([{ prefix: '198.18.0.30', bytes: expect.any(Number), rung: 2 }]);
     // 12320 bytes at 50kb/min refill in about 14.4 s
     e.budgets.settle(e.settings, 14_000);
     expect(e.budgets.rung('prefix', '198.18.0.30')).toBe(2);
     e.budgets.settle(e.settings, 15_000);
     expect(e.budgets.rung('prefix', '198.18.0.30')).toBe(1);
     expect(e.budgets.truncatingCount('prefix')).toBe(0);
+    expect(events).toEqual(['prefix 198.18.0.30 2', 'prefix 198.18.0.30 1']);
     expect(runResponseStages(ctx('198.18.0.30'), reply900, e, 15_001).kind).toBe('forward');
   });
 

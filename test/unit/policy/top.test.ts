@@ -17,7 +17,7 @@ describe('top talkers', () => {
     }
     const top = t.top(20, now);
     expect(top).toHaveLength(20);
-    expect(top[0]).toEqual({ prefix: '198.18.0.99', bytes: expect.any(Number) });
+    expect(top[0]).toEqual({ prefix: '198.18.0.99', bytes: expect.any(Number), rung: 1 });
     expect(top[0]!.bytes).toBeGreaterThan(1200 * 900);
     for (let i = 1; i < top.length; i++) expect(top[i]!.bytes).toBeLessThanOrEqual(top[i - 1]!.bytes);
   });
@@ -25,11 +25,11 @@ describe('top talkers', () => {
   it('counts the last minute: the previous minute fades out as the current one runs', () => {
     const t = new BudgetTable(10);
     t.charge('a', 1000, settings, 59_000); // minute 0
-    expect(t.top(5, 59_000)).toEqual([{ prefix: 'a', bytes: 1000 }]);
-    expect(t.top(5, 90_000)).toEqual([{ prefix: 'a', bytes: 500 }]); // half of minute 1 gone
+    expect(t.top(5, 59_000)).toEqual([{ prefix: 'a', bytes: 1000, rung: 1 }]);
+    expect(t.top(5, 90_000)).toEqual([{ prefix: 'a', bytes: 500, rung: 1 }]); // half of minute 1 gone
     t.charge('a', 300, settings, 90_000);
-    expect(t.top(5, 90_000)).toEqual([{ prefix: 'a', bytes: 800 }]);
-    expect(t.top(5, 121_000)).toEqual([{ prefix: 'a', bytes: 295 }]);
+    expect(t.top(5, 90_000)).toEqual([{ prefix: 'a', bytes: 800, rung: 1 }]);
+    expect(t.top(5, 121_000)).toEqual([{ prefix: 'a', bytes: 295, rung: 1 }]);
     expect(t.top(5, 180_000)).toEqual([]);
   });
 
