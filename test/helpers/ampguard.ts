@@ -29,6 +29,8 @@ export interface AmpguardOptions {
   port?: number;
   /** a command that runs ampguard's node command line, e.g. setpriv with reduced privileges */
   wrap?: string[];
+  /** the CLI to run instead of the checkout's dist (e.g. an installed package's, see package.ts) */
+  cli?: string;
 }
 
 export function parseMetrics(text: string): Map<string, number> {
@@ -57,7 +59,7 @@ export async function startAmpguard(opts: AmpguardOptions): Promise<Ampguard> {
     ...config,
   });
   writeFileSync(configPath, stringify(full(opts.config)));
-  const argv = ['node', CLI, 'run', '--config', configPath];
+  const argv = ['node', opts.cli ?? CLI, 'run', '--config', configPath];
   const [cmd, ...args] = opts.wrap ? [...opts.wrap, ...argv] : argv;
   const proc = startProc(cmd as string, args, { netns: opts.netns });
   await proc.waitFor(/"msg":"ampguard started"/, 20_000);

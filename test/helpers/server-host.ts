@@ -18,7 +18,7 @@ export function serverConfig(rec: Recursor, config: Record<string, unknown>): Re
   };
 }
 
-export async function startServerHost(hosts: Hosts, config: Record<string, unknown>, opts: Pick<AmpguardOptions, 'wrap'> = {}): Promise<ServerHost> {
+export async function startServerHost(hosts: Hosts, config: Record<string, unknown>, opts: Pick<AmpguardOptions, 'wrap' | 'cli'> = {}): Promise<ServerHost> {
   const rec = await startRecursor({ netns: hosts.server, port: 5300 });
   const ag = await startAmpguard({ netns: hosts.server, port: 53, config: serverConfig(rec, config), ...opts });
   return { rec, ag };
