@@ -41,7 +41,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
   const env: PolicyEnv = { settings: runtime.policy, budgets: parts.budgets, blocks: parts.blocks, counters };
 
   const pool = new BackendPool<PendingUdp>(runtime.backends, config.max_in_flight);
-  const udpPath = new UdpPath(env, pool, parts.onOffender, clock);
+  const udpPath = new UdpPath(env, pool, parts.onOffender, clock, log.child({ module: 'udp' }));
   const upstreams = pool.backends.map((b) => {
     const upstream = new UdpUpstream(b.spec, (reply) => udpPath.onReply(b, reply), log.child({ module: 'backend' }));
     b.sender = upstream;

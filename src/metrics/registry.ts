@@ -4,6 +4,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { BucketCounts, registerHistogram } from './histogram.js';
 import type { Counters } from './counters.js';
+import { httpErrors } from './http-errors.js';
 
 /** What a process serving DNS reports (every worker, in cluster mode). */
 export interface DataplaneSources {
@@ -59,6 +60,8 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
   mirroredCounter(registry, 'ampguard_query_bytes_total', 'bytes of DNS queries received, by transport', 'proto', () => c.queryBytes);
   mirroredCounter(registry, 'ampguard_response_bytes_total', 'bytes of DNS responses sent, by transport (UDP response/query bytes = amplification factor)', 'proto', () => c.responseBytes);
   mirroredCounter(registry, 'ampguard_dropped_total', 'queries or replies dropped, by reason', 'reason', () => c.dropped);
+  mirroredCounter(registry, 'ampguard_upstream_rejected_total', 'datagrams or messages from a backend not taken as a reply: short (shorter than the header or the question), not_response (QR=0), unknown_id (late or stray), question_mismatch', 'reason', () => c.upstreamRejected);
+  mirroredCounter(registry, 'ampguard_local_answers_total', 'answers ampguard made itself other than TC=1: notimp (an opcode other than QUERY, never forwarded)', 'reason', () => c.localAnswers);
   new Gauge({
     name: 'ampguard_tcp_connections',
     help: 'client TCP connections open (bounded by tcp.max_connections)',
@@ -107,6 +110,8 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
 }
 
 export function registerEnforcementMetrics(registry: Registry, src: EnforcementSources): void {
+  // the HTTP listener lives in the process that owns the block set (the primary in cluster mode)
+  mirroredCounter(registry, 'ampguard_http_errors_total', 'HTTP requests on metrics.listen refused as bad_request (unparseable, 400) or failed with internal_error (500)', 'reason', () => httpErrors);
   mirroredCounter(registry, 'ampguard_blocks_total', 'prefixes put over budget into a block, by enforcement mode (off: would have blocked)', 'mode', () => src.blocksByMode());
   mirroredCounter(registry, 'ampguard_kernel_errors_total', 'kernel set commands (ipset, nft) that failed; each is retried', null, () => src.kernelErrors());
   new Gauge({

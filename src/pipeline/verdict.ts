@@ -2,7 +2,16 @@
 // stages never touch a socket. Constant verdicts are shared to keep the hot path
 // free of allocations.
 
-export type DropReason = 'malformed' | 'blocked' | 'rate' | 'backend_timeout' | 'overload';
+export type DropReason =
+  | 'malformed' | 'blocked' | 'rate' | 'backend_timeout' | 'overload'
+  /** source port 0 or an unspecified source address: no answer could reach it (docs/hostile-input.md) */
+  | 'bad_source'
+  /** an unexpected error inside a fault barrier dropped the unit of work (pipeline/barrier.ts) */
+  | 'internal_error';
+/** why a datagram or message from a backend was not taken as the reply to a query (docs/hostile-input.md) */
+export type UpstreamRejectReason = 'short' | 'not_response' | 'unknown_id' | 'question_mismatch';
+/** answers ampguard makes itself other than TC=1: NOTIMP for opcodes it never forwards */
+export type LocalAnswerReason = 'notimp';
 export type TruncateReason = 'any' | 'size';
 
 /** A prefix that went over its large-response budget (Packet-path step 7). */
