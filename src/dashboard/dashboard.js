@@ -41,7 +41,8 @@
 
   const charts = {
     queries: chart('queries', ['udp', 'tcp']),
-    truncated: chart('truncated', ['any', 'size']),
+    truncated: chart('truncated', ['any', 'size', 'budget (rung 2)']),
+    ladder: chart('ladder', ['prefixes on rung 2', 'networks on rung 2', 'TCP follow-ups/s', 'escalations/s']),
     large: chart('large', ['large replies']),
     amplification: chart('amplification', ['factor']),
     blocks: chart('blocks', ['blocks/s', 'blocked clients']),
@@ -77,7 +78,13 @@
       const dt = (s.time - last.time) / 1000;
       if (dt <= 0) return;
       charts.queries.push(t, [rate(last.queries.udp, s.queries.udp, dt), rate(last.queries.tcp, s.queries.tcp, dt)]);
-      charts.truncated.push(t, [rate(last.truncated.any, s.truncated.any, dt), rate(last.truncated.size, s.truncated.size, dt)]);
+      charts.truncated.push(t, [rate(last.truncated.any, s.truncated.any, dt), rate(last.truncated.size, s.truncated.size, dt), rate(last.truncated.budget, s.truncated.budget, dt)]);
+      charts.ladder.push(t, [
+        s.ladderPrefixes?.prefix ?? 0,
+        s.ladderPrefixes?.aggregate ?? 0,
+        rate(last.tcpFollowUps, s.tcpFollowUps, dt),
+        rate(sum(last.escalations), sum(s.escalations), dt),
+      ]);
       charts.large.push(t, [rate(last.largeResponses, s.largeResponses, dt)]);
       const qIn = (s.queryBytes.udp ?? 0) - (last.queryBytes.udp ?? 0);
       const rOut = (s.responseBytes.udp ?? 0) - (last.responseBytes.udp ?? 0);
@@ -98,7 +105,8 @@
   }
 
   function onTop(top) {
-    fillTable('top', top.top.map((x) => [cell(x.prefix), cell(fmt(x.bytes), 'num'), cell(fmt(x.bytes / top.window_s), 'num')]));
+    const rungs = { 1: 'under budget', 2: 'TC (rung 2)', 3: 'blocked' };
+    fillTable('top', top.top.map((x) => [cell(x.prefix), cell(fmt(x.bytes), 'num'), cell(fmt(x.bytes / top.window_s), 'num'), cell(rungs[x.rung] ?? '–', x.rung === 3 ? 'down' : '')]));
     ready('top');
   }
 

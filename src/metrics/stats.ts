@@ -27,6 +27,11 @@ export interface Stats {
   readonly maxTracked: number;
   readonly enforcementDegraded: boolean;
   readonly backends: readonly BackendStats[];
+  /** the ladder (docs/defence.md): keys on rung 2 by level, TCP follow-ups, escalations by level */
+  readonly ladderPrefixes: Record<string, number>;
+  readonly tcpFollowUps: number;
+  readonly wouldTruncate: number;
+  readonly escalations: Record<string, number>;
 }
 
 function byLabel(metrics: readonly MetricJson[], name: string, label: string): Record<string, number> {
@@ -65,5 +70,9 @@ export function statsFromMetrics(metrics: readonly MetricJson[], time: number): 
     maxTracked: single(metrics, 'ampguard_tracked_prefixes_max'),
     enforcementDegraded: single(metrics, 'ampguard_enforcement_degraded') > 0,
     backends,
+    ladderPrefixes: byLabel(metrics, 'ampguard_ladder_prefixes', 'level'),
+    tcpFollowUps: single(metrics, 'ampguard_tcp_followups_total'),
+    wouldTruncate: single(metrics, 'ampguard_would_truncate_total'),
+    escalations: byLabel(metrics, 'ampguard_escalations_total', 'level'),
   };
 }

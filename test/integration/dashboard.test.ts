@@ -51,12 +51,12 @@ describe.skipIf(missing !== null)('dashboard', () => {
       page.on('pageerror', (e) => errors.push(e.message));
       await page.goto(`http://127.0.0.1:${ag.metricsPort}/`);
       const panels = await page.locator('[data-panel]').evaluateAll((els) => els.map((e) => e.getAttribute('data-panel')));
-      expect(panels).toEqual(['queries', 'truncated', 'large', 'amplification', 'blocks', 'tracked', 'backends', 'top', 'recent']);
+      expect(panels).toEqual(['queries', 'truncated', 'ladder', 'large', 'amplification', 'blocks', 'tracked', 'backends', 'top', 'recent']);
       await page.waitForFunction(() => [...document.querySelectorAll('[data-panel]')].every((e) => e.getAttribute('data-state') === 'ready'), undefined, { timeout: 40_000 });
       // the blocks appear once the budget trips; give the tables a moment to fill
       await page.waitForFunction(() => document.querySelectorAll('[data-panel="recent"] tbody tr td').length > 1, undefined, { timeout: 30_000 });
       await page.waitForTimeout(4000);
-      for (const name of ['queries', 'truncated', 'large', 'amplification', 'blocks', 'tracked', 'backends']) {
+      for (const name of ['queries', 'truncated', 'ladder', 'large', 'amplification', 'blocks', 'tracked', 'backends']) {
         expect(await page.locator(`[data-panel="${name}"] canvas`).count(), name).toBeGreaterThan(0);
       }
       expect(await page.locator('[data-panel="top"] tbody tr').first().textContent()).toMatch(/127\.0\.0\.\d+/);
