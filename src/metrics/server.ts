@@ -33,17 +33,28 @@ export interface MetricsServerDeps {
 const MAX_TARGET = 2048;
 
 /**
- * The path and query of an origin-form request target (`/path?query`), or null
- * for anything else: absolute-form, authority-form, `*`, `//x` (which `new URL`
- * would read as a host, or throw on), control characters.
+ * The path and query of a request target: origin-form (`/path?query`) or
+ * absolute-form (`http://host/path`); null for anything else: authority-form,
+ * `*`, `//x` (which `new URL` would read as a host, or throw on), an absolute
+ * URL that does not parse (`http://[`), control characters.
  */
 export function parseTarget(target: string | undefined): { path: string; query: URLSearchParams } | null {
   if (target === undefined || target.length === 0 || target.length > MAX_TARGET) return null;
-  if (target.charCodeAt(0) !== 0x2f /* / */ || target.startsWith('//')) return null;
   for (let i = 0; i < target.length; i++) {
     const ch = target.charCodeAt(i);
     if (ch <= 0x20 || ch === 0x7f) return null;
   }
+  // absolute-form (RFC 9112 3.2.2: a server must accept it): its path and query, if it parses
+  if (/^https?:\/\//i.test(target)) {
+    let url: URL;
+    try {
+      url = new URL(target);
+    } catch {
+      return null;
+    }
+    return { path: url.pathname, query: url.searchParams };
+  }
+  if (target.charCodeAt(0) !== 0x2f /* / */ || target.startsWith('//')) return null;
   // the path as sent, not percent-decoded (as URL.pathname had it): no route has an escape in it
   const q = target.indexOf('?');
   return { path: q < 0 ? target : target.slice(0, q), query: new URLSearchParams(q < 0 ? '' : target.slice(q + 1)) };
