@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // stops processes a crashed test file left running (see the file)
+    globalSetup: ['test/global-teardown.ts'],
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,

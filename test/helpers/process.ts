@@ -1,6 +1,8 @@
 // Child processes that tests start, each stopped in afterEach/afterAll even when
 // the test failed; `ip netns exec` wraps them when a namespace is given.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { startTime } from '../global-teardown.js';
 
 export interface Proc {
   readonly child: ChildProcess;
@@ -21,6 +23,7 @@ export function onStopAll(fn: () => void): void {
 export function startProc(command: string, args: string[], opts: { netns?: string; cwd?: string } = {}): Proc {
   const [cmd, argv] = opts.netns ? ['ip', ['netns', 'exec', opts.netns, command, ...args]] : [command, args];
   const child = spawn(cmd, argv, { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  record(child, [cmd, ...argv]);
   let out = '';
   const waiters: (() => void)[] = [];
   const onData = (d: Buffer): void => {
@@ -65,6 +68,19 @@ export function startProc(command: string, args: string[], opts: { netns?: strin
   running.add(proc);
   return proc;
 }
+
+/** Leaves a note for test/global-teardown.ts, which stops whatever a crashed test file left running. */
+function record(child: ChildProcess, argv: string[]): void {
+  const file = process.env.AMPGUARD_TEST_PIDS;
+  const started = child.pid === undefined ? null : startTime(child.pid);
+  if (file && started) appendFileSync(file, `${child.pid} ${started} ${argv.join(' ').slice(0, 200)}\n`);
+}
+
+// A test file that ends without its afterAll (a crash, a timeout in a hook) still
+// takes its children with it: kill() is synchronous, so it works in 'exit'.
+process.once('exit', () => {
+  for (const p of running) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+});
 
 export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((p) => p.stop()));
