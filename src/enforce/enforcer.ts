@@ -116,6 +116,13 @@ export class Enforcer {
     let loaded = 0;
     for (const m of members) {
       const key = prefixKey(m.prefix.split('/')[0] as string, m.family, s.prefixV4, s.prefixV6);
+      // a member from before the allowlist (or the prefix length) changed may now cover an allowlisted address
+      const covered = allowlistError(key, m.family, s);
+      if (covered) {
+        const r = await this.sink.remove({ prefix: m.prefix, family: m.family });
+        this.log.warn({ prefix: key, err: covered, removed: r.ok }, 'kernel set member removed: it covers an allowlisted address');
+        continue;
+      }
       const ttlMs = (m.timeoutSec > 0 ? m.timeoutSec * 1000 : s.blockTimeoutMs);
       if (!this.blocks.add(key, now + ttlMs, now)) break;
       this.blocks.markKernel(key, true);

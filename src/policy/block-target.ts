@@ -134,3 +134,14 @@ export function formatIpv6(g: Uint16Array): string {
   if (bestAt < 0) return part(0, 8);
   return `${part(0, bestAt)}::${part(bestAt + bestLen, 8)}`;
 }
+
+/**
+ * Whether the block an offender asks for may be made: its address is a
+ * client's and its block key (the budget prefix, or the wider network the
+ * ladder names) covers no allowlisted address. What a cluster worker checks
+ * before it blocks locally, so it never drops what the primary refuses.
+ */
+export function offenderBlockable(o: { readonly address: string; readonly prefix: string; readonly family: 4 | 6 }, s: TargetSettings): boolean {
+  const t = blockTarget(o.address, s);
+  return t.ok && (o.prefix === t.prefix || allowlistedInside(o.prefix, o.family, s.allowlist) === null);
+}
