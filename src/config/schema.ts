@@ -98,8 +98,8 @@ export const configSchema = z.strictObject({
             description: 'large replies a fresh prefix always gets (bucket = burst x truncate_above bytes)',
             reloadable: true,
           }),
-          prefix_v4: int(8, 32).default(32).meta({ description: 'IPv4 prefix length a budget is kept for', reloadable: true }),
-          prefix_v6: int(16, 128).default(64).meta({ description: 'IPv6 prefix length a budget is kept for', reloadable: true }),
+          prefix_v4: int(8, 32).default(32).meta({ description: 'IPv4 prefix length a budget and a block are kept for (restart only: the kernel set is keyed by it; docs/enforcement.md)' }),
+          prefix_v6: int(16, 128).default(64).meta({ description: 'IPv6 prefix length a budget and a block are kept for (restart only, as prefix_v4)' }),
           max_tracked: int(1, 10_000_000).default(100_000).meta({ description: 'prefixes tracked at most (least recently used go first)' }),
         })
         .meta({ description: 'per-prefix budgets for large UDP replies (iptables hashlimit semantics)' })

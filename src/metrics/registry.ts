@@ -42,6 +42,10 @@ function mirroredCounter<L extends string>(
     help,
     labelNames: labelName ? [labelName] : [],
     registers: [registry],
+  /** entries the kernel set refused (invalid | full), kept in userspace (docs/enforcement.md) */
+  kernelRejected?(): Readonly<Record<string, number>>;
+  /** offenders not blocked at all (allowlist | invalid | full) */
+  blocksRefused?(): Readonly<Record<string, number>>;
     collect() {
       this.reset();
       const v = read();
@@ -139,3 +143,5 @@ export function createRegistry(src: RegistrySources): Registry {
   registerEnforcementMetrics(registry, src);
   return registry;
 }
+  mirroredCounter(registry, 'ampguard_kernel_rejected_total', 'block entries the kernel set refused, by reason (full: block.max_elements reached; invalid: an element the kernel cannot hold); they stay blocked in userspace only', 'reason', () => src.kernelRejected?.() ?? { invalid: 0, full: 0 });
+  mirroredCounter(registry, 'ampguard_blocks_refused_total', 'offenders not blocked: allowlist (the prefix covers an allowlisted address), invalid (no client has that address), full (block.max_elements are blocked); the tripping reply is still dropped', 'reason', () => src.blocksRefused?.() ?? { allowlist: 0, invalid: 0, full: 0 });
