@@ -172,6 +172,17 @@ describe('aggregate budgets', () => {
     expect(e.budgets.truncatingCount('prefix')).toBe(0);
   });
 
+  it('a blocked network drops UDP from every address in it, TCP never', () => {
+    const e = env();
+    e.blocks.add('198.18.7.0/24', 10_000, 0);
+    expect(runQueryStages(ctx('198.18.7.99'), e, 1)).toMatchObject({ kind: 'drop', reason: 'blocked' });
+    expect(runQueryStages(ctx('198.18.7.99', 'tcp'), e, 1).kind).toBe('forward');
+    expect(runQueryStages(ctx('198.18.8.1'), e, 1).kind).toBe('forward');
+    const off = env({ policy: { large_response: { aggregate: { enabled: false } } } });
+    off.blocks.add('198.18.7.0/24', 10_000, 0);
+    expect(runQueryStages(ctx('198.18.7.99'), off, 1).kind).toBe('forward');
+  });
+
   it('a /24 whose clients come back over TCP stays on rung 2', () => {
     const e = env();
     for (let t = 0; t < 20_000; t += 10) {
