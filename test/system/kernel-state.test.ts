@@ -149,3 +149,42 @@ describe.skipIf(unavailable !== null)('kernel state agrees with the listing (ips
     hosts.run(hosts.server, 'ipset', ['list', '-t', 'throttled-ips']);
   });
 });
+
+describe.skipIf(unavailable !== null)('kernel state agrees with the listing (nftables)', () => {
+  beforeAll(async () => {
+    hosts = createHosts();
+    rec = await startRecursor({ netns: hosts.server, port: 5300 });
+  });
+
+  afterEach(async () => {
+    await ag?.stop();
+    ag = null;
+  });
+
+  afterAll(async () => {
+    await rec?.close();
+    await stopAll();
+    hosts?.destroy();
+  });
+
+  it('rebuilds a set left with timeout 300 for block.timeout 600, keeping its member listed and dropped', async () => {
+    hosts.run(hosts.server, 'nft', ['-f', '-'], [
+      'add table inet ampguard',
+      'add set inet ampguard throttled-ips { type ipv4_addr; flags timeout; timeout 300s; size 1000; }',
+      `add element inet ampguard throttled-ips { ${STALE} timeout 250s }`,
+      '',
+    ].join('\n'));
+    await start({ mode: 'nftables', timeout: 600 });
+    expect(ag?.proc.output()).toMatch(/throttled-ips rebuilt \(timeout 300s -> 600s, size 1000 -> 100000\): 1 of 1 members kept/);
+    const set = JSON.parse(hosts.run(hosts.server, 'nft', ['-j', 'list', 'set', 'inet', 'ampguard', 'throttled-ips'])) as { nftables: { set?: { timeout: number; size: number; elem?: { elem: { val: string; expires: number } }[] } }[] };
+    const s = set.nftables.find((x) => x.set)?.set;
+    expect(s).toMatchObject({ timeout: 600, size: 100000 });
+    expect(s?.elem?.map((e) => e.elem.val)).toEqual([STALE]);
+    expect(s?.elem?.[0]?.elem.expires).toBeLessThanOrEqual(250);
+    expect(cliList()).toMatch(new RegExp(`^${STALE.replace(/\./g, '\\.')}\\texpires in \\d+s\\tnftables$`, 'm'));
+    expect((await api()).blocks).toEqual([expect.objectContaining({ prefix: STALE, where: 'nftables' })]);
+    expect(await ag?.metric('ampguard_blocked_clients')).toBe(1);
+    expect(blast(hosts, SERVER_V4, STALE, 5, 'www.example.test').received).toBe(0);
+    expect((await dig(SERVER_V4, 53, 'www.example.test', 'A', ['+notcp', '-b', NEIGHBOUR], hosts.client)).status).toBe('NOERROR');
+  });
+});
