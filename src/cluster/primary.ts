@@ -59,6 +59,7 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
             break;
           case 'ready':
             for (const b of enforcer.list()) w.send({ t: 'block', prefix: b.prefix, ttlMs: b.expiresInMs } satisfies ToWorker);
+            if (started) log.info({ worker: w.id, pid: w.process.pid }, 'replacement worker ready');
             resolve();
             break;
           case 'charges':

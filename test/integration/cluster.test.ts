@@ -1,9 +1,11 @@
 // workers: 2 (Node cluster): one budget per client however the kernel spreads
 // its datagrams over the workers, a block made by one worker drops the client
-// in all of them, metrics summed over workers, a dead worker replaced.
+// in all of them, metrics summed over workers, a dead worker replaced with the
+// primary's configuration (never the file on disk).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { resolve } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Recursor } from '../helpers/recursor.js';
 import type { Ampguard } from '../helpers/ampguard.js';
 import { startPair, stopPair } from '../helpers/pair.js';
@@ -18,6 +20,27 @@ function blast(src: string, count: number, name = 'medium.example.test', interva
   return JSON.parse(execFileSync('node', [BLAST, '127.0.0.1', String(ag.port), src, String(count), name, 'TXT', '1232', String(interval), '400'], { encoding: 'utf8' }));
 }
 
+const withToken = (): Record<string, string> => ({ authorization: `Bearer ${readFileSync(join(dirname(ag.configPath), 'ampguard.token'), 'utf8').trim()}` });
+
+/** metrics reach the primary as snapshots every second: poll for the value */
+async function metricBecomes(name: string, value: number): Promise<number> {
+  let last = NaN;
+  await until(async () => (last = await ag.metric(name)) === value, 5000);
+  return last;
+}
+
+/** the value once it has stopped changing for longer than a snapshot period (no traffic in flight) */
+async function settled(name: string): Promise<number> {
+  let last = await ag.metric(name);
+  let since = Date.now();
+  await until(async () => {
+    const now = await ag.metric(name);
+    if (now !== last) [last, since] = [now, Date.now()];
+    return Date.now() - since > 1500;
+  }, 10_000);
+  return last;
+}
+
 function workerPids(): number[] {
   const out = execFileSync('pgrep', ['-P', String(ag.proc.child.pid)], { encoding: 'utf8' });
   return out.trim().split('\n').filter(Boolean).map(Number);
@@ -28,6 +51,8 @@ beforeAll(async () => {
     workers: 2,
     health_check: { qname: 'example.test', qtype: 'SOA', interval_ms: 200 },
     block: { mode: 'userspace', timeout: 60 },
+    // block as soon as over budget (the TC-first ladder has its own tests)
+    policy: { ladder: { enabled: false } },
   }));
 });
 afterAll(() => stopPair({ rec, ag }));
@@ -39,10 +64,10 @@ describe('cluster', () => {
   });
 
   it('sums counters over the workers', async () => {
-    const before = await ag.metric('ampguard_queries_total{proto="udp"}');
+    const before = await settled('ampguard_queries_total{proto="udp"}');
     const r = blast('127.0.0.20', 200, 'www.example.test', 0);
     expect(r.received).toBe(200);
-    expect(await ag.metric('ampguard_queries_total{proto="udp"}')).toBe(before + 200);
+    expect(await metricBecomes('ampguard_queries_total{proto="udp"}', before + 200)).toBe(before + 200);
   });
 
   it('holds a client to one budget across workers, within one burst, and blocks it in every worker', async () => {
@@ -52,30 +77,46 @@ describe('cluster', () => {
     expect(r.received).toBeLessThanOrEqual(26);
     expect(await until(async () => (await ag.metric('ampguard_blocked_clients')) === 1, 2000)).toBe(true);
     expect(await ag.metric('ampguard_blocks_total{mode="userspace"}')).toBe(1);
-    const blockedBefore = await ag.metric('ampguard_dropped_total{reason="blocked"}');
+    const blockedBefore = await settled('ampguard_dropped_total{reason="blocked"}');
     expect(blast('127.0.0.21', 40, 'www.example.test', 0).received).toBe(0);
-    expect(await ag.metric('ampguard_dropped_total{reason="blocked"}')).toBe(blockedBefore + 40);
+    expect(await metricBecomes('ampguard_dropped_total{reason="blocked"}', blockedBefore + 40)).toBe(blockedBefore + 40);
     // the kernel spread those 40 over both workers, and both dropped them
     expect((await dig('127.0.0.1', ag.port, 'www.example.test', 'A', ['+notcp', '-b', '127.0.0.22'])).status).toBe('NOERROR');
   });
 
   it('blocks by hand in every worker through the primary', async () => {
-    const res = await fetch(`http://127.0.0.1:${ag.metricsPort}/api/blocks?address=127.0.0.23`, { method: 'POST' });
-    expect(res.status).toBe(200);
-    await new Promise((r) => setTimeout(r, 100));
+    const url = `http://127.0.0.1:${ag.metricsPort}/api/blocks?address=127.0.0.23`;
+    expect((await fetch(url, { method: 'POST', headers: withToken() })).status).toBe(200);
+    // the block reaches the workers over IPC: poll until both drop the client
+    expect(await until(() => blast('127.0.0.23', 5, 'www.example.test', 0).received === 0, 5000)).toBe(true);
     expect(blast('127.0.0.23', 30, 'www.example.test', 0).received).toBe(0);
-    await fetch(`http://127.0.0.1:${ag.metricsPort}/api/blocks?address=127.0.0.23`, { method: 'DELETE' });
-    await new Promise((r) => setTimeout(r, 100));
+    expect((await fetch(url, { method: 'DELETE', headers: withToken() })).status).toBe(200);
+    expect(await until(() => blast('127.0.0.23', 5, 'www.example.test', 0).received === 5, 5000)).toBe(true);
     expect(blast('127.0.0.23', 30, 'www.example.test', 0).received).toBe(30);
   });
 
-  it('replaces a worker that dies and keeps answering', async () => {
-    const [first] = workerPids();
-    process.kill(first as number, 'SIGKILL');
-    expect(await until(() => workerPids().length === 2 && !workerPids().includes(first as number), 5000)).toBe(true);
-    await ag.proc.waitFor(/worker died, starting another/);
-    expect(blast('127.0.0.24', 50, 'www.example.test', 0).received).toBe(50);
-    // the new worker learned the blocks made before it started
-    expect(blast('127.0.0.21', 20, 'www.example.test', 0).received).toBe(0);
+  it("replaces a worker that dies with the primary's config, even when the file on disk became invalid, and keeps the sums", async () => {
+    const total = 'ampguard_queries_total{proto="udp"}';
+    // the last snapshots in, so the dead worker's count is in the total
+    const before = await settled(total);
+    const good = readFileSync(ag.configPath, 'utf8');
+    writeFileSync(ag.configPath, 'backend_timeout_ms: -5\nlisten: [\n');
+    try {
+      const [first] = workerPids();
+      process.kill(first as number, 'SIGKILL');
+      await ag.proc.waitFor(/replacement worker ready/, 10_000);
+      expect(workerPids()).toHaveLength(2);
+      expect(workerPids()).not.toContain(first);
+      // one death, no crash loop: the replacement never read the broken file
+      expect(ag.proc.output().match(/worker died, starting another/g)).toHaveLength(1);
+      expect(ag.proc.output()).not.toMatch(/worker cannot start/);
+      expect(blast('127.0.0.24', 50, 'www.example.test', 0).received).toBe(50);
+      // the dead worker's counts stay in the total: it only grows by what was sent since
+      expect(await metricBecomes(total, before + 50)).toBe(before + 50);
+      // the new worker learned the blocks made before it started
+      expect(blast('127.0.0.21', 20, 'www.example.test', 0).received).toBe(0);
+    } finally {
+      writeFileSync(ag.configPath, good);
+    }
   });
 });
