@@ -1,6 +1,7 @@
 // A real pdns_recursor for one test: its own config dir, socket dir and port,
 // the example.test zone from deploy/ through auth-zones, and never a query
 // leaving the host (dont-query everything, no security polling).
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -19,6 +20,8 @@ export interface Recursor {
   restart(): Promise<void>;
   /** stops it and removes its config dir */
   close(): Promise<void>;
+  /** a counter of `rec_control get` (e.g. "questions": every query it received, health checks included) */
+  stat(name: string): number;
 }
 
 export async function startRecursor(opts: { settings?: Record<string, string>; address?: string; port?: number; netns?: string } = {}): Promise<Recursor> {
@@ -70,6 +73,10 @@ export async function startRecursor(opts: { settings?: Record<string, string>; a
     async close() {
       await proc.stop();
       rmSync(dir, { recursive: true, force: true });
+    },
+    stat(name: string) {
+      const out = execFileSync('rec_control', [`--socket-dir=${dir}`, `--config-dir=${dir}`, 'get', name], { encoding: 'utf8', timeout: 5000 });
+      return Number(out.trim());
     },
   };
 }
