@@ -102,7 +102,7 @@ describe('config keys against config/reference.md', () => {
     const reference = readFileSync('config/reference.md', 'utf8');
     const keys = (obj: unknown, prefix = ''): string[] =>
       obj && typeof obj === 'object' && !Array.isArray(obj)
-        ? Object.entries(obj).flatMap(([k, v]) => [`${prefix}${k}`, ...keys(v, `${prefix}${k}.`)])
+        ? Object.entries(obj).flatMap(([k, v]) => (v && typeof v === 'object' && !Array.isArray(v) ? keys(v, `${prefix}${k}.`) : [`${prefix}${k}`]))
         : [];
     const loaded = loadConfig(readFileSync('config/ampguard.yaml', 'utf8'));
     expect(loaded.ok).toBe(true);
