@@ -205,6 +205,11 @@ export class Enforcer {
     return prefix;
   }
 
+  /** whether a prefix (or network) is blocked now: rung 3 of the ladder, for /api/top */
+  isBlocked(prefix: string): boolean {
+    return this.blocks.isBlocked(prefix, this.clock());
+  }
+
   /** Every live block, and where it is really enforced: the kernel set only once the kernel took it. */
   list(): BlockView[] {
     const now = this.clock();
