@@ -97,7 +97,11 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
   routes['/api/top'] = (req, res, query) => {
     if (!admitted(req, res, guard, false)) return;
     const n = Math.max(1, Math.min(MAX_TOP, Number(query.get('n') ?? 20) || 20));
-    view.top(n).then((top) => json(res, 200, { window_s: 60, top }), failed(res));
+    view.top(n).then(
+      // rung 3 is the enforcer's to say: a blocked prefix still shows the bytes it was sent
+      (top) => json(res, 200, { window_s: 60, top: top.map((t) => (view.enforcer.isBlocked(t.prefix) ? { ...t, rung: 3 } : t)) }),
+      failed(res),
+    );
   };
   routes['/api/blocks'] = (req, res, query) => {
     const e = view.enforcer;

@@ -12,9 +12,18 @@ export interface OperatorView {
   metricsJson(): Promise<MetricJson[]>;
 }
 
-/** Adds up per-worker top lists by prefix and keeps the `n` largest. */
+/**
+ * Adds up per-worker top lists by prefix and keeps the `n` largest; a prefix's
+ * rung is the highest any worker has it on (each keeps its own ladder).
+ */
 export function mergeTop(lists: readonly (readonly TopTalker[])[], n: number): TopTalker[] {
-  const sum = new Map<string, number>();
-  for (const list of lists) for (const t of list) sum.set(t.prefix, (sum.get(t.prefix) ?? 0) + t.bytes);
-  return [...sum].map(([prefix, bytes]) => ({ prefix, bytes })).sort((a, b) => b.bytes - a.bytes).slice(0, n);
+  const sum = new Map<string, { bytes: number; rung?: number }>();
+  for (const list of lists) {
+    for (const t of list) {
+      const seen = sum.get(t.prefix);
+      const rung = Math.max(seen?.rung ?? 0, t.rung ?? 0) || undefined;
+      sum.set(t.prefix, { bytes: (seen?.bytes ?? 0) + t.bytes, ...(rung !== undefined ? { rung } : {}) });
+    }
+  }
+  return [...sum].map(([prefix, v]) => ({ prefix, ...v })).sort((a, b) => b.bytes - a.bytes).slice(0, n);
 }

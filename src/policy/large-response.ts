@@ -18,30 +18,32 @@ import type { PolicyEnv } from './env.js';
 export function largeResponseBudget(ctx: QueryContext, sentBytes: number, env: PolicyEnv, now: number): Verdict | null {
   const s = env.settings;
   if (ctx.proto !== 'udp' || sentBytes < s.largeMinBytes) return null;
-  env.counters.largeResponses++;
+  const c = env.counters;
   const budgets = env.budgets;
   const prefix = prefixKey(ctx.clientAddress, ctx.family, s.prefixV4, s.prefixV6);
   let level: BudgetLevel = 'prefix';
   let key = prefix;
   if (budgets.chargeAt('prefix', prefix, sentBytes, s.prefixBudget, now)) {
     const agg = s.aggregate;
-    if (!agg.enabled) return null;
+    if (!agg.enabled) return sentLarge(c);
     key = prefixKey(ctx.clientAddress, ctx.family, agg.prefixV4, agg.prefixV6);
-    if (budgets.chargeAt('aggregate', key, sentBytes, agg.rule, now)) return null;
-    // the reply is not sent as it is: the prefix keeps what it was charged for it
+    if (budgets.chargeAt('aggregate', key, sentBytes, agg.rule, now)) return sentLarge(c);
+    // the reply is not sent as it is: the prefix gets back what it was charged for it
     budgets.refund('prefix', prefix, sentBytes, s.prefixBudget);
     level = 'aggregate';
   }
-  if (anyCidrContains(s.allowlist, ctx.clientAddress)) return null;
+  if (anyCidrContains(s.allowlist, ctx.clientAddress)) return sentLarge(c);
   if (s.ladder.enabled && budgets.overBudget(level, key, s, now) === 'truncate') {
     if (s.dryRun) {
-      env.counters.wouldTruncate++;
-      return null;
+      c.wouldTruncate++;
+      return sentLarge(c);
     }
     return { kind: 'answer', wire: buildTruncated(ctx.query, ctx.parsed), reason: 'budget' };
   }
   const cause = s.ladder.enabled ? 'no_followup' : 'over_budget';
-  env.counters.escalations[`${level}:${cause}`]++;
+  c.escalations[`${level}:${cause}`]++;
+  // block.mode off sends the tripping reply too (the enforcer says so): it is counted as sent
+  if (s.dryRun) c.largeResponses++;
   return {
     kind: 'drop',
     reason: 'rate',
@@ -64,4 +66,10 @@ export function tcpFollowUp(ctx: QueryContext, env: PolicyEnv): void {
     if (budgets.followUp('aggregate', agg, 1)) counted = true;
   }
   if (counted) env.counters.tcpFollowUps++;
+}
+
+/** A large reply that goes out in full (ampguard_large_responses_total counts only those). */
+function sentLarge(c: PolicyEnv['counters']): null {
+  c.largeResponses++;
+  return null;
 }

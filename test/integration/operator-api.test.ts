@@ -16,16 +16,20 @@ beforeAll(async () => {
   ({ rec, ag } = await startPair({ workers: 2, block: { mode: 'userspace', allowlist: ['127.0.0.0/25'] } }));
   const sources = Array.from({ length: 30 }, (_, i) => `127.0.0.${60 + i}`).join(',');
   execFileSync('node', [TRAFFIC, '127.0.0.1', String(ag.port), '3', '300', sources]);
-  // one over-budget source outside the allowlist, for the block list
-  execFileSync('node', [TRAFFIC, '127.0.0.1', String(ag.port), '2', '100', '127.0.0.200']);
+  // one over-budget source outside the allowlist, for the block list: long enough for the
+  // ladder's 2 s judging window to end while it still floods (docs/defence.md)
+  execFileSync('node', [TRAFFIC, '127.0.0.1', String(ag.port), '4', '100', '127.0.0.200']);
 });
 afterAll(() => stopPair({ rec, ag }));
 
 describe('operator API', () => {
   it('/api/top is sorted, bounded by n (at most 100) and summed over workers', async () => {
-    const five = await get<{ window_s: number; top: { prefix: string; bytes: number }[] }>('/api/top?n=5');
+    const five = await get<{ window_s: number; top: { prefix: string; bytes: number; rung: number }[] }>('/api/top?n=5');
     expect(five.window_s).toBe(60);
     expect(five.top).toHaveLength(5);
+    for (const t of five.top) expect([1, 2, 3], t.prefix).toContain(t.rung);
+    const blocked = await get<{ top: { prefix: string; rung: number }[] }>('/api/top?n=100');
+    expect(blocked.top.find((t) => t.prefix === '127.0.0.200')?.rung).toBe(3);
     for (let i = 1; i < 5; i++) expect(five.top[i]!.bytes).toBeLessThanOrEqual(five.top[i - 1]!.bytes);
     const all = await get<{ top: unknown[] }>('/api/top?n=100000');
     expect(all.top.length).toBe(31);

@@ -70,7 +70,8 @@ describe('response stages', () => {
       const v = runResponseStages(c, reply(1232), e, 0);
       if (ladder) expect(v).toMatchObject({ kind: 'answer', reason: 'budget' });
       else expect(v).toMatchObject({ kind: 'drop', reason: 'rate', offender: { address: '198.18.0.1', prefix: '198.18.0.1', family: 4 } });
-      expect(e.counters.largeResponses).toBe(11);
+      // the 11th went out as a TC stand-in or not at all: not a large reply sent
+      expect(e.counters.largeResponses).toBe(10);
     }
   });
 

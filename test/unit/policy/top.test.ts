@@ -33,9 +33,9 @@ describe('top talkers', () => {
     expect(t.top(5, 180_000)).toEqual([]);
   });
 
-  it('merges per-worker lists by prefix', () => {
-    expect(mergeTop([[{ prefix: 'a', bytes: 5 }, { prefix: 'b', bytes: 4 }], [{ prefix: 'b', bytes: 3 }, { prefix: 'c', bytes: 1 }]], 2)).toEqual([
-      { prefix: 'b', bytes: 7 },
+  it('merges per-worker lists by prefix, with the highest rung any worker has it on', () => {
+    expect(mergeTop([[{ prefix: 'a', bytes: 5 }, { prefix: 'b', bytes: 4, rung: 2 }], [{ prefix: 'b', bytes: 3, rung: 1 }, { prefix: 'c', bytes: 1 }]], 2)).toEqual([
+      { prefix: 'b', bytes: 7, rung: 2 },
       { prefix: 'a', bytes: 5 },
     ]);
   });
