@@ -9,6 +9,7 @@ import { CLI, startAmpguard } from '../helpers/ampguard.js';
 import { startRecursor } from '../helpers/recursor.js';
 import { dig } from '../helpers/dig.js';
 import { stopAll } from '../helpers/process.js';
+import { until } from '../helpers/blast.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ampguard-cli-'));
 const cleanups: (() => Promise<void>)[] = [];
@@ -93,7 +94,8 @@ describe('SIGHUP', () => {
     let out = '';
     traffic.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const trafficDone = new Promise((r) => traffic.once('exit', r));
-    await new Promise((r) => setTimeout(r, 1000));
+    // reload only once the traffic is flowing
+    expect(await until(async () => (await ag.metric('ampguard_queries_total{proto="udp"}')) > 100, 10_000)).toBe(true);
     ag.writeConfig({ ...base, policy: { truncate_above: 512, any_to_tcp: false } });
     ag.proc.child.kill('SIGHUP');
     await ag.proc.waitFor(/"msg":"config reloaded"/);
