@@ -8,9 +8,11 @@ import { Counters } from './metrics/counters.js';
 import type { BudgetTable } from './policy/budgets.js';
 import type { BlockTable } from './policy/block-table.js';
 import type { PolicyEnv } from './policy/env.js';
+import { prefixKey } from './policy/prefix.js';
 import { BackendPool } from './backend/pool.js';
 import { UdpUpstream } from './backend/upstream-udp.js';
 import { connectTcpUpstream } from './backend/upstream-tcp.js';
+import { TcpForwarder } from './backend/tcp-pool.js';
 import { Prober } from './backend/prober.js';
 import { UdpPath, type OffenderHandler, type PendingUdp } from './pipeline/udp-path.js';
 import { TcpSession, type TcpClient } from './pipeline/tcp-session.js';
@@ -58,11 +60,18 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
     max_connections: share(config.tcp.max_connections),
     max_connections_per_client: share(config.tcp.max_connections_per_client),
   });
-  const newSession = (client: TcpClient): TcpSession =>
-    new TcpSession(client, env, pool, connectTcpUpstream, config.tcp.max_in_flight_per_connection, clock);
+  // upstream TCP is pooled per backend, shared by every client connection (docs/tcp.md)
+  const tcpForwarder = new TcpForwarder(
+    { connectionsPerBackend: config.tcp.upstream_connections_per_backend, connectTimeoutMs: config.tcp.upstream_connect_timeout_ms },
+    connectTcpUpstream,
+    counters,
+  );
+  const newSession = (client: TcpClient): TcpSession => new TcpSession(client, env, pool, tcpForwarder, clock);
+  // per-client connection caps count a budget prefix, not an address: one /64 is one client
+  const clientKey = (address: string, family: 4 | 6): string => prefixKey(address, family, env.settings.prefixV4, env.settings.prefixV6);
   const listenLog = log.child({ module: 'listener' });
   const udpListeners = runtime.listenUdp.map((a) => new UdpListener(a, udpPath, listenLog));
-  const tcpListeners = runtime.listenTcp.map((a) => new TcpListener(a, config.tcp, limits, counters, newSession, listenLog));
+  const tcpListeners = runtime.listenTcp.map((a) => new TcpListener(a, config.tcp, limits, clientKey, counters, newSession, listenLog));
   await Promise.all([...udpListeners, ...tcpListeners].map((l) => l.start()));
 
   const prober = new Prober(pool.backends, config.health_check, log.child({ module: 'health' }));
@@ -84,6 +93,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
     async close() {
       clearInterval(sweepTimer);
       prober.stop();
+      tcpForwarder.close();
       await Promise.all([...udpListeners, ...tcpListeners].map((l) => l.close()));
       for (const u of upstreams) u.close();
     },

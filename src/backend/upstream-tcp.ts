@@ -1,43 +1,62 @@
-// One TCP connection to a backend, carrying the queries of one client
-// connection (so a PROXY v2 header can name that client), pipelined.
+// One TCP connection to a backend (the socket side of src/backend/tcp-pool.ts):
+// framed, pipelined, with a connect timeout so a backend that never completes
+// the handshake (blackholed, or SYN accepted and nothing more) fails its
+// queries instead of holding them. Reports how it ended, once.
 import net from 'node:net';
 import type { BackendSpec } from '../config/compile.js';
+import type { TcpUpstreamFailure } from '../metrics/counters.js';
 import { FrameReader, frame } from '../listener/framing.js';
 
-export interface UpstreamStream {
+export interface UpstreamLink {
   write(message: Buffer): void;
   close(): void;
 }
 
-export interface UpstreamHandlers {
+export interface UpstreamEvents {
+  onConnect(): void;
   onReply(message: Buffer): void;
-  /** the connection is gone; outstanding queries will not be answered on it */
-  onClose(): void;
+  /** the connection is gone; `failure` is null for an orderly close by either side */
+  onClose(failure: Exclude<TcpUpstreamFailure, 'pool_full'> | null): void;
 }
 
-export function connectTcpUpstream(spec: BackendSpec, proxyHeader: Buffer | null, handlers: UpstreamHandlers): UpstreamStream {
+export type UpstreamConnector = (
+  spec: BackendSpec,
+  proxyHeader: Buffer | null,
+  connectTimeoutMs: number,
+  events: UpstreamEvents,
+) => UpstreamLink;
+
+export const connectTcpUpstream: UpstreamConnector = (spec, proxyHeader, connectTimeoutMs, events) => {
   const socket = net.connect({ host: spec.address.host, port: spec.address.port });
   socket.setNoDelay(true);
   const reader = new FrameReader(65_535);
+  let connected = false;
   let closed = false;
-  const finish = (): void => {
+  const finish = (failure: Exclude<TcpUpstreamFailure, 'pool_full'> | null): void => {
     if (closed) return;
     closed = true;
+    clearTimeout(connectTimer);
     socket.destroy();
-    handlers.onClose();
+    events.onClose(failure);
   };
+  const connectTimer = setTimeout(() => finish('connect_timeout'), connectTimeoutMs);
   if (proxyHeader) socket.write(proxyHeader);
-  socket.on('data', (chunk: Buffer) => {
-    const messages = reader.push(chunk);
-    if (messages === null) return finish();
-    for (const m of messages) handlers.onReply(m);
+  socket.once('connect', () => {
+    connected = true;
+    clearTimeout(connectTimer);
+    events.onConnect();
   });
-  socket.on('error', finish);
-  socket.on('close', finish);
+  socket.on('data', (chunk: Buffer) => {
+    reader.append(chunk);
+    for (let m = reader.next(); m !== null && !closed; m = reader.next()) events.onReply(m);
+    if (reader.broken) finish('reset');
+  });
+  socket.on('error', () => finish(connected ? 'reset' : 'connect_error'));
+  socket.on('close', () => finish(connected ? null : 'connect_error'));
   return {
     write(message: Buffer): void {
       if (!closed) socket.write(frame(message));
     },
-    close: finish,
+    close: () => finish(null),
   };
-}
+};

@@ -74,12 +74,23 @@ export const configSchema = z.strictObject({
   tcp: z
     .strictObject({
       max_connections: int(1, 1_000_000).default(1024).meta({ description: 'client TCP connections in total' }),
-      max_connections_per_client: int(1, 1_000_000).default(32).meta({ description: 'client TCP connections from one address' }),
+      max_connections_per_client: int(1, 1_000_000).default(32).meta({
+        description: 'client TCP connections from one budget prefix (policy.large_response.prefix_v4/prefix_v6: /32, /64 by default)',
+      }),
       max_in_flight_per_connection: int(1, 65_535).default(100).meta({
-        description: 'pipelined queries one connection may have outstanding; reading pauses beyond it',
+        description: 'pipelined queries one connection may have outstanding, counted per message; further messages wait (reading pauses) until answers arrive',
       }),
       idle_timeout_ms: int(100, 3_600_000).default(10_000).meta({ description: 'close a connection with nothing pending after this long' }),
       read_timeout_ms: int(100, 600_000).default(2000).meta({ description: 'a started query message must arrive whole within this time' }),
+      max_buffered_bytes: int(16_384, 67_108_864).default(262_144).meta({
+        description: 'answer bytes waiting for one client to read them; reading from it pauses while it does not drain, beyond this it is closed (ampguard_tcp_closed_total{reason="buffer_full"})',
+      }),
+      upstream_connections_per_backend: int(1, 1024).default(8).meta({
+        description: 'TCP connections to each backend, shared by all client connections (queries pipelined over them; with proxy_protocol, one per client address within this cap)',
+      }),
+      upstream_connect_timeout_ms: int(10, 60_000).default(1000).meta({
+        description: 'a TCP connection to a backend not established within this time fails its queries (backend_timeout_action)',
+      }),
     })
     .meta({ description: 'DNS over TCP from clients' })
     .prefault({}),

@@ -1,51 +1,71 @@
-// TCP listen sockets: connection caps (total and per client), idle and read
-// timeouts, framing; each connection's queries go to its own TcpSession.
+// TCP listen sockets: connection caps (total, and per client prefix), idle and
+// read timeouts, framing, and flow control in both directions (docs/tcp.md):
+// messages are handed to the connection's TcpSession one at a time, never more
+// than tcp.max_in_flight_per_connection outstanding; reading stops while
+// messages wait or answers are not draining; a client whose unread answers pass
+// tcp.max_buffered_bytes is closed.
 import net from 'node:net';
 import type { Logger } from 'pino';
-import type { HostPort } from '../config/address.js';
+import type { Family, HostPort } from '../config/address.js';
 import type { Config } from '../config/schema.js';
-import type { Counters } from '../metrics/counters.js';
+import type { Counters, TcpCloseReason } from '../metrics/counters.js';
 import { FrameReader, frame } from './framing.js';
 import { unmapIpv4 } from './mapped.js';
 import type { TcpClient, TcpSession } from '../pipeline/tcp-session.js';
 
 export type SessionFactory = (client: TcpClient) => TcpSession;
+/** the key a client's connections are counted under: its budget prefix (/32, /64 by default) */
+export type ClientKey = (address: string, family: Family) => string;
+
+const MAX_MESSAGE = 65_535;
+/**
+ * Received bytes kept beyond what is being processed: more than one whole
+ * message, so an incomplete message at the head never stops reading (it would
+ * wait forever), and little enough that a pipelining client costs at most this
+ * plus one socket read while its queries wait for in-flight room.
+ */
+const READ_AHEAD = MAX_MESSAGE + 2;
+/** at most one log line a second for connections closed on an unexpected error */
+const ERROR_LOG_INTERVAL_MS = 1000;
 
 /** Connection counts shared by every TCP listener, so the caps are process-wide. */
 export class ConnectionLimits {
   private total = 0;
   private readonly perClient = new Map<string, number>();
 
-  constructor(private readonly settings: Config['tcp']) {}
+  constructor(private readonly settings: Pick<Config['tcp'], 'max_connections' | 'max_connections_per_client'>) {}
 
   get open(): number {
     return this.total;
   }
 
-  tryOpen(address: string): boolean {
-    const mine = this.perClient.get(address) ?? 0;
+  /** `key`: the client's prefix key (ClientKey), so one /64 counts as one client */
+  tryOpen(key: string): boolean {
+    const mine = this.perClient.get(key) ?? 0;
     if (this.total >= this.settings.max_connections || mine >= this.settings.max_connections_per_client) return false;
     this.total++;
-    this.perClient.set(address, mine + 1);
+    this.perClient.set(key, mine + 1);
     return true;
   }
 
-  close(address: string): void {
+  close(key: string): void {
     this.total--;
-    const mine = (this.perClient.get(address) ?? 1) - 1;
-    if (mine <= 0) this.perClient.delete(address);
-    else this.perClient.set(address, mine);
+    const mine = (this.perClient.get(key) ?? 1) - 1;
+    if (mine <= 0) this.perClient.delete(key);
+    else this.perClient.set(key, mine);
   }
 }
 
 export class TcpListener {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  private lastErrorLog = -Infinity;
 
   constructor(
     readonly address: HostPort,
     private readonly settings: Config['tcp'],
     private readonly limits: ConnectionLimits,
+    private readonly clientKey: ClientKey,
     private readonly counters: Counters,
     private readonly newSession: SessionFactory,
     private readonly log: Logger,
@@ -66,67 +86,120 @@ export class TcpListener {
   }
 
   private accept(socket: net.Socket): void {
-    const raw = socket.remoteAddress ?? '';
+    // a connection that is reset before we look at it has no address: nothing to serve
+    socket.on('error', () => socket.destroy());
+    const raw = socket.remoteAddress;
+    if (raw === undefined) return void socket.destroy();
     const v4 = unmapIpv4(raw);
     const address = v4 ?? raw;
-    if (!this.limits.tryOpen(address)) {
+    const family: Family = v4 !== null || socket.remoteFamily !== 'IPv6' ? 4 : 6;
+    const key = this.clientKey(address, family);
+    if (!this.limits.tryOpen(key)) {
       this.counters.dropped.overload++;
       socket.destroy();
       return;
     }
     this.sockets.add(socket);
     socket.setNoDelay(true);
-    let ended = false;
-    const client: TcpClient = {
-      address,
-      port: socket.remotePort ?? 0,
-      family: v4 !== null || socket.remoteFamily !== 'IPv6' ? 4 : 6,
-      localAddress: socket.localAddress ?? this.address.host,
-      localPort: socket.localPort ?? this.address.port,
-      write: (message) => {
-        if (socket.destroyed) return;
-        socket.write(frame(message));
-        if (ended && session.outstanding === 0) socket.end();
-      },
-      pause: () => socket.pause(),
-      resume: () => socket.resume(),
-    };
-    const session = this.newSession(client);
-    const reader = new FrameReader(65_535);
+
+    const maxInFlight = this.settings.max_in_flight_per_connection;
+    const maxBuffered = this.settings.max_buffered_bytes;
+    const reader = new FrameReader(MAX_MESSAGE);
     let readTimer: NodeJS.Timeout | null = null;
+    let writeBlocked = false;
+    let ended = false;
+    let endSent = false;
     let closed = false;
-    const close = (): void => {
+    let pumping = false;
+
+    const close = (reason: TcpCloseReason | null): void => {
       if (closed) return;
       closed = true;
+      if (reason !== null) this.counters.tcpClosed[reason]++;
       if (readTimer) clearTimeout(readTimer);
       session.close();
       socket.destroy();
       this.sockets.delete(socket);
-      this.limits.close(address);
+      this.limits.close(key);
     };
-    // Idle: nothing received and nothing outstanding for idle_timeout_ms.
-    socket.setTimeout(this.settings.idle_timeout_ms, () => {
-      if (session.outstanding === 0) close();
-    });
-    socket.on('data', (chunk: Buffer) => {
-      const messages = reader.push(chunk);
-      if (messages === null) return close();
-      for (const m of messages) session.onQuery(m);
+
+    const client: TcpClient = {
+      address,
+      port: socket.remotePort ?? 0,
+      family,
+      localAddress: socket.localAddress ?? this.address.host,
+      localPort: socket.localPort ?? this.address.port,
+      write: (message) => {
+        if (closed) return;
+        const drained = socket.write(frame(message));
+        // a client that does not read its answers costs us memory: only so much, then it goes
+        if (socket.writableLength > maxBuffered) return close('buffer_full');
+        if (!drained) writeBlocked = true;
+      },
+      settled: () => pump(),
+    };
+    const session = this.newSession(client);
+
+    // Hands waiting messages to the session while it has in-flight room and the
+    // client drains its answers, then decides whether to read more.
+    const pump = (): void => {
+      if (closed || pumping) return;
+      pumping = true;
+      try {
+        while (!closed && !writeBlocked && session.outstanding < maxInFlight) {
+          const m = reader.next();
+          if (m === null) break;
+          // a copy: the query outlives the read buffer it came in (until answered), and must not pin it
+          session.onQuery(Buffer.from(m));
+        }
+      } catch (err) {
+        this.logError(err);
+        return close('internal_error');
+      } finally {
+        pumping = false;
+      }
+      if (closed) return;
+      if (reader.broken) return close('framing');
       // Read timeout: a message that has started must be complete in time (slowloris).
-      if (reader.partial && readTimer === null) {
-        readTimer = setTimeout(close, this.settings.read_timeout_ms);
-      } else if (!reader.partial && readTimer !== null) {
+      if (reader.partial) {
+        readTimer ??= setTimeout(() => close('read_timeout'), this.settings.read_timeout_ms);
+      } else if (readTimer !== null) {
         clearTimeout(readTimer);
         readTimer = null;
       }
+      if (!writeBlocked && reader.buffered < READ_AHEAD) socket.resume();
+      else socket.pause();
+      // Half-close: the client sent its last query; once all are answered, close our side too.
+      if (ended && !endSent && !writeBlocked && session.outstanding === 0) {
+        endSent = true;
+        socket.end();
+      }
+    };
+
+    // Idle: nothing received or sent, and nothing outstanding, for idle_timeout_ms.
+    socket.setTimeout(this.settings.idle_timeout_ms, () => {
+      if (session.outstanding === 0) close('idle');
+    });
+    socket.on('data', (chunk: Buffer) => {
+      reader.append(chunk);
+      pump();
+    });
+    socket.on('drain', () => {
+      writeBlocked = false;
+      pump();
     });
     socket.on('end', () => {
-      // Half-close: the client sent its last query; answer what is outstanding, then close.
       ended = true;
-      if (session.outstanding === 0) socket.end();
+      pump();
     });
-    socket.on('error', close);
-    socket.on('close', close);
+    socket.on('close', () => close(null));
+  }
+
+  private logError(err: unknown): void {
+    const now = Date.now();
+    if (now - this.lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
+    this.lastErrorLog = now;
+    this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'tcp connection closed on an unexpected error');
   }
 
   close(): Promise<void> {

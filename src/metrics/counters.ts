@@ -3,6 +3,9 @@
 import type { DropReason, LocalAnswerReason, TruncateReason, UpstreamRejectReason } from '../pipeline/verdict.js';
 import type { Proto } from '../pipeline/context.js';
 
+export type TcpCloseReason = 'buffer_full' | 'read_timeout' | 'idle' | 'framing' | 'internal_error';
+export type TcpUpstreamFailure = 'connect_timeout' | 'connect_error' | 'reset' | 'pool_full';
+
 export class Counters {
   readonly queries: Record<Proto, number> = { udp: 0, tcp: 0 };
   readonly responses: Record<Proto, number> = { udp: 0, tcp: 0 };
@@ -15,4 +18,8 @@ export class Counters {
   readonly upstreamRejected: Record<UpstreamRejectReason, number> = { short: 0, not_response: 0, unknown_id: 0, question_mismatch: 0 };
   readonly localAnswers: Record<LocalAnswerReason, number> = { notimp: 0 };
   largeResponses = 0;
+  /** client TCP connections ampguard closed, by why (the caps and timeouts of docs/tcp.md) */
+  readonly tcpClosed: Record<TcpCloseReason, number> = { buffer_full: 0, read_timeout: 0, idle: 0, framing: 0, internal_error: 0 };
+  /** failures of TCP connections to backends, by kind; their queries get backend_timeout_action */
+  readonly tcpUpstreamFailures: Record<TcpUpstreamFailure, number> = { connect_timeout: 0, connect_error: 0, reset: 0, pool_full: 0 };
 }

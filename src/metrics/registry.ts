@@ -64,6 +64,8 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
   mirroredCounter(registry, 'ampguard_query_bytes_total', 'bytes of DNS queries received, by transport', 'proto', () => c.queryBytes);
   mirroredCounter(registry, 'ampguard_response_bytes_total', 'bytes of DNS responses sent, by transport (UDP response/query bytes = amplification factor)', 'proto', () => c.responseBytes);
   mirroredCounter(registry, 'ampguard_dropped_total', 'queries or replies dropped, by reason', 'reason', () => c.dropped);
+  mirroredCounter(registry, 'ampguard_tcp_closed_total', 'client TCP connections closed by ampguard: buffer_full (answers not read, tcp.max_buffered_bytes), read_timeout, idle, framing (bad length), internal_error', 'reason', () => c.tcpClosed);
+  mirroredCounter(registry, 'ampguard_tcp_upstream_failures_total', 'TCP connections to backends that failed (connect_timeout, connect_error, reset) or queries refused for want of one (pool_full)', 'reason', () => c.tcpUpstreamFailures);
   mirroredCounter(registry, 'ampguard_upstream_rejected_total', 'datagrams or messages from a backend not taken as a reply: short (shorter than the header or the question), not_response (QR=0), unknown_id (late or stray), question_mismatch', 'reason', () => c.upstreamRejected);
   mirroredCounter(registry, 'ampguard_local_answers_total', 'answers ampguard made itself other than TC=1: notimp (an opcode other than QUERY, never forwarded)', 'reason', () => c.localAnswers);
   new Gauge({

@@ -1,54 +1,42 @@
 // Packet-path step 9 — the queries of one client TCP connection: pipelined, answered
-// out of order, forwarded over one TCP connection to a backend (opened on the
-// first query, so a PROXY v2 header can name this client), never truncated and
-// never charged to a budget. Reads backend_timeout_*, tcp.max_in_flight_per_connection.
+// out of order, forwarded over the shared upstream connections of
+// src/backend/tcp-pool.ts, never truncated and never charged to a budget.
+// The listener feeds it one message at a time and stops at
+// tcp.max_in_flight_per_connection (`outstanding`); every answered or failed
+// query calls client.settled() so the listener can feed the next.
+// Reads backend_timeout_ms, backend_timeout_action.
 import { parseQuery } from '../dns/query.js';
-import { readId, writeId, HEADER_LEN } from '../dns/header.js';
+import { writeId } from '../dns/header.js';
 import { buildServfail } from '../dns/local-answer.js';
-import { proxyV2Header } from '../backend/proxy-protocol.js';
 import type { BackendPool } from '../backend/pool.js';
-import type { UpstreamHandlers, UpstreamStream } from '../backend/upstream-tcp.js';
-import type { BackendSpec } from '../config/compile.js';
+import type { TcpForwarder, TcpOrigin, TcpRequest, TcpTicket } from '../backend/tcp-pool.js';
 import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
 import type { QueryContext } from './context.js';
 import { runQueryStages } from './stages.js';
 
-export interface TcpClient {
-  readonly address: string;
-  readonly port: number;
+export interface TcpClient extends TcpOrigin {
   readonly family: Family;
-  readonly localAddress: string;
-  readonly localPort: number;
   write(message: Buffer): void;
-  pause(): void;
-  resume(): void;
+  /** a query of this connection was answered or failed: room for the next */
+  settled(): void;
 }
 
-export type UpstreamConnector = (backend: BackendSpec, proxyHeader: Buffer | null, handlers: UpstreamHandlers) => UpstreamStream;
-
-interface PendingTcp {
-  readonly ctx: QueryContext;
-  readonly timer: NodeJS.Timeout;
-}
-
-export class TcpSession implements UpstreamHandlers {
-  private upstream: UpstreamStream | null = null;
-  private readonly pending = new Map<number, PendingTcp>();
-  private nextId = Math.floor(Math.random() * 65536);
-  private paused = false;
+export class TcpSession {
+  private readonly tickets = new Set<TcpTicket>();
+  private closed = false;
 
   constructor(
     private readonly client: TcpClient,
     private readonly env: PolicyEnv,
     private readonly pool: BackendPool<unknown>,
-    private readonly connect: UpstreamConnector,
-    private readonly maxInFlight: number,
+    private readonly forwarder: TcpForwarder,
     private readonly clock: () => number,
   ) {}
 
+  /** queries sent to a backend and not yet answered or failed */
   get outstanding(): number {
-    return this.pending.size;
+    return this.tickets.size;
   }
 
   onQuery(msg: Buffer): void {
@@ -73,75 +61,41 @@ export class TcpSession implements UpstreamHandlers {
       this.reply(verdict.wire);
       return;
     }
-    const upstream = this.upstream ?? this.openUpstream();
-    const id = this.allocateId();
-    writeId(msg, id);
-    const timer = setTimeout(() => this.expire(id), this.env.settings.backendTimeoutMs);
-    this.pending.set(id, { ctx, timer });
-    upstream.write(msg);
-    if (this.pending.size >= this.maxInFlight && !this.paused) {
-      this.paused = true;
-      this.client.pause();
-    }
+    let ticket: TcpTicket | null = null;
+    let settled = false;
+    const finish = (): void => {
+      settled = true;
+      if (ticket) this.tickets.delete(ticket);
+    };
+    const request: TcpRequest = {
+      query: msg,
+      qEnd: parsed.qEnd,
+      origin: this.client,
+      onAnswer: (reply) => {
+        finish();
+        if (this.closed) return;
+        writeId(reply, parsed.id);
+        this.reply(reply);
+        this.client.settled();
+      },
+      onFailure: () => {
+        finish();
+        if (this.closed) return;
+        c.dropped.backend_timeout++;
+        if (this.env.settings.backendTimeoutAction === 'servfail') this.reply(buildServfail(msg, parsed));
+        this.client.settled();
+      },
+    };
+    ticket = this.forwarder.forward(this.pool.select().spec, request, this.env.settings.backendTimeoutMs);
+    // a query that failed at once (no upstream connection to be had) is already settled
+    if (ticket !== null && !settled) this.tickets.add(ticket);
   }
 
-  onReply(reply: Buffer): void {
-    if (reply.length < HEADER_LEN) return;
-    const id = readId(reply);
-    const p = this.pending.get(id);
-    if (p === undefined) return;
-    if (reply.compare(p.ctx.query, HEADER_LEN, p.ctx.parsed.qEnd, HEADER_LEN, p.ctx.parsed.qEnd) !== 0) return;
-    this.settle(id, p);
-    writeId(reply, p.ctx.parsed.id);
-    this.reply(reply);
-  }
-
-  onClose(): void {
-    this.upstream = null;
-    for (const [id, p] of this.pending) this.fail(id, p);
-  }
-
+  /** the client connection is gone: its queries are forgotten, their upstream IDs freed */
   close(): void {
-    for (const p of this.pending.values()) clearTimeout(p.timer);
-    this.pending.clear();
-    const upstream = this.upstream;
-    this.upstream = null;
-    upstream?.close();
-  }
-
-  private openUpstream(): UpstreamStream {
-    const backend = this.pool.select();
-    const c = this.client;
-    const header = backend.spec.proxyProtocol ? proxyV2Header('tcp', c.address, c.port, c.localAddress, c.localPort) : null;
-    this.upstream = this.connect(backend.spec, header, this);
-    return this.upstream;
-  }
-
-  private allocateId(): number {
-    // pending.size < 65536 (capped by max_in_flight_per_connection), so this ends.
-    do this.nextId = (this.nextId + 1) & 0xffff;
-    while (this.pending.has(this.nextId));
-    return this.nextId;
-  }
-
-  private expire(id: number): void {
-    const p = this.pending.get(id);
-    if (p) this.fail(id, p);
-  }
-
-  private fail(id: number, p: PendingTcp): void {
-    this.settle(id, p);
-    this.env.counters.dropped.backend_timeout++;
-    if (this.env.settings.backendTimeoutAction === 'servfail') this.reply(buildServfail(p.ctx.query, p.ctx.parsed));
-  }
-
-  private settle(id: number, p: PendingTcp): void {
-    clearTimeout(p.timer);
-    this.pending.delete(id);
-    if (this.paused && this.pending.size < this.maxInFlight) {
-      this.paused = false;
-      this.client.resume();
-    }
+    this.closed = true;
+    for (const t of this.tickets) t.cancel();
+    this.tickets.clear();
   }
 
   private reply(wire: Buffer): void {

@@ -1,0 +1,80 @@
+// Issue 8, item 5: pipeline floods on one TCP connection. The in-flight cap
+// holds per message (one write of 3000 queries never puts more than the cap
+// outstanding at the backend), ID allocation cannot hang at the schema maximum
+// (65535 in flight per connection), and SIGTERM under a flood exits promptly.
+// Against a stand-in TCP backend that counts what is outstanding at it.
+import { afterEach, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
+import { stopAll } from '../helpers/process.js';
+import { query } from '../helpers/wire.js';
+import { frame } from '../../src/listener/framing.js';
+import { nonReaderFlood, tcpStandIn, until, type TcpStandIn } from '../helpers/tcp-flood.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  await stopAll();
+});
+
+async function setup(backend: { delayMs: number; silent?: boolean }, tcp: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<{ ag: Ampguard; standIn: TcpStandIn }> {
+  const standIn = await tcpStandIn(backend);
+  cleanups.push(() => standIn.close());
+  const ag = await startAmpguard({
+    config: { backends: [{ address: `127.0.0.1:${standIn.port}` }], block: { mode: 'off' }, workers: 1, tcp, ...extra },
+  });
+  cleanups.push(() => ag.stop());
+  return { ag, standIn };
+}
+
+/** one connection, every query in a single write; resolves with the IDs of the answers read */
+function pipelineOnce(port: number, count: number, localAddress: string): { answers: Set<number>; socket: net.Socket } {
+  const socket = net.connect({ port, host: '127.0.0.1', localAddress });
+  const answers = new Set<number>();
+  let buf = Buffer.alloc(0);
+  socket.on('error', () => undefined);
+  socket.on('data', (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+      answers.add(buf.readUInt16BE(2));
+      buf = buf.subarray(2 + buf.readUInt16BE(0));
+    }
+  });
+  const wire = Buffer.concat(Array.from({ length: count }, (_, i) => frame(query(`q${i}.example.test`, 'A', i & 0xffff))));
+  socket.once('connect', () => socket.write(wire));
+  cleanups.push(() => void socket.destroy());
+  return { answers, socket };
+}
+
+describe('a pipeline flood on one TCP connection', () => {
+  it('never has more than max_in_flight_per_connection outstanding, counted per message', async () => {
+    const { ag, standIn } = await setup({ delayMs: 5 }, { max_in_flight_per_connection: 100 });
+    const { answers } = pipelineOnce(ag.port, 3000, '127.0.0.41');
+    expect(await until(() => answers.size === 3000, 30_000)).toBe(true);
+    expect(standIn.received()).toBe(3000);
+    expect(standIn.maxOutstanding()).toBeLessThanOrEqual(100);
+    // and the cap is used: the queries were pipelined, not sent one by one
+    expect(standIn.maxOutstanding()).toBeGreaterThan(10);
+  });
+
+  it('allocates IDs without hanging at the schema maximum, and SIGTERM under the flood exits promptly', async () => {
+    const { ag, standIn } = await setup({ delayMs: 0, silent: true }, { max_in_flight_per_connection: 65_535 }, { backend_timeout_ms: 60_000 });
+    pipelineOnce(ag.port, 70_000, '127.0.0.42');
+    // all 65535 allowed go out; the rest wait, buffered
+    const ok = await until(() => standIn.received() >= 65_535, 40_000);
+    if (!ok) console.log(`stand-in received ${standIn.received()}; ampguard tcp queries ${await ag.metric('ampguard_queries_total{proto="tcp"}')}`, ag.proc.output().slice(-2000));
+    expect(ok).toBe(true);
+    // the process still does other work: its metrics listener answers
+    expect(await ag.metric('ampguard_queries_total{proto="tcp"}')).toBeGreaterThanOrEqual(65_535);
+    expect(standIn.received()).toBe(65_535);
+    // more clients flood while it is stopped
+    const flood = nonReaderFlood({
+      port: ag.port, localAddresses: ['127.0.0.43', '127.0.0.44'], query: query('www.example.test', 'A', 1), maxQueries: 500_000, maxMs: 30_000,
+    });
+    cleanups.push(() => flood.stop());
+    expect(await until(() => standIn.received() > 65_535 + 1000, 20_000)).toBe(true);
+    const child = ag.proc.child;
+    child.kill('SIGTERM');
+    expect(await until(() => child.exitCode !== null || child.signalCode !== null, 5000)).toBe(true);
+  });
+});
