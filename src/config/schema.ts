@@ -146,6 +146,10 @@ export const configSchema = z.strictObject({
   metrics: z
     .strictObject({
       listen: hostPort.default('127.0.0.1:9153').meta({ description: 'GET /metrics (Prometheus text) and GET /healthz' }),
+      token_file: z.string().min(1).default('ampguard.token').meta({
+        description:
+          'bearer token that POST/DELETE /api/blocks require (what `ampguard blocks add|del` sends); created 0600 with a random token at start when missing; a relative path is taken from the config file\'s directory',
+      }),
     })
     .meta({ description: 'Prometheus metrics and health endpoint' })
     .prefault({}),

@@ -15,6 +15,21 @@ export interface DataplaneSources {
   readonly maxTracked: number;
   /** TCP client connections open now */
   tcpConnections(): number;
+  /** latency kept elsewhere (the cluster primary's sum of its workers' snapshots); default: hooked to observeLatency */
+  latency?(): Iterable<readonly [string, BucketCounts]>;
+}
+
+export const LATENCY_BOUNDS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/** One latency histogram per backend, fed by its observeLatency. */
+export function hookLatency(backends: DataplaneSources['backends']): Map<string, BucketCounts> {
+  const latency = new Map<string, BucketCounts>();
+  for (const b of backends) {
+    const h = new BucketCounts(LATENCY_BOUNDS);
+    latency.set(b.name, h);
+    b.observeLatency = (s) => h.observe(s);
+  }
+  return latency;
 }
 
 /** What the process that owns the block set reports (the primary, in cluster mode). */
@@ -105,13 +120,8 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
       for (const b of src.backends) this.set({ backend: b.name }, b.up ? 1 : 0);
     },
   });
-  const latency = new Map<string, BucketCounts>();
-  for (const b of src.backends) {
-    const h = new BucketCounts([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
-    latency.set(b.name, h);
-    b.observeLatency = (s) => h.observe(s);
-  }
-  registerHistogram(registry, 'ampguard_backend_latency_seconds', 'time from forwarding a UDP query to the backend reply', 'backend', () => latency.entries());
+  const series = src.latency?.bind(src) ?? ((latency) => () => latency.entries())(hookLatency(src.backends));
+  registerHistogram(registry, 'ampguard_backend_latency_seconds', 'time from forwarding a UDP query to the backend reply', 'backend', series);
   collectDefaultMetrics({ register: registry, prefix: 'ampguard_process_' });
 }
 
