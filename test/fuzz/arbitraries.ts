@@ -9,6 +9,8 @@ export function fuzzParams(defaultRuns: number, share: number): fc.Parameters<un
   const long = process.env.FUZZ_RUNS !== undefined;
   const runs = long ? Math.max(1, Math.round(Number(process.env.FUZZ_RUNS) * share)) : defaultRuns;
   const seed = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : long ? Date.now() ^ (Math.random() * 0x7fffffff) : 0x5eed8;
+  // a long run says its seed up front, so a failure found late can be replayed with FUZZ_SEED
+  if (long) console.log(`fuzz: ${runs} runs, FUZZ_SEED=${seed}`);
   return { numRuns: runs, seed };
 }
 
