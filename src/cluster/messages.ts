@@ -4,12 +4,22 @@ import type { Offender } from '../pipeline/verdict.js';
 import type { Config } from '../config/schema.js';
 import type { DataplaneSnapshot } from '../metrics/snapshot.js';
 
+/** What one worker tells the others about the shared budgets (docs/defence.md, "With workers"). */
+export interface BudgetDeltas {
+  readonly d: readonly (readonly [string, number])[];
+  readonly a?: readonly (readonly [string, number])[];
+  readonly f?: readonly (readonly [string, number, 0 | 1])[];
+}
+
 export type ToPrimary =
   /** the worker listens for messages and waits for its configuration */
   | { readonly t: 'hello' }
   | { readonly t: 'ready' }
-  /** successful budget charges since the last batch: [prefix, cost] */
-  | { readonly t: 'charges'; readonly d: readonly (readonly [string, number])[] }
+  /**
+   * since the last batch: successful budget charges [prefix, cost], the same for
+   * aggregate networks (`a`), and TCP follow-ups seen (`f`: [key, count, 0 prefix | 1 aggregate])
+   */
+  | { readonly t: 'charges' } & BudgetDeltas
   | { readonly t: 'offender'; readonly o: Offender }
   /** the worker's data-plane numbers, every SNAPSHOT_MS */
   | { readonly t: 'stats'; readonly s: DataplaneSnapshot }
@@ -23,8 +33,8 @@ export type ToWorker =
    * compiled the backends from
    */
   | { readonly t: 'config'; readonly config: Config; readonly resolvConf: string }
-  /** charges made by the other workers */
-  | { readonly t: 'debits'; readonly d: readonly (readonly [string, number])[] }
+  /** charges and follow-ups of the other workers */
+  | { readonly t: 'debits' } & BudgetDeltas
   | { readonly t: 'block'; readonly prefix: string; readonly ttlMs: number }
   | { readonly t: 'unblock'; readonly prefix: string }
   | { readonly t: 'reload'; readonly config: Config }

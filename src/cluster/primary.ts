@@ -63,7 +63,7 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
             resolve();
             break;
           case 'charges':
-            broadcast({ t: 'debits', d: m.d }, w);
+            broadcast({ t: 'debits', d: m.d, a: m.a, f: m.f }, w);
             break;
           case 'offender':
             enforcer.onOffender(m.o, clock());

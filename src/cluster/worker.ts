@@ -58,12 +58,26 @@ export async function runWorker(runtime: RuntimeConfig, log: Logger): Promise<vo
   // mode off: the primary logs each prefix once per timeout; tell it once, not per reply
   const reported = new BlockTable(config.block.max_elements);
 
+  // charges at both budget levels and the ladder's TCP follow-ups, batched every SYNC_MS
   let charges = new Map<string, number>();
-  budgets.onCharge = (prefix, cost) => charges.set(prefix, (charges.get(prefix) ?? 0) + cost);
+  let aggregateCharges = new Map<string, number>();
+  let followUps = new Map<string, [string, number, 0 | 1]>();
+  budgets.onCharge = (key, cost, level) => {
+    const m = level === 'prefix' ? charges : aggregateCharges;
+    m.set(key, (m.get(key) ?? 0) + cost);
+  };
+  budgets.onFollowUp = (key, n, level) => {
+    const k = `${level === 'prefix' ? 0 : 1}${key}`;
+    const seen = followUps.get(k);
+    if (seen) seen[1] += n;
+    else followUps.set(k, [key, n, level === 'prefix' ? 0 : 1]);
+  };
   const syncTimer = setInterval(() => {
-    if (charges.size === 0) return;
-    send({ t: 'charges', d: [...charges] });
+    if (charges.size === 0 && aggregateCharges.size === 0 && followUps.size === 0) return;
+    send({ t: 'charges', d: [...charges], a: [...aggregateCharges], f: [...followUps.values()] });
     charges = new Map();
+    aggregateCharges = new Map();
+    followUps = new Map();
   }, SYNC_MS);
 
   const onOffender = (o: Offender, now: number): boolean => {
@@ -86,6 +100,8 @@ export async function runWorker(runtime: RuntimeConfig, log: Logger): Promise<vo
     switch (m.t) {
       case 'debits':
         for (const [prefix, cost] of m.d) budgets.debit(prefix, cost, settings, now);
+        for (const [key, cost] of m.a ?? []) budgets.debit(key, cost, settings, now, 'aggregate');
+        for (const [key, n, level] of m.f ?? []) budgets.followUp(level === 0 ? 'prefix' : 'aggregate', key, n, true);
         break;
       case 'block':
         blocks.add(m.prefix, now + m.ttlMs);

@@ -10,6 +10,7 @@
 //          with a 4096-byte EDNS buffer; nobody there retries over TCP; counts
 //          the bytes sent and received in each second.
 //   stub   a stub that never retries over TCP, asking for ~900-byte TXT.
+//   nat-txt  the NAT, asking only for ~900-byte TXT.
 // usage: ladder-traffic.mjs MODE SERVER PORT SECONDS QPS SRC[,SRC...]
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -30,6 +31,8 @@ const MIXES = {
   ],
   victim: [['example.test', 'ANY'], ['medium.example.test', 'TXT'], ['big.example.test', 'TXT'], ['medium.example.test', 'TXT']],
   stub: [['medium.example.test', 'TXT']],
+  // a NAT whose every lookup is a large answer: each ladder TC is followed by exactly one TCP query
+  'nat-txt': [['medium.example.test', 'TXT']],
 };
 const mix = MIXES[mode];
 if (!mix) throw new Error(`unknown mode ${mode}`);
@@ -102,10 +105,10 @@ const sockets = await Promise.all(sources.map((src, index) => new Promise((resol
     const rcode = m[3] & 15;
     if (tc) {
       totals.tc++;
-      if (mode === 'nat' && !p.tcpTried) {
+      if (mode.startsWith('nat') && !p.tcpTried) {
         p.tcpTried = true;
         tcpRetry(key, p);
-      } else if (mode !== 'nat') finish(key, 'unanswered');
+      } else if (!mode.startsWith('nat')) finish(key, 'unanswered');
       return;
     }
     if (rcode === 0) finish(key, 'full');
@@ -127,12 +130,12 @@ const retryTimer = setInterval(() => {
   const now = Date.now();
   for (const [key, p] of pending) {
     if (now - p.firstAt > 3500) finish(key, 'unanswered');
-    else if (mode === 'nat' && (!p.tcpTried || p.tcpFailed) && now - p.lastAt > 1000 && p.udpTries < 3) {
+    else if (mode.startsWith('nat') && (!p.tcpTried || p.tcpFailed) && now - p.lastAt > 1000 && p.udpTries < 3) {
       p.udpTries++;
       p.lastAt = now;
       totals.udpRetries++;
       send(sockets[p.sock], p);
-    } else if (mode !== 'nat' && now - p.firstAt > 1500) finish(key, 'unanswered');
+    } else if (!mode.startsWith('nat') && now - p.firstAt > 1500) finish(key, 'unanswered');
   }
 }, 100);
 
