@@ -5,6 +5,9 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { RuntimeConfig, PolicySettings } from './config/compile.js';
 import { Counters } from './metrics/counters.js';
+import { CappedLog } from './log/capped.js';
+import { FaultBarrier } from './pipeline/barrier.js';
+import { settledOffender } from './policy/large-response.js';
 import type { BudgetTable } from './policy/budgets.js';
 import type { BlockTable } from './policy/block-table.js';
 import type { PolicyEnv } from './policy/env.js';
@@ -51,6 +54,22 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
   });
   await Promise.all(upstreams.map((u) => u.start()));
   const sweepTimer = setInterval(() => udpPath.sweep(), Math.max(10, Math.min(100, runtime.policy.backendTimeoutMs / 4)));
+  // rung changes are state changes worth a line, but a spoofed flood makes thousands: capped (docs/defence.md)
+  const ladderLog = new CappedLog(log.child({ module: 'ladder' }), 20);
+  parts.budgets.onRung = (key, rung, level) =>
+    ladderLog.info({ prefix: key, level, rung }, rung === 2 ? 'over budget: large replies answered with TC until TCP follow-ups are judged' : 'back under budget');
+  // once a second, the keys on rung 2: back to rung 1 when refilled (so the gauge stays true), blocked
+  // when a judging window ended without TCP follow-ups even if their flood has stopped (docs/defence.md)
+  const settleBarrier = new FaultBarrier(counters, log.child({ module: 'ladder' }));
+  const settleTimer = setInterval(() => {
+    try {
+      const now = clock();
+      for (const e of parts.budgets.settle(env.settings, now)) parts.onOffender(settledOffender(e, env), now);
+    } catch (err) {
+      settleBarrier.fault('ladder_settle', err);
+    }
+  }, 1000);
+  settleTimer.unref();
 
   // Each worker gets its share of the TCP caps: the cluster hands connections out
   // round-robin, so across N workers a cap is held to within N-1 connections.
@@ -84,6 +103,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
       counters,
       backends: pool.backends,
       trackedPrefixes: () => parts.budgets.size,
+      ladderPrefixes: () => ({ prefix: parts.budgets.truncatingCount('prefix'), aggregate: parts.budgets.truncatingCount('aggregate') }),
       maxTracked: parts.budgets.maxTracked,
       tcpConnections: () => limits.open,
     },
@@ -92,6 +112,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
     },
     async close() {
       clearInterval(sweepTimer);
+      clearInterval(settleTimer);
       prober.stop();
       tcpForwarder.close();
       await Promise.all([...udpListeners, ...tcpListeners].map((l) => l.close()));

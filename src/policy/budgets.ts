@@ -9,7 +9,7 @@
 // carries its rung on the ladder (policy/ladder.ts, docs/defence.md).
 import { LRUCache } from 'lru-cache';
 import { debit, refill, type Bucket } from './token-bucket.js';
-import { onFollowUp, onOverBudget, onRefilled, RUNG_TRUNCATING, type LadderState, type OverBudgetStep } from './ladder.js';
+import { judge, onFollowUp, onOverBudget, onRefilled, RUNG_TRUNCATING, type LadderState, type OverBudgetStep } from './ladder.js';
 import type { BudgetRule, PolicySettings } from '../config/compile.js';
 
 /** A key's bucket, its ladder state, and the large-reply bytes it was sent by minute (top talkers). */
@@ -28,6 +28,14 @@ export interface TopTalker {
 }
 
 export type BudgetLevel = 'prefix' | 'aggregate';
+
+/** A key judged on the ladder outside the packet path (settle): to be blocked. */
+export interface Escalation {
+  readonly key: string;
+  readonly level: BudgetLevel;
+  /** tokens spent from its bucket */
+  readonly charged: number;
+}
 
 const MINUTE_MS = 60_000;
 
@@ -169,18 +177,31 @@ export class BudgetTable {
     return true;
   }
 
-  /** Rung-2 keys whose buckets have refilled since they were last touched go back to rung 1. */
-  settle(settings: PolicySettings, now: number): void {
+  /**
+   * Once a second, for the keys on rung 2 (bounded by the table): those whose
+   * buckets have refilled go back to rung 1; those whose judging window ended
+   * without enough TCP follow-ups are returned, to be blocked, even when their
+   * flood has stopped (docs/defence.md).
+   */
+  settle(settings: PolicySettings, now: number): Escalation[] {
+    const out: Escalation[] = [];
     for (const level of ['prefix', 'aggregate'] as const) {
       const table = this.levels[level];
       if (table.truncating.size === 0) continue;
       const rule = level === 'prefix' ? settings.prefixBudget : settings.aggregate.rule;
       for (const key of table.truncating) {
         const entry = table.entries.peek(key);
-        if (entry === undefined) table.truncating.delete(key);
-        else table.refill(key, entry, rule, now);
+        if (entry === undefined) {
+          table.truncating.delete(key);
+          continue;
+        }
+        table.refill(key, entry, rule, now);
+        if (settings.ladder.enabled && judge(entry, settings.ladder, now)) {
+          out.push({ key, level, charged: Math.round(rule.capacity - entry.tokens) });
+        }
       }
     }
+    return out;
   }
 
   /**

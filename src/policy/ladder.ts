@@ -42,13 +42,24 @@ export function onOverBudget(s: LadderState, l: LadderSettings, now: number): Ov
   if (s.rung === RUNG_OPEN) {
     s.rung = RUNG_TRUNCATING;
     openWindow(s, now);
-  } else if (now - s.windowStart >= l.windowMs) {
-    const escalate = s.tcSent >= l.minTc && s.followUps < l.followUpShare * s.tcSent;
-    openWindow(s, now);
-    if (escalate) return 'escalate';
+  } else if (judge(s, l, now)) {
+    return 'escalate';
   }
   s.tcSent++;
   return 'truncate';
+}
+
+/**
+ * Judges a window that has ended (and opens the next): true when it held at
+ * least minTc TC answers and too few TCP follow-ups. Called by the next
+ * over-budget reply, and once a second for every key on rung 2, so a flood
+ * that stops is judged too.
+ */
+export function judge(s: LadderState, l: LadderSettings, now: number): boolean {
+  if (s.rung !== RUNG_TRUNCATING || now - s.windowStart < l.windowMs) return false;
+  const escalate = s.tcSent >= l.minTc && s.followUps < l.followUpShare * s.tcSent;
+  openWindow(s, now);
+  return escalate;
 }
 
 /** A TCP query from the prefix: counts only while it is being judged. */

@@ -12,7 +12,8 @@ import { anyCidrContains } from '../config/cidr.js';
 import { buildTruncated } from '../dns/local-answer.js';
 import type { QueryContext } from '../pipeline/context.js';
 import type { Verdict } from '../pipeline/verdict.js';
-import type { BudgetLevel } from './budgets.js';
+import type { BudgetLevel, Escalation } from './budgets.js';
+import type { Offender } from '../pipeline/verdict.js';
 import type { PolicyEnv } from './env.js';
 
 export function largeResponseBudget(ctx: QueryContext, sentBytes: number, env: PolicyEnv, now: number): Verdict | null {
@@ -72,4 +73,16 @@ export function tcpFollowUp(ctx: QueryContext, env: PolicyEnv): void {
 function sentLarge(c: PolicyEnv['counters']): null {
   c.largeResponses++;
   return null;
+}
+
+/**
+ * A key the once-a-second judgement escalated (BudgetTable.settle): the
+ * offender for enforcement, counted like one from the packet path. No client
+ * address is at hand, so the network's own address stands for it.
+ */
+export function settledOffender(e: Escalation, env: PolicyEnv): Offender {
+  const slash = e.key.indexOf('/');
+  const address = slash < 0 ? e.key : e.key.slice(0, slash);
+  env.counters.escalations[`${e.level}:no_followup`]++;
+  return { address, prefix: e.key, family: address.includes(':') ? 6 : 4, charged: e.charged, level: e.level, cause: 'no_followup' };
 }

@@ -121,6 +121,16 @@ describe('the ladder in the response stages (defaults: 50kb/min, burst 10, windo
     expect(runResponseStages(ctx('198.18.0.30'), reply900, e, 15_001).kind).toBe('forward');
   });
 
+  it('judges a window once a second even when the flood has stopped', () => {
+    const e = env();
+    replies(e, '198.18.0.35', 0, 400, 10); // 40 replies in 0.4 s, then silence
+    replies(e, '198.18.0.36', 0, 400, 10, 1); // the same, but each TC comes back over TCP
+    expect(e.budgets.settle(e.settings, 1000)).toEqual([]); // the window (from 130 ms) has not ended
+    expect(e.budgets.settle(e.settings, 2200)).toEqual([{ key: '198.18.0.35', level: 'prefix', charged: expect.any(Number) }]);
+    // judged once: the next window is empty
+    expect(e.budgets.settle(e.settings, 4300)).toEqual([]);
+  });
+
   it('counts TCP queries as follow-ups only from a prefix on rung 2', () => {
     const e = env();
     runQueryStages(ctx('198.18.0.40', 'tcp'), e, 0);
