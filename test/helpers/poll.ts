@@ -1,0 +1,15 @@
+// Polling instead of sleeping: a test waits for the condition it needs, up to a
+// deadline, and then asserts on the last value it read (so a failure names it).
+// With `workers` > 1 the primary serves the workers' counters as they push them
+// (about once a second, src/metrics/snapshot.ts), so a counter read right after
+// a reply may not show it yet: read it through poll().
+
+/** Reads `read` every 100 ms until `done(value)` holds or `timeoutMs` has passed; returns the last value read. */
+export async function poll<T>(read: () => T | Promise<T>, done: (value: T) => boolean, timeoutMs = 5000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() >= end) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
