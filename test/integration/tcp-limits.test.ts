@@ -105,6 +105,35 @@ describe('TCP limits', () => {
   });
 });
 
+describe('per-client caps keyed by the budget prefix', () => {
+  afterEach(() => stopAll());
+
+  it('counts the addresses of one prefix_v4 /24 as one client', async () => {
+    const rec = await startRecursor();
+    const ag = await startAmpguard({
+      config: {
+        backends: [{ address: `127.0.0.1:${rec.port}` }],
+        block: { mode: 'off' },
+        workers: 1,
+        policy: { large_response: { prefix_v4: 24 } },
+        tcp: { max_connections_per_client: 2, idle_timeout_ms: 60_000 },
+      },
+    });
+    const a = await open(ag.port, '127.0.1.1');
+    const b = await open(ag.port, '127.0.1.2');
+    // a third address of the same /24 is over the cap
+    const c = await open(ag.port, '127.0.1.3');
+    expect(await until(c.closed, 3000)).toBe(true);
+    // another /24 is another client
+    const d = await open(ag.port, '127.0.2.1');
+    d.socket.write(frame(query('www.example.test', 'A', 5)));
+    expect(await until(() => d.received() > 0, 3000)).toBe(true);
+    expect(a.closed() || b.closed()).toBe(false);
+    for (const x of [a, b, d]) x.socket.destroy();
+    await rec.close();
+  });
+});
+
 describe('upstream TCP pooled per backend', () => {
   const cleanups: (() => Promise<void> | void)[] = [];
   afterEach(async () => {
