@@ -6,6 +6,7 @@
 // answered, and the counter of docs/hostile-input.md shows what happened.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
 import { startStandIn, type StandIn } from '../helpers/stand-in-backend.js';
@@ -50,6 +51,11 @@ afterAll(async () => {
   await stopAll();
   await standIn?.close();
 });
+
+function rssMb(): number {
+  const status = readFileSync(`/proc/${ag.proc.child.pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Infinity) / 1024;
+}
 
 function alive(): boolean {
   return ag.proc.child.exitCode === null && ag.proc.child.signalCode === null;
@@ -102,9 +108,11 @@ describe('a misbehaving backend', () => {
     expect(alive()).toBe(true);
   });
 
-  it('never needed the fault barrier for any of it', async () => {
+  it('never needed the fault barrier for any of it, and stayed small', async () => {
     expect(await metric('ampguard_dropped_total{reason="internal_error"}')).toBe(0);
     expect(await metric('ampguard_dropped_total{reason="malformed"}')).toBe(0);
+    // a generous ceiling (it idles near 80 MB), not a measurement
+    expect(rssMb()).toBeLessThan(256);
   });
 });
 
