@@ -31,6 +31,14 @@ export async function udpExchange(port: number, messages: Buffer[], count: numbe
   return replies;
 }
 
+/** Sends datagrams that get no reply (malformed ones): resolves once the kernel has taken them all. */
+export async function udpSend(port: number, messages: Buffer[], host = '127.0.0.1'): Promise<void> {
+  const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  await new Promise<void>((resolve) => socket.bind(0, resolve));
+  await Promise.all(messages.map((m) => new Promise<void>((resolve) => socket.send(m, port, host, () => resolve()))));
+  socket.close();
+}
+
 /** Writes all messages on one TCP connection at once, reads `count` framed replies. */
 export async function tcpPipeline(port: number, messages: Buffer[], count: number, timeoutMs = 5000, host = '127.0.0.1'): Promise<Buffer[]> {
   const socket = net.connect(port, host);

@@ -6,7 +6,8 @@ import type { Recursor } from '../helpers/recursor.js';
 import type { Ampguard } from '../helpers/ampguard.js';
 import { startPair, stopPair } from '../helpers/pair.js';
 import { dig } from '../helpers/dig.js';
-import { query, udpExchange, tcpPipeline, decodeMessage } from '../helpers/wire.js';
+import { query, udpExchange, udpSend, tcpPipeline, decodeMessage } from '../helpers/wire.js';
+import { poll } from '../helpers/poll.js';
 
 let recursor: Recursor;
 let ag: Ampguard;
@@ -35,7 +36,8 @@ describe('UDP', () => {
     expect(udp.flags).toContain('tc');
     expect(udp.answerCount).toBe(0);
     expect(udp.raw).toMatch(/;example\.test\.\s+IN\s+ANY/);
-    expect(await ag.metric('ampguard_truncated_total{reason="any"}')).toBe(before + 1);
+    // one query's counters reach /metrics together (one worker's push): a double count would show at once
+    expect(await poll(() => ag.metric('ampguard_truncated_total{reason="any"}'), (v) => v >= before + 1)).toBe(before + 1);
 
     // The full answer is whatever the recursor gives over TCP (its ANY answer follows its cache).
     const direct = await dig('127.0.0.1', recursor.port, 'example.test', 'ANY', ['+tcp']);
@@ -51,7 +53,7 @@ describe('UDP', () => {
     expect(udp.flags).toContain('tc');
     expect(udp.answerCount).toBe(0);
     expect(udp.size).toBeLessThan(100);
-    expect(await ag.metric('ampguard_truncated_total{reason="size"}')).toBe(before + 1);
+    expect(await poll(() => ag.metric('ampguard_truncated_total{reason="size"}'), (v) => v >= before + 1)).toBe(before + 1);
 
     const tcp = await dig('127.0.0.1', ag.port, 'big.example.test', 'TXT', ['+tcp']);
     expect(tcp.answerCount).toBe(1);
@@ -92,7 +94,8 @@ describe('TCP', () => {
 
 describe('malformed input', () => {
   it('drops and counts a barrage of bad packets and keeps answering', async () => {
-    const before = await ag.metric('ampguard_dropped_total{reason="malformed"}');
+    const MALFORMED = 'ampguard_dropped_total{reason="malformed"}';
+    const before = await ag.metric(MALFORMED);
     const good = query('www.example.test', 'A', 7);
     const qr = Buffer.from(good);
     qr[2] = qr[2]! | 0x80;
@@ -102,15 +105,22 @@ describe('malformed input', () => {
     const loop = Buffer.concat([good.subarray(0, 12), Buffer.from([0xc0, 12, 0, 1, 0, 1])]);
     const badLabel = Buffer.concat([good.subarray(0, 12), Buffer.from([0x80, 0x61, 0, 0, 1, 0, 1])]);
     const fixed = [Buffer.alloc(0), Buffer.from([1, 2, 3]), good.subarray(0, 11), good.subarray(0, good.length - 3), qr, twoQuestions, loop, badLabel];
+    // eight datagrams to an idle loopback socket: none is lost, every kind must be counted
+    await udpSend(ag.port, fixed);
+    expect(await poll(() => ag.metric(MALFORMED), (v) => v >= before + fixed.length)).toBe(before + fixed.length);
+
     const random = Array.from({ length: 200 }, (_, i) => {
       const b = randomBytes(12 + (i % 60));
       b[2] = b[2]! | 0x80; // QR set: certain to be malformed as a query
       return b;
     });
-    await udpExchange(ag.port, [...fixed, ...random], 1000, 500);
-    const after = await ag.metric('ampguard_dropped_total{reason="malformed"}');
-    // the empty datagram may be dropped by the kernel path before us; all others are counted
-    expect(after - before).toBeGreaterThanOrEqual(fixed.length - 1 + random.length);
+    const mid = before + fixed.length;
+    await udpSend(ag.port, random);
+    // 200 at once may overflow the socket's receive buffer on a busy machine: a few
+    // lost is loss, not a fault; none counted (or a crash) is
+    const after = await poll(() => ag.metric(MALFORMED), (v) => v >= mid + random.length);
+    expect(after - mid).toBeGreaterThanOrEqual(random.length * 0.95);
+    expect(after - mid).toBeLessThanOrEqual(random.length);
     const r = await dig('127.0.0.1', ag.port, 'www.example.test', 'A', ['+notcp']);
     expect(r.status).toBe('NOERROR');
     expect(ag.proc.child.exitCode).toBeNull();
