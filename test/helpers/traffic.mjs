@@ -1,20 +1,29 @@
 #!/usr/bin/env node
 // Bounded mixed DNS traffic over UDP for operator-view tests: small answers,
 // ~900-byte TXT and ANY from several source addresses, at QPS for SECONDS.
-// Prints {"sent","received","bytesSent","bytesReceived","byType"} and exits.
+// Waits for the replies still on their way until all have come or 2 s have
+// passed (some may legitimately never come: dropped, blocked, lost).
+// Prints {"sent","received","bytesSent","bytesReceived","byType","receivedByType"}
+// (byType: queries sent per type; receivedByType: replies per question type) and exits.
 // usage: traffic.mjs SERVER PORT SECONDS QPS SRC[,SRC...]
 import dgram from 'node:dgram';
-import { encodeMessage } from '../../dist/src/dns/codec.js';
+import { decodeMessage, encodeMessage } from '../../dist/src/dns/codec.js';
 
 const [server, port, seconds, qps, sources] = process.argv.slice(2);
 const mix = [
   ['www.example.test', 'A'], ['mail.example.test', 'A'], ['example.test', 'MX'], ['medium.example.test', 'TXT'],
   ['www.example.test', 'A'], ['example.test', 'ANY'], ['ns1.example.test', 'A'], ['medium.example.test', 'TXT'],
 ];
-const totals = { sent: 0, received: 0, bytesSent: 0, bytesReceived: 0, byType: {} };
+const totals = { sent: 0, received: 0, bytesSent: 0, bytesReceived: 0, byType: {}, receivedByType: {} };
+const countReply = (m) => {
+  totals.received++;
+  totals.bytesReceived += m.length;
+  const type = decodeMessage(m)?.questions?.[0]?.type ?? '?';
+  totals.receivedByType[type] = (totals.receivedByType[type] ?? 0) + 1;
+};
 const sockets = await Promise.all(sources.split(',').map((src) => new Promise((resolve) => {
   const s = dgram.createSocket('udp4');
-  s.on('message', (m) => { totals.received++; totals.bytesReceived += m.length; });
+  s.on('message', countReply);
   s.bind(0, src, () => resolve(s));
 })));
 const total = Math.min(Number(qps) * Number(seconds), 200_000);
@@ -32,6 +41,7 @@ for (let i = 0; i < total; i++) {
   const wait = due - Date.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
 }
-await new Promise((r) => setTimeout(r, 500));
+const lastReplyBy = Date.now() + 2000;
+while (totals.received < totals.sent && Date.now() < lastReplyBy) await new Promise((r) => setTimeout(r, 20));
 for (const s of sockets) s.close();
 process.stdout.write(JSON.stringify(totals) + '\n');

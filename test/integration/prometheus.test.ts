@@ -14,6 +14,7 @@ import { startProc } from '../helpers/process.js';
 import { startPair, stopPair } from '../helpers/pair.js';
 import { freePort } from '../helpers/ports.js';
 import { until } from '../helpers/blast.js';
+import { poll } from '../helpers/poll.js';
 import { rules, panelExprs, RULES_FILE } from '../helpers/rules.js';
 
 const missing = spawnSync('sh', ['-c', 'command -v prometheus']).status === 0 ? null : 'prometheus is not installed (Debian package prometheus)';
@@ -32,8 +33,13 @@ async function query(expr: string): Promise<{ status: string; data: { result: Sa
   return (await res.json()) as { status: string; data: { result: Sample[] } };
 }
 
+/** the first value of an instant query, NaN when it has none */
+async function value(expr: string): Promise<number> {
+  return Number((await query(expr)).data.result[0]?.value[1] ?? NaN);
+}
+
 describe.skipIf(missing !== null)('Prometheus against a running ampguard', () => {
-  let traffic = { sent: 0, received: 0, bytesSent: 0, bytesReceived: 0, byType: {} as Record<string, number> };
+  let traffic = { sent: 0, received: 0, bytesSent: 0, bytesReceived: 0, byType: {} as Record<string, number>, receivedByType: {} as Record<string, number> };
 
   beforeAll(async () => {
     ({ rec, ag } = await startPair({ block: { mode: 'userspace', allowlist: ['127.0.0.0/8'] } }));
@@ -49,12 +55,14 @@ describe.skipIf(missing !== null)('Prometheus against a running ampguard', () =>
       `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn',
     ]);
     expect(await until(async () => (await fetch(`${promUrl}/-/ready`).catch(() => null))?.ok === true, 20_000), prom.output()).toBe(true);
-    // a few scrapes of the idle counters, so the rate windows start before the load
-    expect(await until(async () => (await query('ampguard_queries_total')).data.result.length > 0, 10_000)).toBe(true);
-    await new Promise((r) => setTimeout(r, 2500));
+    // two scrapes of the idle byte counters, so the rate windows start before the load
+    const idleSamples = 'count_over_time(ampguard_query_bytes_total{proto="udp"}[1m])';
+    expect(await poll(() => value(idleSamples), (n) => n >= 2, 20_000), idleSamples).toBeGreaterThanOrEqual(2);
     traffic = JSON.parse(execFileSync('node', [TRAFFIC, '127.0.0.1', String(ag.port), '8', '200', '127.0.0.60,127.0.0.61,127.0.0.62'], { encoding: 'utf8' }));
-    // and a few after it, so they end after it
-    await new Promise((r) => setTimeout(r, 3500));
+    // and one that holds every reply the client got (each was counted when sent), so
+    // the windows end after the load; the tests then poll for what they assert
+    const scraped = 'sum(ampguard_responses_total{proto="udp"})';
+    expect(await poll(() => value(scraped), (n) => n >= traffic.received, 20_000), scraped).toBeGreaterThanOrEqual(traffic.received);
   });
 
   afterAll(async () => {
@@ -63,12 +71,18 @@ describe.skipIf(missing !== null)('Prometheus against a running ampguard', () =>
   });
 
   it('scraped the load: ANY truncated, large replies charged', async () => {
-    expect(traffic.received).toBe(traffic.sent);
-    const any = await query('sum(ampguard_truncated_total{reason="any"})');
-    expect(Number(any.data.result[0]?.value[1])).toBe(traffic.byType.ANY);
-    const large = await query('sum(ampguard_large_responses_total)');
-    // the ~900-byte TXT answers are the large ones
-    expect(Number(large.data.result[0]?.value[1])).toBe(traffic.byType.TXT);
+    // loopback UDP under load may lose a datagram: what ampguard counted lies between
+    // the replies the client got and the queries it sent, of each type
+    expect(traffic.received).toBeGreaterThanOrEqual(traffic.sent * 0.99);
+    const any = await value('sum(ampguard_truncated_total{reason="any"})');
+    expect(any).toBeGreaterThanOrEqual(traffic.receivedByType.ANY ?? 0);
+    expect(any).toBeLessThanOrEqual(traffic.byType.ANY ?? 0);
+    expect(traffic.receivedByType.ANY).toBeGreaterThan(0);
+    // the ~900-byte TXT answers are the large ones, all sent in full (127.0.0.0/8 is allowlisted)
+    const large = await value('sum(ampguard_large_responses_total)');
+    expect(large).toBeGreaterThanOrEqual(traffic.receivedByType.TXT ?? 0);
+    expect(large).toBeLessThanOrEqual(traffic.byType.TXT ?? 0);
+    expect(traffic.receivedByType.TXT).toBeGreaterThan(0);
   });
 
   it('evaluates every recording rule and every dashboard expression to data', async () => {
@@ -81,20 +95,25 @@ describe.skipIf(missing !== null)('Prometheus against a running ampguard', () =>
   });
 
   it('evaluates every alert expression', async () => {
-    for (const a of rules.filter((r) => r.alert)) {
+    const alerts = rules.filter((r) => r.alert);
+    for (const a of alerts) {
       expect((await query(a.expr)).status, a.alert).toBe('success');
     }
-    const firing = await (await fetch(`${promUrl}/api/v1/rules?type=alert`)).json() as { data: { groups: { rules: { name: string; health: string }[] }[] } };
-    const health = firing.data.groups.flatMap((g) => g.rules).map((r) => [r.name, r.health]);
-    expect(health.length).toBe(6);
-    for (const [name, h] of health) expect(h, name).toBe('ok');
+    type Rules = { data: { groups: { rules: { name: string; health: string }[] }[] } };
+    const health = async (): Promise<[string, string][]> =>
+      ((await (await fetch(`${promUrl}/api/v1/rules?type=alert`)).json()) as Rules).data.groups.flatMap((g) => g.rules).map((r) => [r.name, r.health]);
+    // a rule's health is 'unknown' until its group has been evaluated once
+    const all = await poll(health, (h) => h.length === alerts.length && h.every(([, v]) => v !== 'unknown'), 10_000);
+    expect(all.map(([name]) => name).sort()).toEqual(alerts.map((a) => a.alert).sort());
+    for (const [name, h] of all) expect(h, name).toBe('ok');
   });
 
   it('reports the amplification factor the client measured', async () => {
     const expected = traffic.bytesReceived / traffic.bytesSent;
-    const r = await query('ampguard:amplification_factor:rate1m');
-    const got = Number(r.data.result[0]?.value[1]);
     expect(expected).toBeGreaterThan(2);
+    // the recorded rule catches up with the last scrape within an evaluation or two
+    const within = (got: number): boolean => Math.abs(got - expected) / expected < 0.01;
+    const got = await poll(() => value('ampguard:amplification_factor:rate1m'), within, 10_000);
     expect(Math.abs(got - expected) / expected).toBeLessThan(0.01);
   });
 });
