@@ -15,7 +15,11 @@ describe('loadConfig', () => {
     if (!r.ok) return;
     expect(r.config.listen.udp).toEqual(['127.0.0.1:5353']);
     expect(r.config.policy.truncate_above).toBe(1232);
-    expect(r.config.policy.large_response).toEqual({ min_bytes: 700, rate: '50kb/min', burst: 10, prefix_v4: 32, prefix_v6: 64, max_tracked: 100000 });
+    expect(r.config.policy.large_response).toEqual({
+      min_bytes: 700, rate: '50kb/min', burst: 10, prefix_v4: 32, prefix_v6: 64, max_tracked: 100000,
+      aggregate: { enabled: true, prefix_v4: 24, prefix_v6: 48, multiplier: 8 },
+    });
+    expect(r.config.policy.ladder).toEqual({ enabled: true, window_ms: 2000, min_tc: 10, followup_share: 0.2 });
     expect(r.config.block).toMatchObject({ mode: 'auto', set: 'throttled-ips', timeout: 600, max_elements: 100000, allowlist: [] });
     expect(r.config.metrics.listen).toBe('127.0.0.1:9153');
     expect(r.config.backends).toBeUndefined();
