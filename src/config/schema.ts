@@ -112,8 +112,35 @@ export const configSchema = z.strictObject({
           prefix_v4: int(8, 32).default(32).meta({ description: 'IPv4 prefix length a budget and a block are kept for (restart only: the kernel set is keyed by it; docs/enforcement.md)' }),
           prefix_v6: int(16, 128).default(64).meta({ description: 'IPv6 prefix length a budget and a block are kept for (restart only, as prefix_v4)' }),
           max_tracked: int(1, 10_000_000).default(100_000).meta({ description: 'prefixes tracked at most (least recently used go first)' }),
+          aggregate: z
+            .strictObject({
+              enabled: z.boolean().default(true).meta({ description: 'also keep a budget per aggregate network (catches a flood spread over many addresses of one victim network)', reloadable: true }),
+              prefix_v4: int(8, 32).default(24).meta({ description: 'IPv4 prefix length of an aggregate' }),
+              prefix_v6: int(16, 128).default(48).meta({ description: 'IPv6 prefix length of an aggregate' }),
+              multiplier: int(1, 65_536).default(8).meta({
+                description: 'an aggregate gets this many times the per-prefix rate and bucket',
+                reloadable: true,
+              }),
+            })
+            .meta({ description: 'budgets of the networks around the prefixes, charged with the same replies; they go through the same ladder' })
+            .prefault({}),
         })
         .meta({ description: 'per-prefix budgets for large UDP replies (iptables hashlimit semantics)' })
+        .prefault({}),
+      ladder: z
+        .strictObject({
+          enabled: z.boolean().default(true).meta({
+            description: 'over budget: TC=1 first, block only a prefix that does not come back over TCP; false: block as soon as it is over budget',
+            reloadable: true,
+          }),
+          window_ms: int(100, 3_600_000).default(2000).meta({ description: 'how long each judging window of a prefix over budget lasts', reloadable: true }),
+          min_tc: int(1, 1_000_000).default(10).meta({ description: 'TC answers a window must hold before the prefix can be judged', reloadable: true }),
+          followup_share: z.number().min(0).max(1).default(0.2).meta({
+            description: 'TCP queries per TC answer below which a judged prefix is blocked (a spoofed victim sends none)',
+            reloadable: true,
+          }),
+        })
+        .meta({ description: 'the graduated defence of a prefix over budget: TC first, kernel block only without TCP follow-ups' })
         .prefault({}),
     })
     .meta({ description: 'the amplification defences' })
@@ -125,9 +152,9 @@ export const configSchema = z.strictObject({
       }),
       set: z
         .string()
-        .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,27}$/, 'expected a letter, then up to 27 of A-Z a-z 0-9 _ . - (ipset names are at most 31 with "-v6"; nft names start with a letter)')
+        .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,23}$/, 'expected a letter, then up to 23 of A-Z a-z 0-9 _ . - (ipset names are at most 31 with "-net-v6"; nft names start with a letter)')
         .default('throttled-ips')
-        .meta({ description: 'kernel set name; the IPv6 set is <set>-v6' }),
+        .meta({ description: 'kernel set name; the IPv6 set is <set>-v6, the aggregate networks go into <set>-net and <set>-net-v6' }),
       timeout: int(1, 2_147_483).default(600).meta({ description: 'seconds an offender stays blocked', reloadable: true }),
       max_elements: int(1, 10_000_000).default(100_000).meta({ description: 'members of the kernel and userspace block tables at most' }),
       allowlist: z.array(cidr).default([]).meta({ description: 'CIDRs that are never blocked', reloadable: true }),

@@ -11,13 +11,21 @@ export class Counters {
   readonly responses: Record<Proto, number> = { udp: 0, tcp: 0 };
   readonly queryBytes: Record<Proto, number> = { udp: 0, tcp: 0 };
   readonly responseBytes: Record<Proto, number> = { udp: 0, tcp: 0 };
-  readonly truncated: Record<TruncateReason, number> = { any: 0, size: 0 };
+  readonly truncated: Record<TruncateReason, number> = { any: 0, size: 0, budget: 0 };
   readonly dropped: Record<DropReason, number> = {
     malformed: 0, blocked: 0, rate: 0, backend_timeout: 0, overload: 0, bad_source: 0, internal_error: 0,
   };
   readonly upstreamRejected: Record<UpstreamRejectReason, number> = { short: 0, not_response: 0, unknown_id: 0, question_mismatch: 0 };
   readonly localAnswers: Record<LocalAnswerReason, number> = { notimp: 0 };
   largeResponses = 0;
+  /** block.mode off: ladder TC answers that were not sent (the full reply went out) */
+  wouldTruncate = 0;
+  /** TCP queries from prefixes on rung 2 of the ladder (docs/defence.md) */
+  tcpFollowUps = 0;
+  /** offenders made by the large-response stage, keyed "level:reason" (ampguard_escalations_total) */
+  readonly escalations: Record<`${'prefix' | 'aggregate'}:${'no_followup' | 'over_budget'}`, number> = {
+    'prefix:no_followup': 0, 'prefix:over_budget': 0, 'aggregate:no_followup': 0, 'aggregate:over_budget': 0,
+  };
   /** client TCP connections ampguard closed, by why (the caps and timeouts of docs/tcp.md) */
   readonly tcpClosed: Record<TcpCloseReason, number> = { buffer_full: 0, read_timeout: 0, idle: 0, framing: 0, internal_error: 0 };
   /** failures of TCP connections to backends, by kind; their queries get backend_timeout_action */

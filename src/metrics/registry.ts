@@ -15,6 +15,8 @@ export interface DataplaneSources {
   readonly maxTracked: number;
   /** TCP client connections open now */
   tcpConnections(): number;
+  /** prefixes (and aggregate networks) on rung 2 of the ladder now */
+  ladderPrefixes?(): Readonly<Record<'prefix' | 'aggregate', number>>;
   /** latency kept elsewhere (the cluster primary's sum of its workers' snapshots); default: hooked to observeLatency */
   latency?(): Iterable<readonly [string, BucketCounts]>;
 }
@@ -40,6 +42,10 @@ export interface EnforcementSources {
   kernelErrors(): number;
   /** true while kernel enforcement is wanted but failing (blocks held in userspace) */
   enforcementDegraded(): boolean;
+  /** entries the kernel set refused (invalid | full), kept in userspace (docs/enforcement.md) */
+  kernelRejected?(): Readonly<Record<string, number>>;
+  /** offenders not blocked at all (allowlist | invalid | full) */
+  blocksRefused?(): Readonly<Record<string, number>>;
 }
 
 export type RegistrySources = DataplaneSources & EnforcementSources;
@@ -57,10 +63,6 @@ function mirroredCounter<L extends string>(
     help,
     labelNames: labelName ? [labelName] : [],
     registers: [registry],
-  /** entries the kernel set refused (invalid | full), kept in userspace (docs/enforcement.md) */
-  kernelRejected?(): Readonly<Record<string, number>>;
-  /** offenders not blocked at all (allowlist | invalid | full) */
-  blocksRefused?(): Readonly<Record<string, number>>;
     collect() {
       this.reset();
       const v = read();
@@ -79,10 +81,38 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
   mirroredCounter(registry, 'ampguard_query_bytes_total', 'bytes of DNS queries received, by transport', 'proto', () => c.queryBytes);
   mirroredCounter(registry, 'ampguard_response_bytes_total', 'bytes of DNS responses sent, by transport (UDP response/query bytes = amplification factor)', 'proto', () => c.responseBytes);
   mirroredCounter(registry, 'ampguard_dropped_total', 'queries or replies dropped, by reason', 'reason', () => c.dropped);
-  mirroredCounter(registry, 'ampguard_tcp_closed_total', 'client TCP connections closed by ampguard: buffer_full (answers not read, tcp.max_buffered_bytes), read_timeout, idle, framing (bad length), internal_error', 'reason', () => c.tcpClosed);
-  mirroredCounter(registry, 'ampguard_tcp_upstream_failures_total', 'TCP connections to backends that failed (connect_timeout, connect_error, reset) or queries refused for want of one (pool_full)', 'reason', () => c.tcpUpstreamFailures);
   mirroredCounter(registry, 'ampguard_upstream_rejected_total', 'datagrams or messages from a backend not taken as a reply: short (shorter than the header or the question), not_response (QR=0), unknown_id (late or stray), question_mismatch', 'reason', () => c.upstreamRejected);
   mirroredCounter(registry, 'ampguard_local_answers_total', 'answers ampguard made itself other than TC=1: notimp (an opcode other than QUERY, never forwarded)', 'reason', () => c.localAnswers);
+  mirroredCounter(registry, 'ampguard_tcp_closed_total', 'client TCP connections closed by ampguard: buffer_full (answers not read, tcp.max_buffered_bytes), read_timeout, idle, framing (bad length), internal_error', 'reason', () => c.tcpClosed);
+  mirroredCounter(registry, 'ampguard_tcp_upstream_failures_total', 'TCP connections to backends that failed (connect_timeout, connect_error, reset) or queries refused for want of one (pool_full)', 'reason', () => c.tcpUpstreamFailures);
+  mirroredCounter(registry, 'ampguard_tcp_followups_total', 'TCP queries from prefixes on rung 2 of the ladder: clients coming back after a TC answer (a spoofed victim never does)', null, () => c.tcpFollowUps);
+  mirroredCounter(registry, 'ampguard_would_truncate_total', 'block.mode off: replies the ladder would have replaced by TC=1 (the full reply was sent)', null, () => c.wouldTruncate);
+  new Counter({
+    name: 'ampguard_escalations_total',
+    help: 'offenders handed to enforcement, by level (prefix, or the aggregate network around it) and reason (no_followup: no TCP came back after the TC answers; over_budget: the ladder is off)',
+    labelNames: ['level', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, n] of Object.entries(c.escalations)) {
+        const [level, reason] = key.split(':') as [string, string];
+        this.inc({ level, reason }, n);
+      }
+    },
+  });
+  new Gauge({
+    name: 'ampguard_ladder_prefixes',
+    help: 'keys on rung 2 of the ladder (over budget, large replies answered with TC=1), by level: prefix or aggregate',
+    labelNames: ['level'],
+    registers: [registry],
+    // each worker keeps its own rungs for the same shared budgets: the largest is the figure
+    aggregator: 'max',
+    collect() {
+      const n = src.ladderPrefixes?.() ?? { prefix: 0, aggregate: 0 };
+      this.set({ level: 'prefix' }, n.prefix);
+      this.set({ level: 'aggregate' }, n.aggregate);
+    },
+  });
   new Gauge({
     name: 'ampguard_tcp_connections',
     help: 'client TCP connections open (bounded by tcp.max_connections)',
@@ -130,6 +160,8 @@ export function registerEnforcementMetrics(registry: Registry, src: EnforcementS
   mirroredCounter(registry, 'ampguard_http_errors_total', 'HTTP requests on metrics.listen refused as bad_request (unparseable, 400) or failed with internal_error (500)', 'reason', () => httpErrors);
   mirroredCounter(registry, 'ampguard_blocks_total', 'prefixes put over budget into a block, by enforcement mode (off: would have blocked)', 'mode', () => src.blocksByMode());
   mirroredCounter(registry, 'ampguard_kernel_errors_total', 'kernel set commands (ipset, nft) that failed; each is retried', null, () => src.kernelErrors());
+  mirroredCounter(registry, 'ampguard_kernel_rejected_total', 'block entries the kernel set refused, by reason (full: block.max_elements reached; invalid: an element the kernel cannot hold); they stay blocked in userspace only', 'reason', () => src.kernelRejected?.() ?? { invalid: 0, full: 0 });
+  mirroredCounter(registry, 'ampguard_blocks_refused_total', 'offenders not blocked: allowlist (the prefix covers an allowlisted address), invalid (no client has that address), full (block.max_elements are blocked); the tripping reply is still dropped', 'reason', () => src.blocksRefused?.() ?? { allowlist: 0, invalid: 0, full: 0 });
   new Gauge({
     name: 'ampguard_enforcement_degraded',
     help: '1 while kernel enforcement is configured but failing and blocks are held in userspace only',
@@ -155,5 +187,3 @@ export function createRegistry(src: RegistrySources): Registry {
   registerEnforcementMetrics(registry, src);
   return registry;
 }
-  mirroredCounter(registry, 'ampguard_kernel_rejected_total', 'block entries the kernel set refused, by reason (full: block.max_elements reached; invalid: an element the kernel cannot hold); they stay blocked in userspace only', 'reason', () => src.kernelRejected?.() ?? { invalid: 0, full: 0 });
-  mirroredCounter(registry, 'ampguard_blocks_refused_total', 'offenders not blocked: allowlist (the prefix covers an allowlisted address), invalid (no client has that address), full (block.max_elements are blocked); the tripping reply is still dropped', 'reason', () => src.blocksRefused?.() ?? { allowlist: 0, invalid: 0, full: 0 });

@@ -12,7 +12,8 @@ export type DropReason =
 export type UpstreamRejectReason = 'short' | 'not_response' | 'unknown_id' | 'question_mismatch';
 /** answers ampguard makes itself other than TC=1: NOTIMP for opcodes it never forwards */
 export type LocalAnswerReason = 'notimp';
-export type TruncateReason = 'any' | 'size';
+/** any: ANY over UDP; size: reply too large; budget: the prefix is over its large-response budget (rung 2) */
+export type TruncateReason = 'any' | 'size' | 'budget';
 
 /** A prefix that went over its large-response budget (Packet-path step 7). */
 export interface Offender {
@@ -21,6 +22,10 @@ export interface Offender {
   readonly family: 4 | 6;
   /** bytes (or replies, for a packet rate) charged within the current window when it tripped */
   readonly charged: number;
+  /** which budget tripped: the client's prefix, or the aggregate network around it (then `prefix` is that network) */
+  readonly level?: 'prefix' | 'aggregate';
+  /** no_followup: judged on the ladder, no TCP came back; over_budget: the ladder is off */
+  readonly cause?: 'no_followup' | 'over_budget';
 }
 
 export type Verdict =
