@@ -14,7 +14,7 @@ import { prefixKey } from '../policy/prefix.js';
 import { allowlistedInside, blockTarget } from '../policy/block-target.js';
 import type { PolicySettings } from '../config/compile.js';
 import type { Offender } from '../pipeline/verdict.js';
-import type { AddResult, BlockMode, BlockSink, KernelEntry } from './sink.js';
+import { prefixAddress, type AddResult, type BlockMode, type BlockSink, type KernelEntry } from './sink.js';
 
 const RETRY_DELAYS_MS = [100, 500, 2000, 5000];
 /** recent block events kept for the dashboard and /api/blocks */
@@ -38,6 +38,8 @@ export class BlockRefusedError extends Error {
 
 interface Queued {
   readonly family: 4 | 6;
+  /** a network an aggregate budget blocked: it goes into the network sets */
+  readonly network: boolean;
   /** monotonic ms: a replay after an outage gets what is left, not a fresh block.timeout */
   readonly expiresAt: number;
 }
@@ -115,11 +117,11 @@ export class Enforcer {
     const s = this.settings();
     let loaded = 0;
     for (const m of members) {
-      const key = prefixKey(m.prefix.split('/')[0] as string, m.family, s.prefixV4, s.prefixV6);
+      const key = m.network ? networkKey(m.prefix, m.family) : prefixKey(m.prefix.split('/')[0] as string, m.family, s.prefixV4, s.prefixV6);
       // a member from before the allowlist (or the prefix length) changed may now cover an allowlisted address
       const covered = allowlistError(key, m.family, s);
       if (covered) {
-        const r = await this.sink.remove({ prefix: m.prefix, family: m.family });
+        const r = await this.sink.remove({ prefix: m.prefix, family: m.family, network: m.network });
         this.log.warn({ prefix: key, err: covered, removed: r.ok }, 'kernel set member removed: it covers an allowlisted address');
         continue;
       }
@@ -137,7 +139,8 @@ export class Enforcer {
     const target = blockTarget(o.address, s);
     // the ladder may name a wider network than the budget prefix (an aggregate): that is the block key
     const prefix = o.prefix;
-    const covered = target.ok && prefix !== target.prefix ? allowlistError(prefix, o.family, s) : null;
+    const network = target.ok && prefix !== target.prefix;
+    const covered = network ? allowlistError(prefix, o.family, s) : null;
     if (!target.ok || covered) {
       const reason = target.ok ? 'allowlist' : target.reason;
       this.stats.refused[reason]++;
@@ -167,7 +170,8 @@ export class Enforcer {
       { address: o.address, prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, timeout_s: s.blockTimeoutMs / 1000, mode: this.sink.mode },
       'prefix blocked',
     );
-    if (target.kernel && prefix === target.prefix) this.enqueue(prefix, o.family, now + s.blockTimeoutMs);
+    // a network goes into the kernel's network sets unless the kernel cannot hold it (loopback, the unspecified network)
+    if (target.kernel && (!network || networkHoldable(prefix, o.family))) this.enqueue(prefix, o.family, now + s.blockTimeoutMs, network);
     return true;
   }
 
@@ -182,7 +186,7 @@ export class Enforcer {
       throw new BlockRefusedError(`not blocked: block.max_elements (${this.maxElements}) prefixes are blocked already`);
     }
     this.onChange?.({ kind: 'block', prefix, ttlMs: s.blockTimeoutMs });
-    if (target.kernel) this.enqueue(prefix, family, now + s.blockTimeoutMs);
+    if (target.kernel) this.enqueue(prefix, family, now + s.blockTimeoutMs, false);
     this.remember(prefix, target.address, 'manual', 0, s.blockTimeoutMs);
     this.log.warn({ address: target.address, prefix, mode: this.sink.mode, kernel: target.kernel && this.kernelMode }, 'prefix blocked by hand');
     return prefix;
@@ -258,13 +262,13 @@ export class Enforcer {
     this.log.warn({ ...fields, reason }, 'prefix not blocked');
   }
 
-  private enqueue(prefix: string, family: 4 | 6, expiresAt: number): void {
+  private enqueue(prefix: string, family: 4 | 6, expiresAt: number, network: boolean): void {
     if (!this.kernelMode) return;
     this.queue.delete(prefix); // a re-block moves to the back with its new expiry
     if (this.queue.size >= this.maxElements) this.pruneQueue();
     // every queued prefix is in the table, which holds maxElements at most: this only trims leftovers
     if (this.queue.size >= this.maxElements) return;
-    this.queue.set(prefix, { family, expiresAt });
+    this.queue.set(prefix, { family, expiresAt, network });
     if (this.flushTimer === null && this.flushing === null && this.attempt === 0) this.schedule(BATCH_DELAY_MS);
   }
 
@@ -300,7 +304,8 @@ export class Enforcer {
       const leftMs = q.expiresAt - now;
       // expired while waiting (an outage longer than the timeout), or unblocked by hand: nothing to replay
       if (leftMs <= 0 || this.blocks.expiresAt(prefix) === undefined) continue;
-      batch.push({ prefix, family: q.family, timeoutSec: Math.ceil(leftMs / 1000) });
+      const entry = { prefix, family: q.family, timeoutSec: Math.ceil(leftMs / 1000) };
+      batch.push(q.network ? { ...entry, network: true } : entry);
     }
     if (batch.length === 0) {
       this.attempt = 0; // nothing left to retry: the next block starts a fresh batch
@@ -361,6 +366,30 @@ export class Enforcer {
     this.stats.kernelErrors++;
     this.log.warn({ mode: this.sink.mode, err: error }, 'kernel command failed');
   }
+}
+
+/**
+ * The userspace key of a network the kernel lists ("198.18.2.0/24",
+ * "fd00:a3b1::/48"): prefixKey at the network's own length, the form the
+ * ladder names an aggregate offender with, so blocked-client finds it.
+ */
+function networkKey(text: string, family: 4 | 6): string {
+  const slash = text.indexOf('/');
+  const width = family === 4 ? 32 : 128;
+  const len = slash < 0 ? width : Number(text.slice(slash + 1));
+  const bits = Number.isInteger(len) && len >= 0 && len <= width ? len : width;
+  return prefixKey(prefixAddress(text), family, bits, bits);
+}
+
+/**
+ * Whether the kernel may hold a network: never loopback (127/8, or an IPv6
+ * network whose address is all zero, which covers ::1 and every IPv4-mapped
+ * address; ipset's hash:net would take "::/48" without a word).
+ */
+function networkHoldable(prefix: string, family: 4 | 6): boolean {
+  const address = prefixAddress(prefix);
+  if (family === 4) return !address.startsWith('127.') && !address.startsWith('0.');
+  return /[1-9a-f]/i.test(address);
 }
 
 function allowlistError(prefix: string, family: 4 | 6, s: PolicySettings): string | null {

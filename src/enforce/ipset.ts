@@ -1,11 +1,12 @@
 // The ipset sink: `hash:ip` sets (with netmask = the budget prefix, so a /64
-// is one member), filled in batches through `ipset restore -exist` (one process
-// per batch, never per offender), dropped by an iptables raw PREROUTING rule
-// before conntrack and before our socket. docs/enforcement.md says how a bad
+// is one member) and `hash:net` sets for the networks the aggregate budgets
+// block (<set>-net, <set>-net-v6; docs/defence.md), filled in batches through
+// `ipset restore -exist` (one process per batch, never per offender), dropped
+// by iptables raw PREROUTING rules before conntrack and before our socket. docs/enforcement.md says how a bad
 // line is dropped without losing its batch and how a set left by an earlier
 // run with other parameters is rebuilt with its members.
 import { describeFailure, type Exec } from './exec.js';
-import { entryRefusal, prefixAddress, type AddResult, type BlockSink, type KernelEntry, type RejectedEntry, type SinkResult } from './sink.js';
+import { entryRefusal, kernelElement, type AddResult, type BlockSink, type KernelEntry, type RejectedEntry, type SinkResult } from './sink.js';
 import type { KernelSettings } from './kernel-settings.js';
 import { ipsetDropRuleArgs } from '../firewall/rules.js';
 
@@ -35,31 +36,48 @@ export function parseIpsetHeader(text: string): IpsetHeader | null {
   };
 }
 
+/** One of the four sets: per-prefix (hash:ip with the budget netmask) or networks (hash:net), per family. */
+interface SetSpec {
+  readonly name: string;
+  readonly family: 4 | 6;
+  readonly network: boolean;
+}
+
 export class IpsetSink implements BlockSink {
   readonly mode = 'ipset' as const;
 
   constructor(private readonly k: KernelSettings, private readonly exec: Exec) {}
 
-  private setFor(family: 4 | 6): string {
+  private setFor(family: 4 | 6, network = false): string {
+    if (network) return family === 4 ? this.k.setNet : this.k.setNet6;
     return family === 4 ? this.k.set : this.k.set6;
   }
 
-  private createArgs(name: string, family: 4 | 6): string[] {
-    return [
-      'create', name, 'hash:ip', 'family', family === 4 ? 'inet' : 'inet6',
+  private get specs(): SetSpec[] {
+    return ([4, 6] as const).flatMap((family) => [false, true].map((network) => ({ name: this.setFor(family, network), family, network })));
+  }
+
+  private netmask(family: 4 | 6): number {
+    return family === 4 ? this.k.prefixV4 : this.k.prefixV6;
+  }
+
+  private createArgs(name: string, spec: SetSpec): string[] {
+    const args = [
+      'create', name, spec.network ? 'hash:net' : 'hash:ip', 'family', spec.family === 4 ? 'inet' : 'inet6',
       'timeout', String(this.k.timeoutSec), 'maxelem', String(this.k.maxElements),
-      'netmask', String(family === 4 ? this.k.prefixV4 : this.k.prefixV6),
     ];
+    // a network set holds each network at its own length; the per-prefix sets key members by the budget prefix
+    return spec.network ? args : [...args, 'netmask', String(this.netmask(spec.family))];
   }
 
   async start(): Promise<SinkResult> {
     const notes: string[] = [];
-    for (const family of [4, 6] as const) {
-      const made = await this.ensureSet(family, notes);
+    for (const spec of this.specs) {
+      const made = await this.ensureSet(spec, notes);
       if (!made.ok) return made;
-      const tool = family === 4 ? 'iptables' : 'ip6tables';
+      const tool = spec.family === 4 ? 'iptables' : 'ip6tables';
       for (const port of this.k.udpPorts) {
-        const rule = ipsetDropRuleArgs(this.setFor(family), port);
+        const rule = ipsetDropRuleArgs(spec.name, port);
         const present = await this.exec(tool, ['-w', '-t', 'raw', '-C', 'PREROUTING', ...rule]);
         if (present.ok) continue;
         const insert = ['-w', '-t', 'raw', '-I', 'PREROUTING', '1', ...rule];
@@ -71,21 +89,23 @@ export class IpsetSink implements BlockSink {
   }
 
   /** Creates the set, or rebuilds one left with other parameters keeping its members. */
-  private async ensureSet(family: 4 | 6, notes: string[]): Promise<SinkResult> {
-    const name = this.setFor(family);
+  private async ensureSet(spec: SetSpec, notes: string[]): Promise<SinkResult> {
+    const { name } = spec;
     const listed = await this.exec('ipset', ['list', '-t', name]);
     const header = listed.ok ? parseIpsetHeader(listed.stdout) : null;
     if (!header) {
-      const args = [...this.createArgs(name, family), '-exist'];
+      const args = [...this.createArgs(name, spec), '-exist'];
       const r = await this.exec('ipset', args);
       return r.ok ? { ok: true } : { ok: false, error: describeFailure('ipset', args, r) };
     }
-    const want = { family: family === 4 ? 'inet' : 'inet6', netmask: family === 4 ? this.k.prefixV4 : this.k.prefixV6 };
-    if (header.type !== 'hash:ip' || header.family !== want.family) {
-      return { ok: false, error: `ipset ${name} exists as ${header.type} family ${header.family}, not hash:ip family ${want.family}: remove it or choose another block.set` };
+    const type = spec.network ? 'hash:net' : 'hash:ip';
+    const family = spec.family === 4 ? 'inet' : 'inet6';
+    if (header.type !== type || header.family !== family) {
+      return { ok: false, error: `ipset ${name} exists as ${header.type} family ${header.family}, not ${type} family ${family}: remove it or choose another block.set` };
     }
-    if (header.timeoutSec === this.k.timeoutSec && header.maxElements === this.k.maxElements && header.netmask === want.netmask) return { ok: true };
-    return this.rebuild(name, family, header, notes);
+    const netmaskOk = spec.network || header.netmask === this.netmask(spec.family);
+    if (header.timeoutSec === this.k.timeoutSec && header.maxElements === this.k.maxElements && netmaskOk) return { ok: true };
+    return this.rebuild(spec, header, notes);
   }
 
   /**
@@ -93,14 +113,15 @@ export class IpsetSink implements BlockSink {
    * their remaining timeouts (ipset re-keys them to the new netmask itself),
    * then `ipset swap`: the DROP rule names the set, so it never stops matching.
    */
-  private async rebuild(name: string, family: 4 | 6, old: IpsetHeader, notes: string[]): Promise<SinkResult> {
+  private async rebuild(spec: SetSpec, old: IpsetHeader, notes: string[]): Promise<SinkResult> {
+    const { name } = spec;
     const saved = await this.exec('ipset', ['save', name]);
     if (!saved.ok) return { ok: false, error: describeFailure('ipset', ['save', name], saved) };
-    const members = parseIpsetSave(saved.stdout, family).map((m) => ({ ...m, timeoutSec: m.timeoutSec > 0 ? m.timeoutSec : this.k.timeoutSec }));
-    const tmp = `ampguard-tmp-${process.pid % 100_000}-${family}`;
+    const members = parseIpsetSave(saved.stdout, spec.family, spec.network).map((m) => ({ ...m, timeoutSec: m.timeoutSec > 0 ? m.timeoutSec : this.k.timeoutSec }));
+    const tmp = `ampguard-tmp-${process.pid % 100_000}-${spec.family}${spec.network ? 'n' : ''}`;
     await this.exec('ipset', ['destroy', tmp]);
-    const create = await this.exec('ipset', this.createArgs(tmp, family));
-    if (!create.ok) return { ok: false, error: describeFailure('ipset', this.createArgs(tmp, family), create) };
+    const create = await this.exec('ipset', this.createArgs(tmp, spec));
+    if (!create.ok) return { ok: false, error: describeFailure('ipset', this.createArgs(tmp, spec), create) };
     const filled = await addLines(this.exec, () => tmp, members);
     if (!filled.ok) {
       await this.exec('ipset', ['destroy', tmp]);
@@ -113,35 +134,36 @@ export class IpsetSink implements BlockSink {
     }
     await this.exec('ipset', ['destroy', tmp]);
     const lost = filled.rejected.length;
+    const netmask = spec.network ? '' : `, netmask ${old.netmask} -> ${this.netmask(spec.family)}`;
     notes.push(
-      `ipset ${name} rebuilt (timeout ${old.timeoutSec} -> ${this.k.timeoutSec}, maxelem ${old.maxElements} -> ${this.k.maxElements}, netmask ${old.netmask} -> ${family === 4 ? this.k.prefixV4 : this.k.prefixV6}): ` +
+      `ipset ${name} rebuilt (timeout ${old.timeoutSec} -> ${this.k.timeoutSec}, maxelem ${old.maxElements} -> ${this.k.maxElements}${netmask}): ` +
         `${members.length - lost} of ${members.length} members kept${lost > 0 ? `, ${lost} refused (${filled.rejected[0]?.error})` : ''}`,
     );
     return { ok: true };
   }
 
   add(entries: readonly KernelEntry[]): Promise<AddResult> {
-    return addLines(this.exec, (f) => this.setFor(f), entries);
+    return addLines(this.exec, (f, network) => this.setFor(f, network), entries);
   }
 
   async remove(entry: Omit<KernelEntry, 'timeoutSec'>): Promise<SinkResult> {
-    const args = ['del', this.setFor(entry.family), prefixAddress(entry.prefix), '-exist'];
+    const args = ['del', this.setFor(entry.family, entry.network), kernelElement(entry), '-exist'];
     const r = await this.exec('ipset', args);
     return r.ok ? { ok: true } : { ok: false, error: describeFailure('ipset', args, r) };
   }
 
   async list(): Promise<KernelEntry[] | null> {
     const out: KernelEntry[] = [];
-    for (const family of [4, 6] as const) {
-      const r = await this.exec('ipset', ['save', this.setFor(family)]);
+    for (const spec of this.specs) {
+      const r = await this.exec('ipset', ['save', spec.name]);
       if (!r.ok) return null;
-      out.push(...parseIpsetSave(r.stdout, family));
+      out.push(...parseIpsetSave(r.stdout, spec.family, spec.network));
     }
     return out;
   }
 
   async close(): Promise<void> {
-    // The set and the rule stay: the kernel keeps dropping, and the next start reloads the members.
+    // The sets and the rules stay: the kernel keeps dropping, and the next start reloads the members.
   }
 }
 
@@ -152,11 +174,11 @@ export class IpsetSink implements BlockSink {
  * again, so one bad entry costs one more process, never the batch. Once the set
  * is full ("Hash is full") every later line would be refused too.
  */
-async function addLines(exec: Exec, setFor: (family: 4 | 6) => string, entries: readonly KernelEntry[]): Promise<AddResult> {
+async function addLines(exec: Exec, setFor: (family: 4 | 6, network: boolean) => string, entries: readonly KernelEntry[]): Promise<AddResult> {
   const rejected: RejectedEntry[] = [];
   let rest = entries;
   while (rest.length > 0) {
-    const script = rest.map((e) => `add ${setFor(e.family)} ${prefixAddress(e.prefix)} timeout ${Math.max(1, Math.round(e.timeoutSec))}\n`).join('');
+    const script = rest.map((e) => `add ${setFor(e.family, e.network === true)} ${kernelElement(e)} timeout ${Math.max(1, Math.round(e.timeoutSec))}\n`).join('');
     const r = await exec('ipset', ['restore', '-exist'], script);
     if (r.ok) break;
     const error = describeFailure('ipset', ['restore', '-exist'], r);
@@ -177,12 +199,14 @@ async function addLines(exec: Exec, setFor: (family: 4 | 6) => string, entries: 
   return { ok: true, rejected, pending: [] };
 }
 
-/** Members of `ipset save` output: "add <set> <ip> timeout <n>". */
-export function parseIpsetSave(text: string, family: 4 | 6): KernelEntry[] {
+/** Members of `ipset save` output: "add <set> <ip> timeout <n>" ("<net>/<len>" in a network set). */
+export function parseIpsetSave(text: string, family: 4 | 6, network = false): KernelEntry[] {
   const out: KernelEntry[] = [];
   for (const line of text.split('\n')) {
     const m = /^add \S+ (\S+)(?: timeout (\d+))?/.exec(line);
-    if (m) out.push({ prefix: m[1] as string, family, timeoutSec: Number(m[2] ?? 0) });
+    if (!m) continue;
+    const entry = { prefix: m[1] as string, family, timeoutSec: Number(m[2] ?? 0) };
+    out.push(network ? { ...entry, network } : entry);
   }
   return out;
 }

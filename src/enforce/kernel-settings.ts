@@ -4,6 +4,9 @@ import type { RuntimeConfig } from '../config/compile.js';
 export interface KernelSettings {
   readonly set: string;
   readonly set6: string;
+  /** hash:net / interval sets for the networks the aggregate budgets block (docs/defence.md) */
+  readonly setNet: string;
+  readonly setNet6: string;
   readonly timeoutSec: number;
   readonly maxElements: number;
   readonly prefixV4: number;
@@ -17,6 +20,8 @@ export function kernelSettings(runtime: RuntimeConfig): KernelSettings {
   return {
     set: config.block.set,
     set6: `${config.block.set}-v6`,
+    setNet: `${config.block.set}-net`,
+    setNet6: `${config.block.set}-net-v6`,
     timeoutSec: config.block.timeout,
     maxElements: config.block.max_elements,
     prefixV4: config.policy.large_response.prefix_v4,

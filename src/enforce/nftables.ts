@@ -1,10 +1,11 @@
-// The nftables sink: an `inet ampguard` table with timeout sets and a
-// prerouting chain at raw priority (before conntrack), fed in batches with one
+// The nftables sink: an `inet ampguard` table with timeout sets (interval
+// sets <set>-net and <set>-net-v6 for the networks the aggregate budgets
+// block, docs/defence.md) and a prerouting chain at raw priority (before conntrack), fed in batches with one
 // `nft -f -` per batch. docs/enforcement.md: a batch nft refuses is retried
 // entry by entry, and sets left by an earlier run with another timeout, size
 // or prefix are rebuilt at start with their members.
 import { describeFailure, type Exec } from './exec.js';
-import { entryRefusal, prefixAddress, type AddResult, type BlockSink, type KernelEntry, type RejectedEntry, type SinkResult } from './sink.js';
+import { entryRefusal, kernelElement, prefixAddress, type AddResult, type BlockSink, type KernelEntry, type RejectedEntry, type SinkResult } from './sink.js';
 import type { KernelSettings } from './kernel-settings.js';
 import { NFT_TABLE, nftEnforcementScript } from '../firewall/rules.js';
 import { prefixKey } from '../policy/prefix.js';
@@ -27,8 +28,14 @@ export class NftablesSink implements BlockSink {
 
   constructor(private readonly k: KernelSettings, private readonly exec: Exec) {}
 
-  private setFor(family: 4 | 6): string {
+  private setFor(family: 4 | 6, network = false): string {
+    if (network) return family === 4 ? this.k.setNet : this.k.setNet6;
     return family === 4 ? this.k.set : this.k.set6;
+  }
+
+  /** the four sets: per-prefix and networks, per family */
+  private get specs(): { family: 4 | 6; network: boolean }[] {
+    return ([4, 6] as const).flatMap((family) => [false, true].map((network) => ({ family, network })));
   }
 
   private async run(script: string): Promise<SinkResult> {
@@ -47,13 +54,14 @@ export class NftablesSink implements BlockSink {
     const rebuild: string[] = [];
     const elements: string[] = [];
     const notes: string[] = [];
-    for (const family of [4, 6] as const) {
-      const state = await this.readSet(family);
+    for (const { family, network } of this.specs) {
+      const state = await this.readSet(family, network);
       if (!state) continue;
-      const rekeyed = this.rekey(state.members, family);
+      // a network set holds each network at its own length: nothing to re-key
+      const rekeyed = network ? state.members.map((m) => ({ ...m, timeoutSec: m.timeoutSec > 0 ? m.timeoutSec : this.k.timeoutSec })) : this.rekey(state.members, family);
       const moved = rekeyed.some((e, i) => !sameAddress(e.prefix, state.members[i]?.prefix ?? ''));
       if (state.timeoutSec === this.k.timeoutSec && state.size === this.k.maxElements && !moved) continue;
-      const name = this.setFor(family);
+      const name = this.setFor(family, network);
       const keep = dedupe(rekeyed).slice(0, this.k.maxElements);
       rebuild.push(`delete set inet ${NFT_TABLE} ${name}`);
       if (keep.length > 0) elements.push(elementLine(name, keep));
@@ -77,9 +85,9 @@ export class NftablesSink implements BlockSink {
     return r.ok ? { ok: true, notes } : r;
   }
 
-  private async readSet(family: 4 | 6): Promise<NftSetState | null> {
-    const r = await this.exec('nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, this.setFor(family)]);
-    return r.ok ? parseNftSetState(r.stdout, family) : null;
+  private async readSet(family: 4 | 6, network: boolean): Promise<NftSetState | null> {
+    const r = await this.exec('nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, this.setFor(family, network)]);
+    return r.ok ? parseNftSetState(r.stdout, family, network) : null;
   }
 
   /** Members under the configured prefix length (a /32 set read back for /24 becomes its /24 network). */
@@ -120,25 +128,25 @@ export class NftablesSink implements BlockSink {
 
   private script(entries: readonly KernelEntry[]): string {
     const lines: string[] = [];
-    for (const family of [4, 6] as const) {
-      const mine = entries.filter((e) => e.family === family);
-      if (mine.length > 0) lines.push(elementLine(this.setFor(family), mine));
+    for (const { family, network } of this.specs) {
+      const mine = entries.filter((e) => e.family === family && (e.network === true) === network);
+      if (mine.length > 0) lines.push(elementLine(this.setFor(family, network), mine));
     }
     return lines.join('\n') + '\n';
   }
 
   async remove(entry: Omit<KernelEntry, 'timeoutSec'>): Promise<SinkResult> {
-    const r = await this.run(`delete element inet ${NFT_TABLE} ${this.setFor(entry.family)} { ${prefixAddress(entry.prefix)} }\n`);
+    const r = await this.run(`delete element inet ${NFT_TABLE} ${this.setFor(entry.family, entry.network)} { ${kernelElement(entry)} }\n`);
     // Deleting what is not there is success: the goal state holds.
     return r.ok || /No such file|does not exist/i.test(r.error ?? '') ? { ok: true } : r;
   }
 
   async list(): Promise<KernelEntry[] | null> {
     const out: KernelEntry[] = [];
-    for (const family of [4, 6] as const) {
-      const r = await this.exec('nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, this.setFor(family)]);
+    for (const { family, network } of this.specs) {
+      const r = await this.exec('nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, this.setFor(family, network)]);
       if (!r.ok) return null;
-      out.push(...parseNftSetJson(r.stdout, family));
+      out.push(...parseNftSetJson(r.stdout, family, network));
     }
     return out;
   }
@@ -149,7 +157,7 @@ export class NftablesSink implements BlockSink {
 }
 
 function elementLine(set: string, entries: readonly KernelEntry[]): string {
-  const elems = entries.map((e) => `${prefixAddress(e.prefix)} timeout ${Math.max(1, Math.round(e.timeoutSec))}s`).join(', ');
+  const elems = entries.map((e) => `${kernelElement(e)} timeout ${Math.max(1, Math.round(e.timeoutSec))}s`).join(', ');
   return `add element inet ${NFT_TABLE} ${set} { ${elems} }`;
 }
 
@@ -163,14 +171,17 @@ function dedupe(entries: readonly KernelEntry[]): KernelEntry[] {
   return [...by.values()];
 }
 
+/** an element's value: an address, or in an interval set a network as {prefix: {addr, len}} */
+type NftJsonVal = string | { prefix?: { addr?: string; len?: number } };
+
 interface NftJsonElem {
-  elem?: { val?: string; expires?: number; timeout?: number };
+  elem?: { val?: NftJsonVal; expires?: number; timeout?: number };
 }
 
 interface NftJsonSet {
   timeout?: number;
   size?: number;
-  elem?: (string | NftJsonElem)[];
+  elem?: (NftJsonVal | NftJsonElem)[];
 }
 
 function findSet(text: string): NftJsonSet | null {
@@ -182,18 +193,27 @@ function findSet(text: string): NftJsonSet | null {
   }
 }
 
-/** Members of `nft -j list set`: plain addresses, or {elem: {val, expires}} with timeouts. */
-export function parseNftSetJson(text: string, family: 4 | 6): KernelEntry[] {
+/** "a.b.c.d", or "net/len" for a network of an interval set; null for what we never add (ranges) */
+function valText(val: NftJsonVal | undefined): string | null {
+  if (typeof val === 'string') return val;
+  const p = val?.prefix;
+  return typeof p?.addr === 'string' && typeof p.len === 'number' ? `${p.addr}/${p.len}` : null;
+}
+
+/** Members of `nft -j list set`: plain addresses or networks, or {elem: {val, expires}} with timeouts. */
+export function parseNftSetJson(text: string, family: 4 | 6, network = false): KernelEntry[] {
   const set = findSet(text);
   return (set?.elem ?? []).flatMap((e): KernelEntry[] => {
-    if (typeof e === 'string') return [{ prefix: e, family, timeoutSec: 0 }];
-    const val = e.elem?.val;
-    return typeof val === 'string' ? [{ prefix: val, family, timeoutSec: e.elem?.expires ?? e.elem?.timeout ?? 0 }] : [];
+    const withTimeout = typeof e === 'object' && 'elem' in e;
+    const prefix = valText(withTimeout ? e.elem?.val : (e as NftJsonVal));
+    if (prefix === null) return [];
+    const timeoutSec = withTimeout ? (e.elem?.expires ?? e.elem?.timeout ?? 0) : 0;
+    return [network ? { prefix, family, timeoutSec, network } : { prefix, family, timeoutSec }];
   });
 }
 
-export function parseNftSetState(text: string, family: 4 | 6): NftSetState | null {
+export function parseNftSetState(text: string, family: 4 | 6, network = false): NftSetState | null {
   const set = findSet(text);
   if (!set) return null;
-  return { timeoutSec: set.timeout ?? 0, size: set.size ?? 0, members: parseNftSetJson(text, family) };
+  return { timeoutSec: set.timeout ?? 0, size: set.size ?? 0, members: parseNftSetJson(text, family, network) };
 }

@@ -10,6 +10,12 @@ export interface KernelEntry {
   readonly family: 4 | 6;
   /** seconds left; 0 when the set does not say */
   readonly timeoutSec: number;
+  /**
+   * true: a network an aggregate budget blocked ("net/len"), held in the
+   * network sets (ipset hash:net, nft interval sets) whatever its length;
+   * otherwise a budget prefix in the per-prefix sets, keyed by their netmask
+   */
+  readonly network?: boolean;
 }
 
 export interface SinkResult {
@@ -68,8 +74,14 @@ export function processOnlySink(mode: 'userspace' | 'off'): BlockSink {
 export function entryRefusal(error: string): 'full' | 'invalid' | null {
   // "Hash is full" (ipset), ENFILE/ENOSPC (nft sets at their size)
   if (/Hash is full|Too many open files|No space left/i.test(error)) return 'full';
-  if (/Null-valued element|Syntax error|cannot parse|resolv|out of range|Invalid|not supported/i.test(error)) return 'invalid';
+  // "conflicting intervals": an nft interval set refuses a network overlapping one it holds (another aggregate length)
+  if (/Null-valued element|Syntax error|cannot parse|resolv|out of range|Invalid|not supported|conflicting interval|overlap/i.test(error)) return 'invalid';
   return null;
+}
+
+/** What the set holds for an entry: a network as "net/len", a budget prefix as its address (the set's netmask keys it). */
+export function kernelElement(e: Pick<KernelEntry, 'prefix' | 'network'>): string {
+  return e.network ? e.prefix : prefixAddress(e.prefix);
 }
 
 /** the address part of a prefix key: "10.0.0.0/24" -> "10.0.0.0" */

@@ -13,6 +13,8 @@ export const NFT_TABLE = 'ampguard';
 export function nftEnforcementScript(opts: {
   set: string;
   set6: string;
+  setNet: string;
+  setNet6: string;
   timeoutSec: number;
   maxElements: number;
   prefixV4: number;
@@ -24,10 +26,15 @@ export function nftEnforcementScript(opts: {
     `add table inet ${NFT_TABLE}`,
     `add set inet ${NFT_TABLE} ${opts.set} { type ipv4_addr; flags timeout; timeout ${opts.timeoutSec}s; size ${opts.maxElements}; }`,
     `add set inet ${NFT_TABLE} ${opts.set6} { type ipv6_addr; flags timeout; timeout ${opts.timeoutSec}s; size ${opts.maxElements}; }`,
+    // networks of any length (the aggregate budgets'): interval sets match a source inside one, no mask needed
+    `add set inet ${NFT_TABLE} ${opts.setNet} { type ipv4_addr; flags interval, timeout; timeout ${opts.timeoutSec}s; size ${opts.maxElements}; }`,
+    `add set inet ${NFT_TABLE} ${opts.setNet6} { type ipv6_addr; flags interval, timeout; timeout ${opts.timeoutSec}s; size ${opts.maxElements}; }`,
     `add chain inet ${NFT_TABLE} prerouting { type filter hook prerouting priority raw; policy accept; }`,
     `flush chain inet ${NFT_TABLE} prerouting`,
     `add rule inet ${NFT_TABLE} prerouting udp dport { ${ports} } ip saddr & ${v4Mask(opts.prefixV4)} @${opts.set} counter drop`,
     `add rule inet ${NFT_TABLE} prerouting udp dport { ${ports} } ip6 saddr & ${v6Mask(opts.prefixV6)} @${opts.set6} counter drop`,
+    `add rule inet ${NFT_TABLE} prerouting udp dport { ${ports} } ip saddr @${opts.setNet} counter drop`,
+    `add rule inet ${NFT_TABLE} prerouting udp dport { ${ports} } ip6 saddr @${opts.setNet6} counter drop`,
     '',
   ].join('\n');
 }

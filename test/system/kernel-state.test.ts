@@ -90,7 +90,7 @@ describe.skipIf(unavailable !== null)('kernel state agrees with the listing (ips
   it('drops a poison line from a real ipset restore batch and keeps the others', async () => {
     const inNs: Exec = (cmd, args, input) => createExec()('ip', ['netns', 'exec', hosts.server, cmd, ...args], input);
     hosts.run(hosts.server, 'ipset', ['flush', 'throttled-ips']);
-    const sink = new IpsetSink({ set: 'throttled-ips', set6: 'throttled-ips-v6', timeoutSec: 600, maxElements: 100000, prefixV4: 32, prefixV6: 64, udpPorts: [53] }, inNs);
+    const sink = new IpsetSink({ set: 'throttled-ips', set6: 'throttled-ips-v6', setNet: 'throttled-ips-net', setNet6: 'throttled-ips-net-v6', timeoutSec: 600, maxElements: 100000, prefixV4: 32, prefixV6: 64, udpPorts: [53] }, inNs);
     const r = await sink.add([
       { prefix: '198.18.0.50', family: 4, timeoutSec: 60 },
       { prefix: '0.0.0.0', family: 4, timeoutSec: 60 },

@@ -214,4 +214,59 @@ describe('Enforcer', () => {
     e.onOffender({ address: '198.18.1.11', prefix: '198.18.1.0/24', family: 4, charged: 1 }, now);
     expect(e.blockedCount()).toBe(1);
   });
+
+  it('sends an aggregate block to the kernel as a network, with the same batch and expiry as a prefix', async () => {
+    const sink = new FakeSink('ipset');
+    const e = new Enforcer(sink, 1000, () => settings, log, () => now);
+    const agg = (address: string, prefix: string, family: 4 | 6 = 4): Offender => ({ address, prefix, family, charged: 1, level: 'aggregate' });
+    expect(e.onOffender(agg('198.18.2.7', '198.18.2.0/24'), now)).toBe(true);
+    expect(e.onOffender(agg('fd00:a3b2::7', 'fd00:a3b2:0:0:0:0:0:0/48', 6), now)).toBe(true);
+    e.onOffender(offender('198.18.0.1'), now);
+    // loopback and the all-zero IPv6 network (it covers ::1 and every IPv4-mapped address): userspace only
+    expect(e.onOffender(agg('127.0.0.9', '127.0.0.0/24'), now)).toBe(true);
+    expect(e.onOffender(agg('::2', '0:0:0:0:0:0:0:0/48', 6), now)).toBe(true);
+    await vi.advanceTimersByTimeAsync(25);
+    expect(sink.batches).toEqual([[
+      { prefix: '198.18.2.0/24', family: 4, timeoutSec: 60, network: true },
+      { prefix: 'fd00:a3b2:0:0:0:0:0:0/48', family: 6, timeoutSec: 60, network: true },
+      { prefix: '198.18.0.1', family: 4, timeoutSec: 60 },
+    ]]);
+    expect(e.list().map((b) => `${b.prefix} ${b.where}`)).toEqual([
+      '198.18.2.0/24 ipset', 'fd00:a3b2:0:0:0:0:0:0/48 ipset', '198.18.0.1 ipset', '127.0.0.0/24 userspace', '0:0:0:0:0:0:0:0/48 userspace',
+    ]);
+    expect(e.blockedCount()).toBe(5);
+  });
+
+  it('keeps a network in the degraded queue and replays it as a network with the time it has left', async () => {
+    const sink = new FakeSink('nftables');
+    sink.failing = true;
+    const e = new Enforcer(sink, 1000, () => settings, log, () => now);
+    e.onOffender({ address: '198.18.2.7', prefix: '198.18.2.0/24', family: 4, charged: 1, level: 'aggregate' }, now);
+    await vi.advanceTimersByTimeAsync(100 + 500 + 2000 + 5000);
+    expect(e.stats.degraded).toBe(true);
+    now = 45_000;
+    sink.failing = false;
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(sink.batches).toEqual([[{ prefix: '198.18.2.0/24', family: 4, timeoutSec: 15, network: true }]]);
+  });
+
+  it('loads network members under the key the ladder blocks them with, and removes one that covers an allowlisted address', async () => {
+    const sAllow = compilePolicy(configSchema.parse({ block: { timeout: 60, allowlist: ['198.18.3.12/32'] } }));
+    const sink = new FakeSink('ipset');
+    const removed: unknown[] = [];
+    sink.remove = async (entry) => {
+      removed.push(entry);
+      return { ok: true };
+    };
+    sink.members = [
+      { prefix: '198.18.2.0/24', family: 4, timeoutSec: 30, network: true },
+      { prefix: 'fd00:a3b2::/48', family: 6, timeoutSec: 40, network: true },
+      { prefix: '198.18.3.0/24', family: 4, timeoutSec: 30, network: true },
+    ];
+    const e = new Enforcer(sink, 1000, () => sAllow, log, () => now);
+    expect(await e.loadKernelMembers()).toBe(2);
+    expect(e.list().map((b) => `${b.prefix} ${b.where} ${b.expiresInSec}`)).toEqual(['198.18.2.0/24 ipset 30', 'fd00:a3b2:0:0:0:0:0:0/48 ipset 40']);
+    expect(e.blockedCount()).toBe(2);
+    expect(removed).toEqual([{ prefix: '198.18.3.0/24', family: 4, network: true }]);
+  });
 });

@@ -9,10 +9,11 @@ import { NftablesSink } from '../../../src/enforce/nftables.js';
 import type { KernelEntry } from '../../../src/enforce/sink.js';
 import type { KernelSettings } from '../../../src/enforce/kernel-settings.js';
 
-const k: KernelSettings = { set: 'throttled-ips', set6: 'throttled-ips-v6', timeoutSec: 600, maxElements: 3, prefixV4: 32, prefixV6: 64, udpPorts: [53] };
+const k: KernelSettings = { set: 'throttled-ips', set6: 'throttled-ips-v6', setNet: 'throttled-ips-net', setNet6: 'throttled-ips-net-v6', timeoutSec: 600, maxElements: 3, prefixV4: 32, prefixV6: 64, udpPorts: [53] };
 const ok = (stdout = ''): ExecResult => ({ ok: true, code: 0, stdout, stderr: '' });
 const fail = (stderr: string): ExecResult => ({ ok: false, code: 1, stdout: '', stderr });
 const e4 = (a: string, t = 600): KernelEntry => ({ prefix: a, family: 4, timeoutSec: t });
+const net = (prefix: string, family: 4 | 6 = 4, t = 600): KernelEntry => ({ prefix, family, timeoutSec: t, network: true });
 
 /** `ipset restore` as it behaves: lines in order, stops at the first refused one and names it. */
 function fakeIpset(opts: { capacity?: number; broken?: string } = {}): { exec: Exec; members: Set<string>; calls: string[][] } {
@@ -73,6 +74,7 @@ describe('IpsetSink.start', () => {
       calls.push(`${cmd} ${args.join(' ')}`);
       if (input) inputs.push(input);
       if (args[0] === 'list' && args[2] === 'throttled-ips') return ok('Name: throttled-ips\nType: hash:ip\nHeader: family inet hashsize 1024 maxelem 3 timeout 300\n');
+      if (args[0] === 'list' && args[2]?.includes('-net')) return ok(`Name: x\nType: hash:net\nHeader: family ${args[2].endsWith('-v6') ? 'inet6' : 'inet'} hashsize 1024 maxelem 3 timeout 600\n`);
       if (args[0] === 'list') return ok('Name: x\nType: hash:ip\nHeader: family inet6 hashsize 1024 maxelem 3 netmask 64 timeout 600\n');
       if (args[0] === 'save') return ok('create throttled-ips hash:ip family inet timeout 300\nadd throttled-ips 198.18.0.10 timeout 250\nadd throttled-ips 198.18.0.11 timeout 12\n');
       return ok();
@@ -129,5 +131,130 @@ describe('NftablesSink', () => {
     expect(script).toMatch(/add set inet ampguard throttled-ips \{ type ipv4_addr; flags timeout; timeout 600s; size 3; \}/);
     expect(script).toContain('add element inet ampguard throttled-ips { 198.18.0.0 timeout 200s }');
     expect(script).not.toContain('delete set inet ampguard throttled-ips-v6');
+  });
+});
+
+describe('network entries (aggregate blocks)', () => {
+  it('ipset: a batch puts networks into the hash:net sets and prefixes into the hash:ip sets', async () => {
+    const inputs: string[] = [];
+    const exec: Exec = async (_cmd, _args, input) => {
+      if (input) inputs.push(input);
+      return ok();
+    };
+    const r = await new IpsetSink(k, exec).add([net('198.18.2.0/24'), e4('198.18.0.1'), net('fd00:a3b2:0:0:0:0:0:0/48', 6, 30)]);
+    expect(r.ok).toBe(true);
+    expect(inputs).toEqual([
+      'add throttled-ips-net 198.18.2.0/24 timeout 600\n' +
+        'add throttled-ips 198.18.0.1 timeout 600\n' +
+        'add throttled-ips-net-v6 fd00:a3b2:0:0:0:0:0:0/48 timeout 30\n',
+    ]);
+  });
+
+  it('ipset: start creates the hash:net sets and a raw DROP rule for each of the four sets', async () => {
+    const calls: string[] = [];
+    const exec: Exec = async (cmd, args) => {
+      calls.push(`${cmd} ${args.join(' ')}`);
+      // nothing exists yet: list and the rule checks fail
+      return args[0] === 'list' || args.includes('-C') ? fail('The set with the given name does not exist') : ok();
+    };
+    expect((await new IpsetSink(k, exec).start()).ok).toBe(true);
+    expect(calls).toContain('ipset create throttled-ips-net hash:net family inet timeout 600 maxelem 3 -exist');
+    expect(calls).toContain('ipset create throttled-ips-net-v6 hash:net family inet6 timeout 600 maxelem 3 -exist');
+    expect(calls).toContain('ipset create throttled-ips hash:ip family inet timeout 600 maxelem 3 netmask 32 -exist');
+    expect(calls).toContain('iptables -w -t raw -I PREROUTING 1 -p udp --dport 53 -m set --match-set throttled-ips-net src -j DROP');
+    expect(calls).toContain('ip6tables -w -t raw -I PREROUTING 1 -p udp --dport 53 -m set --match-set throttled-ips-net-v6 src -j DROP');
+    expect(calls.filter((c) => c.includes(' -I PREROUTING'))).toHaveLength(4);
+  });
+
+  it('ipset: rebuilds a network set left with another timeout, keeping its networks', async () => {
+    const calls: string[] = [];
+    const inputs: string[] = [];
+    const exec: Exec = async (cmd, args, input) => {
+      calls.push(`${cmd} ${args.join(' ')}`);
+      if (input) inputs.push(input);
+      if (args[0] === 'list' && args[2] === 'throttled-ips-net') return ok('Name: throttled-ips-net\nType: hash:net\nHeader: family inet hashsize 1024 maxelem 3 timeout 300\n');
+      if (args[0] === 'list' && args[2] === 'throttled-ips-net-v6') return ok('Name: x\nType: hash:net\nHeader: family inet6 hashsize 1024 maxelem 3 timeout 600\n');
+      if (args[0] === 'list' && args[2] === 'throttled-ips') return ok('Name: x\nType: hash:ip\nHeader: family inet hashsize 1024 maxelem 3 timeout 600\n');
+      if (args[0] === 'list') return ok('Name: x\nType: hash:ip\nHeader: family inet6 hashsize 1024 maxelem 3 netmask 64 timeout 600\n');
+      if (args[0] === 'save') return ok('create throttled-ips-net hash:net family inet timeout 300\nadd throttled-ips-net 198.18.2.0/24 timeout 250\n');
+      return ok();
+    };
+    const r = await new IpsetSink(k, exec).start();
+    expect(r.ok).toBe(true);
+    expect(r.notes).toEqual([expect.stringMatching(/throttled-ips-net rebuilt \(timeout 300 -> 600, maxelem 3 -> 3\): 1 of 1 members kept/)]);
+    const tmp = calls.find((c) => c.startsWith('ipset create ampguard-tmp-'))?.split(' ')[2] as string;
+    expect(calls).toContain(`ipset create ${tmp} hash:net family inet timeout 600 maxelem 3`);
+    expect(inputs).toContain(`add ${tmp} 198.18.2.0/24 timeout 250\n`);
+    expect(calls).toContain(`ipset swap ${tmp} throttled-ips-net`);
+  });
+
+  it('ipset: lists networks marked as such, and removes one from its set', async () => {
+    const calls: string[] = [];
+    const exec: Exec = async (cmd, args) => {
+      calls.push(`${cmd} ${args.join(' ')}`);
+      if (args[0] !== 'save') return ok();
+      if (args[1] === 'throttled-ips-net') return ok('create throttled-ips-net hash:net family inet\nadd throttled-ips-net 198.18.2.0/24 timeout 100\n');
+      if (args[1] === 'throttled-ips-net-v6') return ok('create x hash:net family inet6\nadd throttled-ips-net-v6 fd00:a3b2::/48 timeout 90\n');
+      if (args[1] === 'throttled-ips') return ok('add throttled-ips 198.18.0.5 timeout 80\n');
+      return ok('');
+    };
+    const sink = new IpsetSink(k, exec);
+    expect(await sink.list()).toEqual([
+      { prefix: '198.18.0.5', family: 4, timeoutSec: 80 },
+      { prefix: '198.18.2.0/24', family: 4, timeoutSec: 100, network: true },
+      { prefix: 'fd00:a3b2::/48', family: 6, timeoutSec: 90, network: true },
+    ]);
+    expect((await sink.remove({ prefix: '198.18.2.0/24', family: 4, network: true })).ok).toBe(true);
+    expect(calls).toContain('ipset del throttled-ips-net 198.18.2.0/24 -exist');
+  });
+
+  it('nftables: a batch adds networks to the interval sets, and they are listed and removed as networks', async () => {
+    const scripts: string[] = [];
+    const exec: Exec = async (_cmd, args, input) => {
+      if (input) scripts.push(input);
+      if (args[0] !== '-j') return ok();
+      const name = args[5];
+      if (name === 'throttled-ips-net') {
+        return ok(JSON.stringify({ nftables: [{ set: { name, flags: ['interval', 'timeout'], elem: [{ elem: { val: { prefix: { addr: '198.18.2.0', len: 24 } }, timeout: 600, expires: 590 } }, { elem: { val: '198.18.3.4', expires: 10 } }] } }] }));
+      }
+      if (name === 'throttled-ips-net-v6') return ok(JSON.stringify({ nftables: [{ set: { name, elem: [{ elem: { val: { prefix: { addr: 'fd00:a3b2::', len: 48 } }, expires: 20 } }] } }] }));
+      return ok(JSON.stringify({ nftables: [{ set: { name } }] }));
+    };
+    const sink = new NftablesSink(k, exec);
+    expect((await sink.add([net('198.18.2.0/24'), e4('198.18.0.1'), net('fd00:a3b2:0:0:0:0:0:0/48', 6, 30)])).ok).toBe(true);
+    expect(scripts[0]).toBe(
+      'add element inet ampguard throttled-ips { 198.18.0.1 timeout 600s }\n' +
+        'add element inet ampguard throttled-ips-net { 198.18.2.0/24 timeout 600s }\n' +
+        'add element inet ampguard throttled-ips-net-v6 { fd00:a3b2:0:0:0:0:0:0/48 timeout 30s }\n',
+    );
+    expect(await sink.list()).toEqual([
+      { prefix: '198.18.2.0/24', family: 4, timeoutSec: 590, network: true },
+      { prefix: '198.18.3.4', family: 4, timeoutSec: 10, network: true },
+      { prefix: 'fd00:a3b2::/48', family: 6, timeoutSec: 20, network: true },
+    ]);
+    await sink.remove({ prefix: '198.18.2.0/24', family: 4, network: true });
+    expect(scripts.at(-1)).toBe('delete element inet ampguard throttled-ips-net { 198.18.2.0/24 }\n');
+  });
+
+  it('nftables: start creates the interval sets and their drop rules; a stale network set is rebuilt with its networks', async () => {
+    const scripts: string[] = [];
+    const exec: Exec = async (_cmd, args, input) => {
+      if (input) scripts.push(input);
+      if (args[0] === '-j' && args[5] === 'throttled-ips-net') {
+        return ok(JSON.stringify({ nftables: [{ set: { name: 'throttled-ips-net', timeout: 300, size: 3, elem: [{ elem: { val: { prefix: { addr: '198.18.2.0', len: 24 } }, expires: 200 } }] } }] }));
+      }
+      if (args[0] === '-j') return fail('Error: No such file or directory');
+      return ok();
+    };
+    const r = await new NftablesSink(k, exec).start();
+    expect(r.ok).toBe(true);
+    const script = scripts[0] as string;
+    expect(script).toContain('add set inet ampguard throttled-ips-net { type ipv4_addr; flags interval, timeout; timeout 600s; size 3; }');
+    expect(script).toContain('add set inet ampguard throttled-ips-net-v6 { type ipv6_addr; flags interval, timeout; timeout 600s; size 3; }');
+    expect(script).toContain('add rule inet ampguard prerouting udp dport { 53 } ip saddr @throttled-ips-net counter drop');
+    expect(script).toContain('add rule inet ampguard prerouting udp dport { 53 } ip6 saddr @throttled-ips-net-v6 counter drop');
+    expect(script.indexOf('delete set inet ampguard throttled-ips-net')).toBeGreaterThan(script.indexOf('flush chain inet ampguard prerouting'));
+    expect(script).toContain('add element inet ampguard throttled-ips-net { 198.18.2.0/24 timeout 200s }');
+    expect(r.notes?.[0]).toMatch(/throttled-ips-net rebuilt \(timeout 300s -> 600s, size 3 -> 3\): 1 of 1 members kept/);
   });
 });

@@ -8,7 +8,7 @@ import type { FirewallInput } from '../../../src/firewall/input.js';
 const f: FirewallInput = {
   udpPorts: [53], tcpPorts: [53, 853],
   backends: [{ host: '127.0.0.1', port: 5300, family: 4 }, { host: 'fd00::53', port: 53, family: 6 }],
-  set: 'throttled-ips', set6: 'throttled-ips-v6', timeoutSec: 600, maxElements: 100000, prefixV4: 32, prefixV6: 64,
+  set: 'throttled-ips', set6: 'throttled-ips-v6', setNet: 'throttled-ips-net', setNet6: 'throttled-ips-net-v6', timeoutSec: 600, maxElements: 100000, prefixV4: 32, prefixV6: 64,
   metricsPort: 9153, allowTcp: [22], allowUdp: [],
 };
 
@@ -31,11 +31,20 @@ describe('iptables ruleset', () => {
     expect(v4).toContain('-A INPUT -p tcp --dport 22 -j ACCEPT');
     expect(v4).toContain('-A INPUT -p tcp --dport 9153 -j ACCEPT');
   });
-  it('creates sets with the budget prefix as netmask', () => {
+  it('creates sets with the budget prefix as netmask, and hash:net sets for the aggregate networks', () => {
     expect(ipsetCreateScript(f)).toBe(
       'create throttled-ips hash:ip family inet timeout 600 maxelem 100000 netmask 32 -exist\n' +
-      'create throttled-ips-v6 hash:ip family inet6 timeout 600 maxelem 100000 netmask 64 -exist\n',
+      'create throttled-ips-v6 hash:ip family inet6 timeout 600 maxelem 100000 netmask 64 -exist\n' +
+      'create throttled-ips-net hash:net family inet timeout 600 maxelem 100000 -exist\n' +
+      'create throttled-ips-net-v6 hash:net family inet6 timeout 600 maxelem 100000 -exist\n',
     );
+  });
+  it('drops the network sets in raw PREROUTING too, before NOTRACK', () => {
+    const drop = v4.indexOf('-A PREROUTING -p udp --dport 53 -m set --match-set throttled-ips-net src -j DROP');
+    expect(drop).toBeGreaterThan(v4.indexOf('*raw'));
+    expect(drop).toBeLessThan(v4.indexOf('-A PREROUTING -p udp --dport 53 -j CT --notrack'));
+    expect(iptablesRuleset(f, 6)).toContain('-A PREROUTING -p udp --dport 53 -m set --match-set throttled-ips-net-v6 src -j DROP');
+    expect(v4).not.toContain('throttled-ips-net-v6');
   });
 });
 
@@ -43,6 +52,12 @@ describe('nft ruleset', () => {
   const nft = nftRuleset(f);
   it('masks source addresses to the budget prefix', () => {
     expect(nft).toContain('ip6 saddr & ffff:ffff:ffff:ffff:0:0:0:0 @throttled-ips-v6 counter drop');
+  });
+  it('matches any address inside a blocked network through interval sets', () => {
+    expect(nft).toContain('add set inet ampguard throttled-ips-net { type ipv4_addr; flags interval, timeout; timeout 600s; size 100000; }');
+    expect(nft).toContain('add set inet ampguard throttled-ips-net-v6 { type ipv6_addr; flags interval, timeout; timeout 600s; size 100000; }');
+    expect(nft).toContain('udp dport { 53 } ip saddr @throttled-ips-net counter drop');
+    expect(nft).toContain('udp dport { 53 } ip6 saddr @throttled-ips-net-v6 counter drop');
   });
   it('never flushes the enforcement table (its sets hold the blocks)', () => {
     expect(nft).not.toMatch(/flush table inet ampguard\b(?!_)/);
@@ -54,10 +69,16 @@ describe('kernel set listings', () => {
   it('parses ipset save', () => {
     const text = 'create throttled-ips hash:ip family inet hashsize 1024 maxelem 100000 timeout 600\nadd throttled-ips 198.18.0.10 timeout 587\nadd throttled-ips 198.18.0.11 timeout 3\n';
     expect(parseIpsetSave(text, 4)).toEqual([{ prefix: '198.18.0.10', family: 4, timeoutSec: 587 }, { prefix: '198.18.0.11', family: 4, timeoutSec: 3 }]);
+    expect(parseIpsetSave('add throttled-ips-net 198.18.2.0/24 timeout 9\n', 4, true)).toEqual([{ prefix: '198.18.2.0/24', family: 4, timeoutSec: 9, network: true }]);
   });
   it('parses nft -j list set', () => {
     const text = '{"nftables": [{"metainfo": {}}, {"set": {"name": "throttled-ips", "elem": [{"elem": {"val": "198.18.0.1", "timeout": 5, "expires": 4}}, "198.18.0.2"]}}]}';
     expect(parseNftSetJson(text, 4)).toEqual([{ prefix: '198.18.0.1', family: 4, timeoutSec: 4 }, { prefix: '198.18.0.2', family: 4, timeoutSec: 0 }]);
     expect(parseNftSetJson('not json', 4)).toEqual([]);
+    const nets = '{"nftables": [{"set": {"name": "throttled-ips-net-v6", "elem": [{"elem": {"val": {"prefix": {"addr": "fd00:a3b2::", "len": 48}}, "expires": 7}}, {"prefix": {"addr": "fd00:a3b3::", "len": 48}}, {"range": ["fd00::1", "fd00::9"]}]}}]}';
+    expect(parseNftSetJson(nets, 6, true)).toEqual([
+      { prefix: 'fd00:a3b2::/48', family: 6, timeoutSec: 7, network: true },
+      { prefix: 'fd00:a3b3::/48', family: 6, timeoutSec: 0, network: true },
+    ]);
   });
 });
