@@ -37,7 +37,9 @@ class FakeSink implements BlockSink {
       this.inFlight--;
     }
   }
-  async remove(): Promise<SinkResult> {
+  removed: Omit<KernelEntry, 'timeoutSec'>[] = [];
+  async remove(entry: Omit<KernelEntry, 'timeoutSec'>): Promise<SinkResult> {
+    this.removed.push(entry);
     return { ok: true };
   }
   async list(): Promise<KernelEntry[] | null> {
@@ -253,11 +255,6 @@ describe('Enforcer', () => {
   it('loads network members under the key the ladder blocks them with, and removes one that covers an allowlisted address', async () => {
     const sAllow = compilePolicy(configSchema.parse({ block: { timeout: 60, allowlist: ['198.18.3.12/32'] } }));
     const sink = new FakeSink('ipset');
-    const removed: unknown[] = [];
-    sink.remove = async (entry) => {
-      removed.push(entry);
-      return { ok: true };
-    };
     sink.members = [
       { prefix: '198.18.2.0/24', family: 4, timeoutSec: 30, network: true },
       { prefix: 'fd00:a3b2::/48', family: 6, timeoutSec: 40, network: true },
@@ -267,6 +264,6 @@ describe('Enforcer', () => {
     expect(await e.loadKernelMembers()).toBe(2);
     expect(e.list().map((b) => `${b.prefix} ${b.where} ${b.expiresInSec}`)).toEqual(['198.18.2.0/24 ipset 30', 'fd00:a3b2:0:0:0:0:0:0/48 ipset 40']);
     expect(e.blockedCount()).toBe(2);
-    expect(removed).toEqual([{ prefix: '198.18.3.0/24', family: 4, network: true }]);
+    expect(sink.removed).toEqual([{ prefix: '198.18.3.0/24', family: 4, network: true }]);
   });
 });
