@@ -9,6 +9,7 @@ import { firewallCommand } from './firewall.js';
 import { blocksCommand } from './blocks.js';
 import { genConfigCommand } from './gen-config.js';
 import { topCommand } from './top.js';
+import { replayCommand } from './replay.js';
 
 const USAGE = `usage:
   ampguard run --config FILE
@@ -16,7 +17,8 @@ const USAGE = `usage:
   ampguard firewall --config FILE [--format iptables|ip6tables|nft|ipset]
   ampguard blocks list|add IP|del IP --config FILE
   ampguard top --config FILE [--once] [--interval S] [-n N]
-  ampguard gen-config [--out DIR]`;
+  ampguard gen-config [--out DIR]
+  ampguard replay --config FILE [--json] [--sweep KEY=V1,V2,...] [--plot FILE.svg] [--port N] [--server IP] [-n N] CAPTURE...`;
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -30,6 +32,11 @@ async function main(argv: string[]): Promise<number> {
       once: { type: 'boolean', default: false },
       interval: { type: 'string', default: '2' },
       n: { type: 'string', short: 'n', default: '20' },
+      json: { type: 'boolean', default: false },
+      sweep: { type: 'string', multiple: true, default: [] },
+      plot: { type: 'string' },
+      port: { type: 'string', multiple: true, default: [] },
+      server: { type: 'string', multiple: true, default: [] },
     },
   });
   const [command, ...rest] = positionals;
@@ -54,6 +61,11 @@ async function main(argv: string[]): Promise<number> {
         once: values.once as boolean,
         intervalS: Math.max(0.5, Number(values.interval) || 2),
         n: Math.max(1, Math.min(100, Number(values.n) || 20)),
+      });
+    case 'replay':
+      return replayCommand({
+        config, captures: rest, json: values.json as boolean, sweep: values.sweep as string[], plot: values.plot as string | undefined,
+        ports: values.port as string[], servers: values.server as string[], top: Math.max(1, Math.min(10_000, Number(values.n) || 20)),
       });
     default:
       throw new CliError('E_USAGE', `unknown command "${command}"\n${USAGE}`, 2);

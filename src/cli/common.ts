@@ -5,7 +5,7 @@ import { loadConfig, formatIssues, type ConfigIssue } from '../config/load.js';
 import { compileConfig, type RuntimeConfig } from '../config/compile.js';
 import { readResolvConf } from '../main.js';
 
-export type CliErrorCode = 'E_USAGE' | 'E_CONFIG' | 'E_CONFIG_READ' | 'E_START' | 'E_KERNEL' | 'E_UNREACHABLE' | 'E_AUTH';
+export type CliErrorCode = 'E_USAGE' | 'E_CONFIG' | 'E_CONFIG_READ' | 'E_START' | 'E_KERNEL' | 'E_UNREACHABLE' | 'E_AUTH' | 'E_CAPTURE';
 
 export class CliError extends Error {
   constructor(readonly code: CliErrorCode, message: string, readonly exitCode = 1) {

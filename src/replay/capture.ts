@@ -1,0 +1,252 @@
+// Reads packet captures as tcpdump -w writes them: classic pcap (microsecond
+// and nanosecond, either byte order) and pcapng (several sections, several
+// interfaces, each with its own link type and timestamp resolution). The file
+// is streamed through one buffer, so memory stays the size of the buffer (and
+// of the largest record), never of the capture (docs/replay.md). Anything that
+// does not add up (a truncated record, a length past the end, a bad magic) is
+// a CaptureError naming the byte offset where it was found, never a crash.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+
+export class CaptureError extends Error {
+  constructor(
+    readonly file: string,
+    /** byte offset in the file of the record or block that is broken */
+    readonly offset: number,
+    what: string,
+  ) {
+    super(`${file}: ${what} at byte offset ${offset}`);
+  }
+}
+
+/** One captured frame; the reader reuses this object and its buffer for the next one. */
+export interface Frame {
+  /** capture time, ms since the epoch (fractional) */
+  ts: number;
+  linkType: number;
+  /** the captured bytes (a view into the reader's buffer: valid until the next call) */
+  data: Buffer;
+  /** the length the packet had on the wire (data may be shorter: snaplen) */
+  origLen: number;
+  /** byte offset of the record in the file */
+  offset: number;
+}
+
+const CHUNK = 4 << 20;
+/** no record of a sane capture is larger (tcpdump's snaplen is at most 256 KiB) */
+const MAX_RECORD = 16 << 20;
+
+const PCAP_US = 0xa1b2c3d4;
+const PCAP_NS = 0xa1b23c4d;
+const NG_SHB = 0x0a0d0d0a;
+const NG_BYTE_ORDER = 0x1a2b3c4d;
+
+interface NgInterface {
+  linkType: number;
+  /** timestamp units per second */
+  unitsPerSec: number;
+  /** seconds added to every timestamp (if_tsoffset) */
+  offsetSec: number;
+}
+
+export class CaptureReader {
+  private fd: number;
+  private buf = Buffer.allocUnsafe(CHUNK);
+  /** file offset of buf[0] */
+  private base = 0;
+  private start = 0;
+  private end = 0;
+  private eof = false;
+  readonly size: number;
+  private format: 'pcap' | 'pcapng' | null = null;
+  private little = true;
+  private nanos = false;
+  private pcapLinkType = 0;
+  private interfaces: NgInterface[] = [];
+  private lastTs = 0;
+  private readonly frame: Frame = { ts: 0, linkType: 0, data: Buffer.alloc(0), origLen: 0, offset: 0 };
+
+  constructor(readonly file: string) {
+    this.fd = openSync(file, 'r');
+    this.size = fstatSync(this.fd).size;
+  }
+
+  /** bytes of the file consumed so far */
+  get position(): number {
+    return this.base + this.start;
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  /** The next frame, or null at the end of the file. Throws CaptureError on a broken file. */
+  next(): Frame | null {
+    if (this.format === null) this.readFileHeader();
+    return this.format === 'pcap' ? this.nextPcap() : this.nextPcapng();
+  }
+
+  /** Makes `n` bytes available from `start`; false when the file ends first. */
+  private fill(n: number): boolean {
+    if (this.end - this.start >= n) return true;
+    if (n > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
+      this.buf.copy(bigger, 0, this.start, this.end);
+      this.buf = bigger;
+    } else if (this.start > 0) {
+      this.buf.copy(this.buf, 0, this.start, this.end);
+    }
+    this.base += this.start;
+    this.end -= this.start;
+    this.start = 0;
+    while (this.end < n && !this.eof) {
+      const got = readSync(this.fd, this.buf, this.end, this.buf.length - this.end, this.base + this.end);
+      if (got === 0) this.eof = true;
+      this.end += got;
+    }
+    return this.end - this.start >= n;
+  }
+
+  private u32(at: number): number {
+    return this.little ? this.buf.readUInt32LE(at) : this.buf.readUInt32BE(at);
+  }
+
+  private u16(at: number): number {
+    return this.little ? this.buf.readUInt16LE(at) : this.buf.readUInt16BE(at);
+  }
+
+  private fail(offset: number, what: string): never {
+    throw new CaptureError(this.file, offset, what);
+  }
+
+  private readFileHeader(): void {
+    if (!this.fill(4)) this.fail(0, this.size === 0 ? 'empty file, not a capture' : 'file too short for a capture header');
+    const le = this.buf.readUInt32LE(0);
+    const be = this.buf.readUInt32BE(0);
+    if (le === NG_SHB) {
+      this.format = 'pcapng';
+      return; // the section header block is read as the first block
+    }
+    for (const [magic, little] of [[le, true], [be, false]] as const) {
+      if (magic === PCAP_US || magic === PCAP_NS) {
+        this.format = 'pcap';
+        this.little = little;
+        this.nanos = magic === PCAP_NS;
+      }
+    }
+    if (this.format === null) this.fail(0, `unknown magic 0x${be.toString(16).padStart(8, '0')}: not a pcap or pcapng file`);
+    if (!this.fill(24)) this.fail(0, 'truncated pcap file header');
+    // the upper bits of the link type field may carry an FCS length (pcap-linktype(7))
+    this.pcapLinkType = this.u32(20) & 0x03ffffff;
+    this.start += 24;
+  }
+
+  private nextPcap(): Frame | null {
+    const at = this.position;
+    if (!this.fill(16)) {
+      if (this.end === this.start) return null;
+      this.fail(at, `truncated record header (${this.end - this.start} of 16 bytes)`);
+    }
+    const s = this.start;
+    const sec = this.u32(s);
+    const frac = this.u32(s + 4);
+    const capLen = this.u32(s + 8);
+    const origLen = this.u32(s + 12);
+    if (capLen > MAX_RECORD) this.fail(at, `corrupt record: captured length ${capLen}`);
+    if (!this.fill(16 + capLen)) this.fail(at, `truncated record (${this.end - this.start - 16} of ${capLen} bytes)`);
+    const f = this.frame;
+    f.ts = sec * 1000 + (this.nanos ? frac / 1e6 : frac / 1e3);
+    f.linkType = this.pcapLinkType;
+    f.data = this.buf.subarray(this.start + 16, this.start + 16 + capLen);
+    f.origLen = origLen;
+    f.offset = at;
+    this.start += 16 + capLen;
+    return f;
+  }
+
+  private nextPcapng(): Frame | null {
+    for (;;) {
+      const at = this.position;
+      if (!this.fill(12)) {
+        if (this.end === this.start) return null;
+        this.fail(at, `truncated block header (${this.end - this.start} bytes)`);
+      }
+      const s = this.start;
+      let type = this.buf.readUInt32LE(s);
+      if (type === NG_SHB) {
+        // each section says its own byte order
+        const bom = this.buf.readUInt32LE(s + 8);
+        if (bom === NG_BYTE_ORDER) this.little = true;
+        else if (this.buf.readUInt32BE(s + 8) === NG_BYTE_ORDER) this.little = false;
+        else this.fail(at, 'section header block with an unknown byte-order magic');
+        this.interfaces = [];
+      } else {
+        type = this.u32(s);
+      }
+      const len = this.u32(s + 4);
+      if (len < 12 || len % 4 !== 0 || len > MAX_RECORD) this.fail(at, `corrupt block: length ${len}`);
+      if (!this.fill(len)) this.fail(at, `truncated block (${this.end - this.start} of ${len} bytes)`);
+      const b = this.start;
+      if (this.u32(b + len - 4) !== len) this.fail(at, 'corrupt block: trailing length differs');
+      this.start += len;
+      const body = b + 8;
+      const bodyEnd = b + len - 4;
+      if (type === 1) {
+        this.interfaces.push(this.readInterface(body, bodyEnd, at));
+        continue;
+      }
+      if (type !== 6 && type !== 3 && type !== 2) continue; // SHB, stats, name resolution, custom...
+      const f = this.frame;
+      f.offset = at;
+      let dataAt: number;
+      let capLen: number;
+      let iface: NgInterface | undefined;
+      if (type === 3) {
+        // simple packet block: interface 0, no timestamp
+        iface = this.interfaces[0];
+        f.origLen = this.u32(body);
+        dataAt = body + 4;
+        capLen = Math.min(f.origLen, bodyEnd - dataAt);
+        f.ts = this.lastTs;
+      } else {
+        if (bodyEnd - body < 20) this.fail(at, 'packet block too short');
+        const id = type === 6 ? this.u32(body) : this.u16(body);
+        iface = this.interfaces[id];
+        if (iface === undefined) this.fail(at, `packet of interface ${id}, which no interface block described`);
+        const units = this.u32(body + 4) * 4294967296 + this.u32(body + 8);
+        f.ts = (units / iface.unitsPerSec + iface.offsetSec) * 1000;
+        capLen = this.u32(body + 12);
+        f.origLen = this.u32(body + 16);
+        dataAt = body + 20;
+        if (dataAt + capLen > bodyEnd) this.fail(at, `corrupt packet block: captured length ${capLen} past the block's end`);
+      }
+      if (iface === undefined) this.fail(at, 'packet before any interface block');
+      this.lastTs = f.ts;
+      f.linkType = iface.linkType;
+      f.data = this.buf.subarray(dataAt, dataAt + capLen);
+      return f;
+    }
+  }
+
+  private readInterface(body: number, bodyEnd: number, at: number): NgInterface {
+    if (bodyEnd - body < 8) this.fail(at, 'interface block too short');
+    const iface: NgInterface = { linkType: this.u16(body), unitsPerSec: 1e6, offsetSec: 0 };
+    let o = body + 8;
+    while (o + 4 <= bodyEnd) {
+      const code = this.u16(o);
+      const olen = this.u16(o + 2);
+      if (code === 0) break;
+      if (o + 4 + olen > bodyEnd) this.fail(at, 'interface block option runs past the block');
+      if (code === 9 && olen >= 1) {
+        const v = this.buf[o + 4]!;
+        iface.unitsPerSec = v & 0x80 ? 2 ** (v & 0x7f) : 10 ** v;
+      } else if (code === 14 && olen >= 8) {
+        const hi = this.u32(o + 4);
+        const lo = this.u32(o + 8);
+        iface.offsetSec = this.little ? lo * 4294967296 + hi : hi * 4294967296 + lo;
+      }
+      o += 4 + ((olen + 3) & ~3);
+    }
+    return iface;
+  }
+}

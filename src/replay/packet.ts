@@ -1,0 +1,185 @@
+// From a captured frame to the DNS payload and its endpoints: link layer
+// (Ethernet with any number of VLAN tags, Linux cooked SLL and SLL2, raw IP,
+// BSD loopback), IPv4 or IPv6 (with its extension headers), then UDP or TCP.
+// What is not a whole, unfragmented IP packet carrying UDP or TCP is a skip
+// with its reason, counted by the caller (docs/replay.md). One decoder object
+// is reused for every frame: nothing is allocated but the address strings.
+import { formatIpv6 } from '../policy/block-target.js';
+
+export const LINK_NULL = 0;
+export const LINK_ETHERNET = 1;
+export const LINK_RAW = 101;
+export const LINK_RAW_ALT = 12;
+export const LINK_LOOP = 108;
+export const LINK_SLL = 113;
+export const LINK_IPV4 = 228;
+export const LINK_IPV6 = 229;
+export const LINK_SLL2 = 276;
+
+export type SkipReason = 'link_type' | 'not_ip' | 'fragment' | 'not_udp_tcp' | 'short';
+
+export const PROTO_TCP = 6;
+export const PROTO_UDP = 17;
+
+export const TCP_FIN = 0x01;
+export const TCP_SYN = 0x02;
+export const TCP_RST = 0x04;
+
+export class Decoded {
+  family: 4 | 6 = 4;
+  proto = 0;
+  srcPort = 0;
+  dstPort = 0;
+  /** UDP or TCP payload as captured */
+  payload: Buffer = Buffer.alloc(0);
+  /** the UDP payload's length on the wire (from the UDP header), which snaplen may have cut */
+  wireLength = 0;
+  tcpFlags = 0;
+  tcpSeq = 0;
+  private frame: Buffer = Buffer.alloc(0);
+  private srcAt = 0;
+  private dstAt = 0;
+  private readonly groups = new Uint16Array(8);
+
+  /** Decodes `data` of link type `link`; null when it is a UDP or TCP packet, else why not. */
+  decode(data: Buffer, link: number): SkipReason | null {
+    this.frame = data;
+    let at = 0;
+    let ethertype: number;
+    switch (link) {
+      case LINK_ETHERNET:
+        if (data.length < 14) return 'short';
+        ethertype = data.readUInt16BE(12);
+        at = 14;
+        break;
+      case LINK_SLL:
+        if (data.length < 16) return 'short';
+        ethertype = data.readUInt16BE(14);
+        at = 16;
+        break;
+      case LINK_SLL2:
+        if (data.length < 20) return 'short';
+        ethertype = data.readUInt16BE(0);
+        at = 20;
+        break;
+      case LINK_RAW:
+      case LINK_RAW_ALT:
+      case LINK_IPV4:
+      case LINK_IPV6:
+        if (data.length < 1) return 'short';
+        ethertype = data[0]! >> 4 === 6 ? 0x86dd : 0x0800;
+        break;
+      case LINK_NULL:
+      case LINK_LOOP: {
+        // a 4-byte address family, in the capturing host's byte order (NULL) or big-endian (LOOP)
+        if (data.length < 5) return 'short';
+        ethertype = data[4]! >> 4 === 6 ? 0x86dd : 0x0800;
+        at = 4;
+        break;
+      }
+      default:
+        return 'link_type';
+    }
+    // 802.1Q and 802.1ad tags, stacked (QinQ): 4 bytes each
+    while (ethertype === 0x8100 || ethertype === 0x88a8 || ethertype === 0x9100) {
+      if (data.length < at + 4) return 'short';
+      ethertype = data.readUInt16BE(at + 2);
+      at += 4;
+    }
+    if (ethertype === 0x0800) return this.ipv4(data, at);
+    if (ethertype === 0x86dd) return this.ipv6(data, at);
+    return 'not_ip';
+  }
+
+  /** the source address, as the policy keys it (dotted IPv4, RFC 5952 IPv6) */
+  source(): string {
+    return this.address(this.srcAt);
+  }
+
+  destination(): string {
+    return this.address(this.dstAt);
+  }
+
+  private address(at: number): string {
+    const d = this.frame;
+    if (this.family === 4) return `${d[at]}.${d[at + 1]}.${d[at + 2]}.${d[at + 3]}`;
+    const g = this.groups;
+    for (let i = 0; i < 8; i++) g[i] = (d[at + 2 * i]! << 8) | d[at + 2 * i + 1]!;
+    return formatIpv6(g);
+  }
+
+  private ipv4(d: Buffer, at: number): SkipReason | null {
+    if (d.length < at + 20 || d[at]! >> 4 !== 4) return d.length < at + 20 ? 'short' : 'not_ip';
+    const ihl = (d[at]! & 15) * 4;
+    const total = d.readUInt16BE(at + 2);
+    if (ihl < 20 || total < ihl) return 'short';
+    // more fragments, or not the first: only the whole datagram could be DNS
+    if ((d.readUInt16BE(at + 6) & 0x3fff) !== 0) return 'fragment';
+    this.family = 4;
+    this.srcAt = at + 12;
+    this.dstAt = at + 16;
+    // Ethernet pads short frames: the IP total length says where the packet ends
+    const end = Math.min(d.length, at + total);
+    return this.transport(d, d[at + 9]!, at + ihl, end, at + total);
+  }
+
+  private ipv6(d: Buffer, at: number): SkipReason | null {
+    if (d.length < at + 40) return 'short';
+    if (d[at]! >> 4 !== 6) return 'not_ip';
+    const wireEnd = at + 40 + d.readUInt16BE(at + 4);
+    const end = Math.min(d.length, wireEnd);
+    let next = d[at + 6]!;
+    let o = at + 40;
+    this.family = 6;
+    this.srcAt = at + 8;
+    this.dstAt = at + 24;
+    // extension headers (RFC 8200 4): hop-by-hop, routing, destination options, fragment, AH, mobility
+    for (let hops = 0; hops < 16; hops++) {
+      if (next === PROTO_UDP || next === PROTO_TCP) return this.transport(d, next, o, end, wireEnd);
+      if (next === 0 || next === 43 || next === 60 || next === 135 || next === 139 || next === 140) {
+        if (o + 8 > end) return 'short';
+        next = d[o]!;
+        o += 8 + d[o + 1]! * 8;
+      } else if (next === 44) {
+        if (o + 8 > end) return 'short';
+        // an atomic fragment (offset 0, no more fragments) is the whole packet
+        if ((d.readUInt16BE(o + 2) & 0xfff9) !== 0) return 'fragment';
+        next = d[o]!;
+        o += 8;
+      } else if (next === 51) {
+        if (o + 8 > end) return 'short';
+        next = d[o]!;
+        o += (d[o + 1]! + 2) * 4;
+      } else {
+        return 'not_udp_tcp'; // ESP, no next header, ICMPv6...
+      }
+    }
+    return 'not_udp_tcp';
+  }
+
+  private transport(d: Buffer, proto: number, at: number, end: number, wireEnd: number): SkipReason | null {
+    this.proto = proto;
+    if (proto === PROTO_UDP) {
+      if (at + 8 > end) return 'short';
+      this.srcPort = d.readUInt16BE(at);
+      this.dstPort = d.readUInt16BE(at + 2);
+      const udpLen = d.readUInt16BE(at + 4);
+      this.wireLength = udpLen >= 8 ? udpLen - 8 : Math.max(0, wireEnd - at - 8);
+      this.payload = d.subarray(at + 8, Math.min(end, at + 8 + this.wireLength));
+      return null;
+    }
+    if (proto === PROTO_TCP) {
+      if (at + 20 > end) return 'short';
+      this.srcPort = d.readUInt16BE(at);
+      this.dstPort = d.readUInt16BE(at + 2);
+      this.tcpSeq = d.readUInt32BE(at + 4);
+      const off = (d[at + 12]! >> 4) * 4;
+      this.tcpFlags = d[at + 13]!;
+      if (off < 20 || at + off > end) return 'short';
+      this.payload = d.subarray(at + off, end);
+      this.wireLength = Math.max(0, wireEnd - at - off);
+      return null;
+    }
+    return 'not_udp_tcp';
+  }
+}

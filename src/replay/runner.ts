@@ -1,0 +1,347 @@
+// One configuration's policy over a replayed capture: the live path's own code
+// (pipeline/stages.ts, the BudgetTable and its once-a-second settle, the
+// Enforcer with a sink that keeps nothing outside the process) driven by the
+// capture's clock instead of sockets and timers. It mirrors what
+// pipeline/udp-path.ts does with each verdict, and keeps what the report needs
+// in tables bounded like the policy's own (docs/replay.md).
+import { pino } from 'pino';
+import type { Config } from '../config/schema.js';
+import { compilePolicy, type PolicySettings } from '../config/compile.js';
+import { Counters } from '../metrics/counters.js';
+import { BudgetTable, type BudgetLevel } from '../policy/budgets.js';
+import { settledOffender } from '../policy/large-response.js';
+import { prefixKey } from '../policy/prefix.js';
+import type { PolicyEnv } from '../policy/env.js';
+import { Enforcer } from '../enforce/enforcer.js';
+import { processOnlySink } from '../enforce/sink.js';
+import { opcodeAnswer, runQueryStages, runResponseStages } from '../pipeline/stages.js';
+import type { QueryContext } from '../pipeline/context.js';
+import type { Offender } from '../pipeline/verdict.js';
+
+export interface PrefixStat {
+  queries: number;
+  /** UDP query bytes from the prefix */
+  bytesIn: number;
+  /** UDP reply bytes to the prefix in the capture */
+  bytesBefore: number;
+  /** UDP reply bytes the policy would have sent */
+  bytesAfter: number;
+  /** DNS messages it sent over TCP */
+  tcp: number;
+  /** highest rung it reached: 1, 2, or 3 (blocked) */
+  rung: number;
+}
+
+export interface BlockRecord {
+  /** capture time, ms since the epoch */
+  readonly at: number;
+  readonly prefix: string;
+  readonly address: string;
+  readonly level: BudgetLevel;
+  /** no_followup: judged on the ladder; over_budget: the ladder is off */
+  readonly cause: string;
+  readonly charged: number;
+  /** blocked, or (block.mode off) only logged as "would block" */
+  readonly mode: 'blocked' | 'would_block';
+}
+
+export interface RungRecord {
+  readonly at: number;
+  readonly key: string;
+  readonly level: BudgetLevel;
+  readonly rung: 1 | 2;
+}
+
+/** what a run learned; the report is made from it */
+export interface RunResult {
+  readonly settings: PolicySettings;
+  readonly dryRun: boolean;
+  readonly counters: Counters;
+  /** UDP reply bytes the policy would have sent */
+  readonly bytesAfter: number;
+  readonly repliesAfter: number;
+  readonly unpairedResponses: number;
+  readonly unansweredQueries: number;
+  readonly pairingOverflow: number;
+  readonly rungUps: Record<BudgetLevel, number>;
+  readonly rungDowns: Record<BudgetLevel, number>;
+  /** distinct keys that reached rung 2, by level */
+  readonly onRung2: Record<BudgetLevel, number>;
+  /** the first rung changes (bounded list), in capture order */
+  readonly rungEvents: readonly RungRecord[];
+  readonly blocks: readonly BlockRecord[];
+  readonly blocksNotListed: number;
+  readonly refused: Readonly<Record<'allowlist' | 'invalid' | 'full', number>>;
+  readonly prefixes: ReadonlyMap<string, PrefixStat>;
+  /** TCP messages per aggregate network (for aggregate blocks) */
+  readonly aggregateTcp: ReadonlyMap<string, number>;
+  /** prefixes that sent TCP, whether or not their messages parsed */
+  readonly tcpSenders: ReadonlySet<string>;
+}
+
+interface Pending {
+  readonly ctx: QueryContext;
+  readonly at: number;
+}
+
+const RUNG_EVENTS = 1000;
+const SILENT = pino({ level: 'silent' });
+
+export class PolicyRunner {
+  readonly settings: PolicySettings;
+  private readonly counters = new Counters();
+  private readonly budgets: BudgetTable;
+  private readonly enforcer: Enforcer;
+  private readonly env: PolicyEnv;
+  private now = 0;
+  private readonly pending = new Map<string, Pending>();
+  private readonly maxPending: number;
+  private readonly maxTracked: number;
+  private readonly maxBlocks: number;
+  private bytesAfter = 0;
+  private repliesAfter = 0;
+  private unpaired = 0;
+  private unanswered = 0;
+  private overflow = 0;
+  private readonly rungUps: Record<BudgetLevel, number> = { prefix: 0, aggregate: 0 };
+  private readonly rungDowns: Record<BudgetLevel, number> = { prefix: 0, aggregate: 0 };
+  private readonly rung2: Record<BudgetLevel, Set<string>> = { prefix: new Set(), aggregate: new Set() };
+  private readonly rungEvents: RungRecord[] = [];
+  private readonly blocks: BlockRecord[] = [];
+  private blocksNotListed = 0;
+  private readonly prefixes = new Map<string, PrefixStat>();
+  private readonly aggregateTcp = new Map<string, number>();
+  private readonly tcpSenders = new Set<string>();
+
+  constructor(readonly config: Config) {
+    this.settings = compilePolicy(config);
+    const s = this.settings;
+    this.maxTracked = config.policy.large_response.max_tracked;
+    this.maxBlocks = config.block.max_elements;
+    // as many queries as the live path could have in flight to its backends
+    this.maxPending = config.max_in_flight * Math.max(1, config.backends?.length ?? 1);
+    this.budgets = new BudgetTable(this.maxTracked);
+    const clock = (): number => this.now;
+    // every enforcing mode makes the same decisions as userspace: the kernel only holds the same table
+    this.enforcer = new Enforcer(processOnlySink(s.dryRun ? 'off' : 'userspace'), config.block.max_elements, () => s, SILENT, clock, clock);
+    this.env = { settings: s, budgets: this.budgets, blocks: this.enforcer.blocks, counters: this.counters };
+    this.budgets.onRung = (key, rung, level) => {
+      if (rung === 2) {
+        this.rungUps[level]++;
+        if (this.rung2[level].size < this.maxTracked) this.rung2[level].add(key);
+        if (level === 'prefix') {
+          const p = this.prefixes.get(key);
+          if (p && p.rung < 2) p.rung = 2;
+        }
+      } else {
+        this.rungDowns[level]++;
+      }
+      if (this.rungEvents.length < RUNG_EVENTS) this.rungEvents.push({ at: this.now, key, level, rung });
+    };
+  }
+
+  private stat(prefix: string): PrefixStat {
+    let p = this.prefixes.get(prefix);
+    if (p === undefined) {
+      if (this.prefixes.size >= this.maxTracked) this.trimPrefixes();
+      p = { queries: 0, bytesIn: 0, bytesBefore: 0, bytesAfter: 0, tcp: 0, rung: 1 };
+      this.prefixes.set(prefix, p);
+    }
+    return p;
+  }
+
+  /** keeps the half that was sent the most bytes: the ranking is what the report shows */
+  private trimPrefixes(): void {
+    const keep = [...this.prefixes].sort((a, b) => b[1].bytesBefore - a[1].bytesBefore || b[1].tcp - a[1].tcp).slice(0, this.maxTracked >> 1);
+    this.prefixes.clear();
+    for (const [k, v] of keep) this.prefixes.set(k, v);
+  }
+
+  private prefixOf(address: string, family: 4 | 6): string {
+    return prefixKey(address, family, this.settings.prefixV4, this.settings.prefixV6);
+  }
+
+  /** A UDP query at `now`; `key` pairs it with its reply (client address, port, DNS ID). */
+  udpQuery(ctx: QueryContext, key: string, port: number, now: number): void {
+    this.now = now;
+    const c = this.counters;
+    c.queries.udp++;
+    c.queryBytes.udp += ctx.query.length;
+    const p = this.stat(this.prefixOf(ctx.clientAddress, ctx.family));
+    p.queries++;
+    p.bytesIn += ctx.query.length;
+    if (port === 0) {
+      c.dropped.bad_source++;
+      return;
+    }
+    const verdict = runQueryStages(ctx, this.env, now);
+    if (verdict.kind === 'drop') {
+      c.dropped[verdict.reason]++;
+      return;
+    }
+    const notimp = opcodeAnswer(ctx);
+    if (notimp !== null) {
+      c.localAnswers.notimp++;
+      this.sent(p, notimp.length);
+      return;
+    }
+    if (verdict.kind === 'answer') {
+      c.truncated[verdict.reason]++;
+      this.sent(p, verdict.wire.length);
+      return;
+    }
+    // a retransmission with the same port and ID replaces the older one, at the back of the queue
+    this.pending.delete(key);
+    if (this.pending.size >= this.maxPending) {
+      const oldest = this.pending.keys().next().value as string;
+      this.pending.delete(oldest);
+      this.overflow++;
+    }
+    this.pending.set(key, { ctx, at: now });
+  }
+
+  /** A malformed UDP query (the live path drops it before any stage). */
+  malformed(address: string, family: 4 | 6, bytes: number, now: number): void {
+    this.now = now;
+    const c = this.counters;
+    c.queries.udp++;
+    c.queryBytes.udp += bytes;
+    c.dropped.malformed++;
+    const p = this.stat(this.prefixOf(address, family));
+    p.queries++;
+    p.bytesIn += bytes;
+  }
+
+  /** A UDP reply to the client of `key`, as the capture holds it (`reply.length` is its length on the wire). */
+  udpReply(key: string, reply: Buffer, address: string, family: 4 | 6, now: number): void {
+    this.now = now;
+    const p = this.stat(this.prefixOf(address, family));
+    p.bytesBefore += reply.length;
+    const q = this.pending.get(key);
+    if (q === undefined) {
+      // no query in the capture, or one the policy answered itself, dropped, or timed out
+      this.unpaired++;
+      return;
+    }
+    this.pending.delete(key);
+    const c = this.counters;
+    const verdict = runResponseStages(q.ctx, reply, this.env, now);
+    if (verdict.kind === 'drop') {
+      if (verdict.offender === undefined || this.offender(verdict.offender, now)) {
+        c.dropped[verdict.reason]++;
+        return;
+      }
+      this.sent(p, reply.length);
+      return;
+    }
+    if (verdict.kind === 'answer') {
+      c.truncated[verdict.reason]++;
+      this.sent(p, verdict.wire.length);
+      return;
+    }
+    this.sent(p, reply.length);
+  }
+
+  /** A DNS message over TCP from a client (a query: the ladder counts it as a follow-up). */
+  tcpQuery(ctx: QueryContext, now: number): void {
+    this.now = now;
+    const c = this.counters;
+    c.queries.tcp++;
+    c.queryBytes.tcp += ctx.query.length;
+    this.countTcp(ctx.clientAddress, ctx.family);
+    runQueryStages(ctx, this.env, now);
+  }
+
+  /** Any TCP segment from a client to the DNS port (a SYN too): it can complete a handshake. */
+  tcpSender(address: string, family: 4 | 6): void {
+    const prefix = this.prefixOf(address, family);
+    if (!this.tcpSenders.has(prefix) && this.tcpSenders.size < this.maxTracked) this.tcpSenders.add(prefix);
+    const agg = this.settings.aggregate;
+    const net = prefixKey(address, family, agg.prefixV4, agg.prefixV6);
+    if (!this.aggregateTcp.has(net) && this.aggregateTcp.size < this.maxTracked) this.aggregateTcp.set(net, 0);
+  }
+
+  /** TCP reply bytes to a client: counted, never charged (as live). */
+  tcpReply(bytes: number): void {
+    this.counters.responses.tcp++;
+    this.counters.responseBytes.tcp += bytes;
+  }
+
+  private countTcp(address: string, family: 4 | 6): void {
+    this.stat(this.prefixOf(address, family)).tcp++;
+    const agg = this.settings.aggregate;
+    const net = prefixKey(address, family, agg.prefixV4, agg.prefixV6);
+    const n = this.aggregateTcp.get(net);
+    if (n !== undefined) this.aggregateTcp.set(net, n + 1);
+    else if (this.aggregateTcp.size < this.maxTracked) this.aggregateTcp.set(net, 1);
+  }
+
+  /**
+   * What the live process does once a second (dataplane.ts): the settle of the
+   * budget table, whose escalations go to the enforcer. Also expires queries
+   * unanswered for backend_timeout_ms, as the in-flight sweep does.
+   */
+  tick(now: number): void {
+    this.now = now;
+    for (const e of this.budgets.settle(this.settings, now)) this.offender(settledOffender(e, this.env), now);
+    const cutoff = now - this.settings.backendTimeoutMs;
+    for (const [key, q] of this.pending) {
+      if (q.at > cutoff) break;
+      this.pending.delete(key);
+      this.unanswered++;
+      this.counters.dropped.backend_timeout++;
+    }
+  }
+
+  /** The enforcer's decision, and the record of the block it made (or would have made). */
+  private offender(o: Offender, now: number): boolean {
+    const st = this.enforcer.stats;
+    const before = st.blocksByMode.userspace + st.blocksByMode.off;
+    const drop = this.enforcer.onOffender(o, now);
+    if (st.blocksByMode.userspace + st.blocksByMode.off > before) {
+      if (this.blocks.length < this.maxBlocks) {
+        this.blocks.push({
+          at: now, prefix: o.prefix, address: o.address, level: o.level ?? 'prefix', cause: o.cause ?? 'over_budget',
+          charged: o.charged, mode: this.settings.dryRun ? 'would_block' : 'blocked',
+        });
+      } else {
+        this.blocksNotListed++;
+      }
+      const p = this.prefixes.get(o.prefix);
+      if (p) p.rung = 3;
+    }
+    return drop;
+  }
+
+  private sent(p: PrefixStat, bytes: number): void {
+    this.bytesAfter += bytes;
+    this.repliesAfter++;
+    p.bytesAfter += bytes;
+    this.counters.responses.udp++;
+    this.counters.responseBytes.udp += bytes;
+  }
+
+  result(): RunResult {
+    // what is still pending at the end was neither answered nor timed out within the capture
+    return {
+      settings: this.settings,
+      dryRun: this.settings.dryRun,
+      counters: this.counters,
+      bytesAfter: this.bytesAfter,
+      repliesAfter: this.repliesAfter,
+      unpairedResponses: this.unpaired,
+      unansweredQueries: this.unanswered + this.pending.size,
+      pairingOverflow: this.overflow,
+      rungUps: this.rungUps,
+      rungDowns: this.rungDowns,
+      onRung2: { prefix: this.rung2.prefix.size, aggregate: this.rung2.aggregate.size },
+      rungEvents: this.rungEvents,
+      blocks: this.blocks,
+      blocksNotListed: this.blocksNotListed,
+      refused: this.enforcer.stats.refused,
+      prefixes: this.prefixes,
+      aggregateTcp: this.aggregateTcp,
+      tcpSenders: this.tcpSenders,
+    };
+  }
+}

@@ -1,0 +1,106 @@
+// `--sweep KEY=V1,V2,...` (one or two keys, dotted config paths): one
+// configuration per value (per pair of values), each checked by the config
+// schema like a file would be, all replayed in the same pass over the capture.
+// One line per configuration, so an operator picks a threshold from a table.
+import { parse as parseYamlValue } from 'yaml';
+import { validateConfig, formatIssues } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import type { Report } from './report.js';
+
+export interface SweepAxis {
+  readonly key: string;
+  readonly values: readonly unknown[];
+  /** the values as the operator wrote them */
+  readonly texts: readonly string[];
+}
+
+export interface SweepPoint {
+  /** the value of each axis, as written */
+  readonly values: readonly string[];
+  readonly config: Config;
+}
+
+export interface SweepLine {
+  values: Record<string, string>;
+  prefixes_blocked: number;
+  networks_blocked: number;
+  on_rung_2: { prefix: number; aggregate: number };
+  tc_budget: number;
+  bytes_out_after: number;
+  bytes_suppressed: number;
+  amplification_after: number;
+  likely_false_positives: number;
+}
+
+/** Parses "a.b.c=1,2,3"; throws an Error naming what is wrong. */
+export function parseSweep(spec: string): SweepAxis {
+  const eq = spec.indexOf('=');
+  if (eq <= 0) throw new Error(`--sweep "${spec}": expected KEY=V1,V2,... (KEY a dotted config path)`);
+  const key = spec.slice(0, eq).trim();
+  if (!/^[a-z0-9_]+(\.[a-z0-9_]+)*$/.test(key)) throw new Error(`--sweep "${spec}": "${key}" is not a dotted config path`);
+  const texts = spec.slice(eq + 1).split(',').map((v) => v.trim()).filter((v) => v !== '');
+  if (texts.length === 0) throw new Error(`--sweep "${spec}": no values`);
+  // YAML scalars, as the value would be written in the config file (numbers, booleans, strings)
+  return { key, texts, values: texts.map((t) => parseYamlValue(t) as unknown) };
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let o = target;
+  for (const p of parts.slice(0, -1)) {
+    const next = o[p];
+    if (next === undefined || next === null || typeof next !== 'object' || Array.isArray(next)) o[p] = {};
+    o = o[p] as Record<string, unknown>;
+  }
+  o[parts[parts.length - 1]!] = value;
+}
+
+/** Every configuration of the sweep, each validated; throws with the key path of a bad value. */
+export function sweepConfigs(raw: unknown, axes: readonly SweepAxis[]): SweepPoint[] {
+  if (axes.length > 2) throw new Error('--sweep takes one or two keys');
+  const points: { values: string[]; set: [string, unknown][] }[] = [{ values: [], set: [] }];
+  for (const axis of axes) {
+    const next: typeof points = [];
+    for (const p of points) {
+      axis.values.forEach((v, i) => next.push({ values: [...p.values, axis.texts[i]!], set: [...p.set, [axis.key, v]] }));
+    }
+    points.splice(0, points.length, ...next);
+  }
+  return points.map((p) => {
+    const copy = structuredClone((raw ?? {}) as Record<string, unknown>);
+    for (const [k, v] of p.set) setPath(copy, k, v);
+    const checked = validateConfig(copy);
+    if (!checked.ok) throw new Error(`--sweep ${p.set.map(([k, v]) => `${k}=${String(v)}`).join(' ')}: ${formatIssues(checked.issues)}`);
+    return { values: p.values, config: checked.config };
+  });
+}
+
+export function sweepLine(axes: readonly SweepAxis[], point: SweepPoint, r: Report): SweepLine {
+  const values: Record<string, string> = {};
+  axes.forEach((a, i) => (values[a.key] = point.values[i]!));
+  const prefixes = new Set(r.blocks.filter((b) => b.level === 'prefix').map((b) => b.prefix));
+  const networks = new Set(r.blocks.filter((b) => b.level === 'aggregate').map((b) => b.prefix));
+  return {
+    values,
+    prefixes_blocked: prefixes.size,
+    networks_blocked: networks.size,
+    on_rung_2: r.rules.on_rung_2,
+    tc_budget: r.rules.truncated.budget + r.rules.would_truncate,
+    bytes_out_after: r.totals.bytes_out_after,
+    bytes_suppressed: r.totals.bytes_suppressed,
+    amplification_after: r.totals.amplification_after,
+    likely_false_positives: r.likely_false_positives,
+  };
+}
+
+export function formatSweep(axes: readonly SweepAxis[], lines: readonly SweepLine[]): string {
+  const head = [...axes.map((a) => a.key), 'prefixes blocked', 'networks blocked', 'rung 2 (prefix/aggr)', 'TC budget', 'bytes suppressed', 'ampl. after', 'likely false pos.'];
+  const rows = lines.map((l) => [
+    ...axes.map((a) => l.values[a.key] ?? ''),
+    String(l.prefixes_blocked), String(l.networks_blocked), `${l.on_rung_2.prefix}/${l.on_rung_2.aggregate}`,
+    String(l.tc_budget), l.bytes_suppressed.toLocaleString('en-US'), String(l.amplification_after), String(l.likely_false_positives),
+  ]);
+  const all = [head, ...rows];
+  const widths = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  return all.map((r) => r.map((v, i) => v.padStart(widths[i]!)).join('  ')).join('\n') + '\n';
+}
