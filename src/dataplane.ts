@@ -14,12 +14,15 @@ import type { PolicyEnv } from './policy/env.js';
 import { prefixKey } from './policy/prefix.js';
 import { BackendPool } from './backend/pool.js';
 import { UdpUpstream } from './backend/upstream-udp.js';
+import { NativeUdpUpstream } from './backend/upstream-udp-native.js';
 import { connectTcpUpstream } from './backend/upstream-tcp.js';
 import { TcpForwarder } from './backend/tcp-pool.js';
 import { Prober } from './backend/prober.js';
 import { UdpPath, type OffenderHandler, type PendingUdp } from './pipeline/udp-path.js';
 import { TcpSession, type TcpClient } from './pipeline/tcp-session.js';
 import { UdpListener } from './listener/udp.js';
+import { NativeUdpListener } from './listener/udp-native.js';
+import { resolveUdpIo } from './native/index.js';
 import { ConnectionLimits, TcpListener } from './listener/tcp.js';
 import type { DataplaneSources } from './metrics/registry.js';
 
@@ -47,8 +50,13 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
 
   const pool = new BackendPool<PendingUdp>(runtime.backends, config.max_in_flight);
   const udpPath = new UdpPath(env, pool, parts.onOffender, clock, log.child({ module: 'udp' }));
+  // batched native sockets or node:dgram under the same path (docs/performance.md)
+  const udpIo = resolveUdpIo(config.udp_io, log);
+  const native = udpIo.binding;
   const upstreams = pool.backends.map((b) => {
-    const upstream = new UdpUpstream(b.spec, (reply) => udpPath.onReply(b, reply), log.child({ module: 'backend' }));
+    const onReply = (reply: Buffer): void => udpPath.onReply(b, reply);
+    const backendLog = log.child({ module: 'backend' });
+    const upstream = native ? new NativeUdpUpstream(b.spec, onReply, backendLog, native) : new UdpUpstream(b.spec, onReply, backendLog);
     b.sender = upstream;
     return upstream;
   });
@@ -89,7 +97,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
   // per-client connection caps count a budget prefix, not an address: one /64 is one client
   const clientKey = (address: string, family: 4 | 6): string => prefixKey(address, family, env.settings.prefixV4, env.settings.prefixV6);
   const listenLog = log.child({ module: 'listener' });
-  const udpListeners = runtime.listenUdp.map((a) => new UdpListener(a, udpPath, listenLog));
+  const udpListeners = runtime.listenUdp.map((a) => (native ? new NativeUdpListener(a, udpPath, listenLog, native) : new UdpListener(a, udpPath, listenLog)));
   const tcpListeners = runtime.listenTcp.map((a) => new TcpListener(a, config.tcp, limits, clientKey, counters, newSession, listenLog));
   await Promise.all([...udpListeners, ...tcpListeners].map((l) => l.start()));
 
@@ -106,6 +114,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
       ladderPrefixes: () => ({ prefix: parts.budgets.truncatingCount('prefix'), aggregate: parts.budgets.truncatingCount('aggregate') }),
       maxTracked: parts.budgets.maxTracked,
       tcpConnections: () => limits.open,
+      udpIoMode: udpIo.mode,
     },
     applySettings(settings) {
       env.settings = settings;

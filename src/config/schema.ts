@@ -60,6 +60,10 @@ export const configSchema = z.strictObject({
   max_in_flight: int(1, 65_535).default(65_535).meta({
     description: 'outstanding UDP queries per backend; beyond it queries are dropped (reason overload)',
   }),
+  udp_io: z.enum(['auto', 'native', 'dgram']).default('auto').meta({
+    description:
+      'UDP socket I/O: native (the batched recvmmsg/sendmmsg addon, one SO_REUSEPORT socket per worker), dgram (node:dgram), auto (native when the addon loads, else dgram with one warning)',
+  }),
   health_check: z
     .strictObject({
       interval_ms: int(100, 3_600_000).default(1000).meta({ description: 'time between checks of one backend' }),

@@ -17,6 +17,9 @@ export interface DataplaneSources {
   tcpConnections(): number;
   /** prefixes (and aggregate networks) on rung 2 of the ladder now */
   ladderPrefixes?(): Readonly<Record<'prefix' | 'aggregate', number>>;
+  /** UDP socket I/O of this process (docs/performance.md); the cluster primary gives its workers' counts */
+  readonly udpIoMode?: 'native' | 'dgram';
+  udpIoProcesses?(): Readonly<Record<'native' | 'dgram', number>>;
   /** latency kept elsewhere (the cluster primary's sum of its workers' snapshots); default: hooked to observeLatency */
   latency?(): Iterable<readonly [string, BucketCounts]>;
 }
@@ -111,6 +114,17 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
       const n = src.ladderPrefixes?.() ?? { prefix: 0, aggregate: 0 };
       this.set({ level: 'prefix' }, n.prefix);
       this.set({ level: 'aggregate' }, n.aggregate);
+    },
+  });
+  new Gauge({
+    name: 'ampguard_udp_io_mode',
+    help: 'processes serving UDP with each socket I/O mode: native (batched recvmmsg/sendmmsg addon) or dgram (node:dgram fallback)',
+    labelNames: ['mode'],
+    registers: [registry],
+    collect() {
+      const n = src.udpIoProcesses?.() ?? { native: src.udpIoMode === 'native' ? 1 : 0, dgram: src.udpIoMode === 'dgram' ? 1 : 0 };
+      this.set({ mode: 'native' }, n.native);
+      this.set({ mode: 'dgram' }, n.dgram);
     },
   });
   new Gauge({

@@ -17,6 +17,7 @@ export interface DataplaneSnapshot {
   readonly trackedPrefixes: number;
   readonly maxTracked: number;
   readonly ladder?: Readonly<Record<'prefix' | 'aggregate', number>>;
+  readonly udpIoMode?: 'native' | 'dgram';
   readonly backends: readonly {
     readonly name: string;
     readonly up: boolean;
@@ -33,6 +34,7 @@ export function takeSnapshot(src: DataplaneSources, latency: ReadonlyMap<string,
     trackedPrefixes: src.trackedPrefixes(),
     maxTracked: src.maxTracked,
     ...(src.ladderPrefixes ? { ladder: src.ladderPrefixes() } : {}),
+    ...(src.udpIoMode ? { udpIoMode: src.udpIoMode } : {}),
     backends: src.backends.map((b) => {
       const h = latency.get(b.name);
       return { name: b.name, up: b.up, buckets: h ? [...h.counts] : [], sum: h?.sum ?? 0, count: h?.count ?? 0 };
@@ -129,6 +131,10 @@ export class SnapshotSum {
       },
       tcpConnections: () => snapshots().reduce((n, s) => n + s.tcpConnections, 0),
       // every worker keeps its own rungs for the same shared budgets: the largest is the figure
+      udpIoProcesses: () => ({
+        native: snapshots().filter((s) => s.udpIoMode === 'native').length,
+        dgram: snapshots().filter((s) => s.udpIoMode === 'dgram').length,
+      }),
       ladderPrefixes: () => ({ prefix: max((s) => s.ladder?.prefix ?? 0), aggregate: max((s) => s.ladder?.aggregate ?? 0) }),
       latency() {
         const out = new Map<string, BucketCounts>();

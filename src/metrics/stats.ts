@@ -32,6 +32,15 @@ export interface Stats {
   readonly tcpFollowUps: number;
   readonly wouldTruncate: number;
   readonly escalations: Record<string, number>;
+  /** UDP socket I/O (docs/performance.md): native | dgram, or mixed when workers differ */
+  readonly udpIoMode: string;
+  /** processes serving UDP in each mode */
+  readonly udpIo: Record<string, number>;
+}
+
+function udpIoMode(byMode: Record<string, number>): string {
+  const modes = Object.keys(byMode).filter((m) => (byMode[m] ?? 0) > 0);
+  return modes.length === 1 ? (modes[0] as string) : modes.length === 0 ? 'none' : 'mixed';
 }
 
 function byLabel(metrics: readonly MetricJson[], name: string, label: string): Record<string, number> {
@@ -74,5 +83,7 @@ export function statsFromMetrics(metrics: readonly MetricJson[], time: number): 
     tcpFollowUps: single(metrics, 'ampguard_tcp_followups_total'),
     wouldTruncate: single(metrics, 'ampguard_would_truncate_total'),
     escalations: byLabel(metrics, 'ampguard_escalations_total', 'level'),
+    udpIoMode: udpIoMode(byLabel(metrics, 'ampguard_udp_io_mode', 'mode')),
+    udpIo: byLabel(metrics, 'ampguard_udp_io_mode', 'mode'),
   };
 }

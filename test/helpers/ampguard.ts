@@ -56,6 +56,8 @@ export async function startAmpguard(opts: AmpguardOptions): Promise<Ampguard> {
     listen: { udp: [`${host}:${port}`], tcp: [`${host}:${port}`] },
     metrics: { listen: `127.0.0.1:${metricsPort}` },
     log: { level: 'info' },
+    // AMPGUARD_UDP_IO=native|dgram runs the whole suite on one UDP I/O mode (docs/performance.md)
+    ...(process.env.AMPGUARD_UDP_IO ? { udp_io: process.env.AMPGUARD_UDP_IO } : {}),
     ...config,
   });
   writeFileSync(configPath, stringify(full(opts.config)));

@@ -1,0 +1,84 @@
+// A UDP listen socket on the batched-UDP addon (docs/performance.md): one socket per
+// process with SO_REUSEPORT, so the kernel spreads clients over the workers; datagrams
+// arrive a batch per call and go to the same UDP path as the dgram listener's
+// (listener/udp.ts), replies are queued and leave in one sendmmsg per loop turn.
+import type { Logger } from 'pino';
+import type { HostPort } from '../config/address.js';
+import type { UdpPath, UdpReplyTarget } from '../pipeline/udp-path.js';
+import { META, type NativeBinding, type NativeUdpSocket } from '../native/index.js';
+import { formatIpv4, formatIpv6 } from '../native/address.js';
+
+/** a query longer than this is dropped as malformed (the pipeline counts it): no real query comes close */
+export const QUERY_SLOT_BYTES = 4096;
+const BUFFER_BYTES = 4 << 20;
+const EMPTY = Buffer.alloc(0);
+
+export class NativeUdpListener implements UdpReplyTarget {
+  private readonly socket: NativeUdpSocket;
+  private readonly arena: Buffer;
+  private readonly meta: Int32Array;
+  private readonly addrs: Uint8Array;
+  private readonly fields: number;
+
+  constructor(
+    readonly address: HostPort,
+    private readonly path: UdpPath,
+    private readonly log: Logger,
+    binding: NativeBinding,
+  ) {
+    const batch = binding.maxBatch;
+    this.fields = binding.metaFields;
+    this.arena = Buffer.alloc(QUERY_SLOT_BYTES * batch);
+    this.meta = new Int32Array(batch * this.fields);
+    this.addrs = new Uint8Array(batch * 16);
+    this.socket = new binding.UdpSocket(address.family, this.arena, this.meta, this.addrs, QUERY_SLOT_BYTES, batch, (n) => this.onBatch(n));
+  }
+
+  get localAddress(): string {
+    return this.address.host;
+  }
+  get localPort(): number {
+    return this.address.port;
+  }
+
+  /** n datagrams are in the arena; each is copied out because the next batch reuses the slots */
+  private onBatch(n: number): void {
+    const { meta, addrs, arena, fields } = this;
+    for (let i = 0; i < n; i++) {
+      const m = i * fields;
+      const len = meta[m + META.len]!;
+      const family = meta[m + META.family]!;
+      if (family !== 4 && family !== 6) continue; // no source address at all: nothing to answer or charge
+      const port = meta[m + META.port]!;
+      const address = family === 4 ? formatIpv4(addrs, i * 16) : formatIpv6(addrs, i * 16);
+      // an IPv4 client of a [::] socket: policy sees IPv4, the reply goes to the mapped address (as with dgram)
+      const replyAddress = meta[m + META.mapped] === 1 ? `::ffff:${address}` : address;
+      let msg = EMPTY; // truncated (len -1): the path counts it and drops it as malformed
+      if (len > 0) {
+        msg = Buffer.allocUnsafe(len);
+        arena.copy(msg, 0, i * QUERY_SLOT_BYTES, i * QUERY_SLOT_BYTES + len);
+      }
+      this.path.onQuery(msg, address, family, replyAddress, port, this);
+    }
+  }
+
+  start(): Promise<void> {
+    try {
+      this.socket.bind(this.address.host, this.address.port, true, BUFFER_BYTES);
+      this.socket.start();
+      return Promise.resolve();
+    } catch (err) {
+      this.socket.close();
+      return Promise.reject(err as Error);
+    }
+  }
+
+  send(wire: Buffer, port: number, address: string): void {
+    if (!this.socket.sendTo(wire, port, address)) this.log.debug({ port }, 'udp reply not queued');
+  }
+
+  close(): Promise<void> {
+    this.socket.close();
+    return Promise.resolve();
+  }
+}
