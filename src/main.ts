@@ -71,6 +71,7 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger, control
   const metricsServer: http.Server = await startMetricsServer(runtime.metricsListen, {
     registry,
     healthy: () => dataplane.pool.anyUp,
+    errorLog: log.child({ module: 'http' }),
     routes: operatorRoutes(
       {
         enforcer,

@@ -11,7 +11,9 @@
 // Sockets are behind an UpstreamConnector, so this is tested with fakes.
 import type { BackendSpec } from '../config/compile.js';
 import type { Counters, TcpUpstreamFailure } from '../metrics/counters.js';
-import { HEADER_LEN, readId, writeId } from '../dns/header.js';
+import { readId, writeId } from '../dns/header.js';
+import { replyHeaderProblem, replyQuestionProblem } from '../dns/reply-check.js';
+import type { UpstreamRejectReason } from '../pipeline/verdict.js';
 import { proxyV2Header } from './proxy-protocol.js';
 import type { UpstreamConnector, UpstreamEvents, UpstreamLink } from './upstream-tcp.js';
 
@@ -118,12 +120,14 @@ class Connection implements UpstreamEvents {
   }
 
   onReply(reply: Buffer): void {
-    if (reply.length < HEADER_LEN) return;
+    // the same checks as a UDP reply, never throwing, each refusal counted (docs/hostile-input.md)
+    const header = replyHeaderProblem(reply);
+    if (header !== null) return this.pool.rejected(header);
     const entry = this.entries.get(readId(reply));
-    if (entry === undefined) return;
+    if (entry === undefined) return this.pool.rejected('unknown_id');
     const q = entry.request;
-    // the length guard first: Buffer.compare throws on a range past a short reply
-    if (reply.length < q.qEnd || reply.compare(q.query, HEADER_LEN, q.qEnd, HEADER_LEN, q.qEnd) !== 0) return;
+    const question = replyQuestionProblem(reply, q.query, q.qEnd);
+    if (question !== null) return this.pool.rejected(question);
     this.pool.settle(entry);
     q.onAnswer(reply);
   }
@@ -164,6 +168,11 @@ export class TcpBackendPool {
 
   get connections(): number {
     return this.conns.size;
+  }
+
+  /** a message from the backend that answers nothing we asked */
+  rejected(reason: UpstreamRejectReason): void {
+    this.counters.upstreamRejected[reason]++;
   }
 
   /** Sends `request`; its answer or failure comes back through it. Null when it failed at once (pool_full). */

@@ -134,6 +134,7 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
   const metricsServer: http.Server = await startMetricsServer(runtime.metricsListen, {
     registry,
     healthy: () => sums.anyBackendUp(),
+    errorLog: log.child({ module: 'http' }),
     routes: operatorRoutes(
       {
         enforcer,

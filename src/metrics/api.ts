@@ -92,12 +92,12 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
   }
   routes['/api/stats'] = (req, res) => {
     if (!admitted(req, res, guard, false)) return;
-    view.metricsJson().then((m) => json(res, 200, statsFromMetrics(m, Date.now())), failed(res));
+    return view.metricsJson().then((m) => json(res, 200, statsFromMetrics(m, Date.now())), failed(res));
   };
   routes['/api/top'] = (req, res, query) => {
     if (!admitted(req, res, guard, false)) return;
     const n = Math.max(1, Math.min(MAX_TOP, Number(query.get('n') ?? 20) || 20));
-    view.top(n).then(
+    return view.top(n).then(
       // rung 3 is the enforcer's to say: a blocked prefix still shows the bytes it was sent
       (top) => json(res, 200, { window_s: 60, top: top.map((t) => (view.enforcer.isBlocked(t.prefix) ? { ...t, rung: 3 } : t)) }),
       failed(res),
@@ -105,6 +105,7 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
   };
   routes['/api/blocks'] = (req, res, query) => {
     const e = view.enforcer;
+    // promises are returned to the server's fault barrier: a throw in a callback is a 500, not an unhandled rejection
     // HEAD and GET only ever read; everything else that is not a change is refused
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (!admitted(req, res, guard, false)) return;
@@ -124,7 +125,7 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
         return json(res, 400, { error: (err as Error).message });
       }
     }
-    e.unblock(parsed.address, parsed.family).then((prefix) => json(res, 200, { unblocked: prefix }), failed(res));
+    return e.unblock(parsed.address, parsed.family).then((prefix) => json(res, 200, { unblocked: prefix }), failed(res));
   };
   return routes;
 }

@@ -13,7 +13,7 @@ import type { TcpForwarder, TcpOrigin, TcpRequest, TcpTicket } from '../backend/
 import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
 import type { QueryContext } from './context.js';
-import { runQueryStages } from './stages.js';
+import { opcodeAnswer, runQueryStages } from './stages.js';
 
 export interface TcpClient extends TcpOrigin {
   readonly family: Family;
@@ -59,6 +59,13 @@ export class TcpSession {
     if (verdict.kind === 'answer') {
       c.truncated[verdict.reason]++;
       this.reply(verdict.wire);
+      return;
+    }
+    // only QUERY reaches the recursor, over TCP as over UDP (docs/hostile-input.md)
+    const notimp = opcodeAnswer(ctx);
+    if (notimp !== null) {
+      c.localAnswers.notimp++;
+      this.reply(notimp);
       return;
     }
     let ticket: TcpTicket | null = null;

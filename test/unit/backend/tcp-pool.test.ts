@@ -65,6 +65,30 @@ beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());
 
 describe('TcpBackendPool', () => {
+  it('takes only a reply to what was asked, counting every other message by reason and never throwing', () => {
+    const { connector, links } = fakeConnector();
+    const counters = new Counters();
+    const pool = new TcpBackendPool(spec(false), { connectionsPerBackend: 1, connectTimeoutMs: 1000 }, connector, counters);
+    const out: Outcome = { answers: [], failures: [] };
+    pool.forward(request('www.example.test', 7, origin('192.0.2.1'), out), 2000);
+    const link = links[0]!;
+    link.events.onConnect();
+    const good = answer(link.written[0]!);
+    link.events.onReply(good.subarray(0, 5)); // shorter than a header
+    link.events.onReply(Buffer.from(link.written[0]!)); // QR=0: the query echoed
+    const stray = Buffer.from(good);
+    stray.writeUInt16BE((readId(good) + 1) & 0xffff, 0);
+    link.events.onReply(stray); // an ID nobody asked
+    link.events.onReply(good.subarray(0, 14)); // header only: shorter than the question
+    const other = Buffer.from(good);
+    other[13] = 0x7a; // same ID, another name
+    link.events.onReply(other);
+    expect(out.answers).toHaveLength(0);
+    expect(counters.upstreamRejected).toEqual({ short: 2, not_response: 1, unknown_id: 1, question_mismatch: 1 });
+    link.events.onReply(good);
+    expect(out.answers).toHaveLength(1);
+  });
+
   it('multiplexes 1000 queries of 200 clients over at most the per-backend cap, answers to the right client', () => {
     const { connector, links } = fakeConnector();
     const counters = new Counters();

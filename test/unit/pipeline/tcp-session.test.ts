@@ -1,0 +1,46 @@
+// A TCP client's queries through TcpSession with a fake forwarder: only QUERY
+// reaches a backend; other opcodes get NOTIMP from ampguard, no larger than
+// the query, as over UDP.
+import { describe, expect, it } from 'vitest';
+import { TcpSession, type TcpClient } from '../../../src/pipeline/tcp-session.js';
+import { BackendPool } from '../../../src/backend/pool.js';
+import type { TcpForwarder, TcpRequest } from '../../../src/backend/tcp-pool.js';
+import { compilePolicy } from '../../../src/config/compile.js';
+import { configSchema } from '../../../src/config/schema.js';
+import { BudgetTable } from '../../../src/policy/budgets.js';
+import { BlockTable } from '../../../src/policy/block-table.js';
+import { Counters } from '../../../src/metrics/counters.js';
+import { parseHostPort } from '../../../src/config/address.js';
+import { query } from '../../helpers/wire.js';
+
+function setup() {
+  const env = { settings: compilePolicy(configSchema.parse({})), budgets: new BudgetTable(10), blocks: new BlockTable(10), counters: new Counters() };
+  const pool = new BackendPool<unknown>([{ name: 'b', address: parseHostPort('127.0.0.1:53')!, weight: 1, proxyProtocol: false }], 100);
+  const forwarded: TcpRequest[] = [];
+  const forwarder = { forward: (_spec: unknown, r: TcpRequest) => (forwarded.push(r), { cancel: () => undefined }) } as unknown as TcpForwarder;
+  const written: Buffer[] = [];
+  const client: TcpClient = {
+    address: '198.18.0.10', port: 4000, localAddress: '127.0.0.1', localPort: 53, family: 4,
+    write: (m) => written.push(m),
+    settled: () => undefined,
+  };
+  return { env, session: new TcpSession(client, env, pool, forwarder, () => 0), forwarded, written };
+}
+
+describe('TcpSession', () => {
+  it('forwards QUERY and answers UPDATE and NOTIFY with NOTIMP itself', () => {
+    const s = setup();
+    s.session.onQuery(query('www.example.test', 'A', 1));
+    expect(s.forwarded).toHaveLength(1);
+    for (const opcode of [4, 5]) {
+      const q = query('example.test', 'SOA', 2);
+      q[2] = (q[2]! & 0x87) | (opcode << 3);
+      s.session.onQuery(q);
+      const a = s.written.at(-1)!;
+      expect(a[3]! & 15).toBe(4); // NOTIMP
+      expect(a.length).toBeLessThanOrEqual(q.length);
+    }
+    expect(s.forwarded).toHaveLength(1);
+    expect(s.env.counters.localAnswers.notimp).toBe(2);
+  });
+});
