@@ -167,7 +167,10 @@ export class Enforcer {
     this.stats.blocksByMode[this.sink.mode]++;
     this.remember(prefix, o.address, 'rate', o.charged, s.blockTimeoutMs);
     this.log.warn(
-      { address: o.address, prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, timeout_s: s.blockTimeoutMs / 1000, mode: this.sink.mode },
+      {
+        address: o.address, prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, timeout_s: s.blockTimeoutMs / 1000, mode: this.sink.mode,
+        level: o.level ?? 'prefix', reason: o.cause ?? 'over_budget',
+      },
       'prefix blocked',
     );
     // a network goes into the kernel's network sets unless the kernel cannot hold it (loopback, the unspecified network)

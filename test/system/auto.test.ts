@@ -6,6 +6,7 @@ import { startServerHost } from '../helpers/server-host.js';
 import { dig } from '../helpers/dig.js';
 import { stopAll } from '../helpers/process.js';
 import { blast, until } from '../helpers/blast.js';
+import { poll } from '../helpers/poll.js';
 
 const unavailable = kernelUnavailable();
 const [FLOODER, NEIGHBOUR] = CLIENTS_V4 as [string, string];
@@ -34,13 +35,14 @@ describe.skipIf(unavailable !== null)('block.mode auto', () => {
     const ag = await start(hosts);
     expect(ag.proc.output()).toMatch(/"block_mode":"userspace"/);
     expect(ag.proc.output().match(/kernel set not available/g)).toHaveLength(1);
-    blast(hosts, SERVER_V4, FLOODER, 40);
-    expect(await until(async () => (await ag.metric('ampguard_blocked_clients')) === 1, 3000)).toBe(true);
+    // over budget: TC answers first (the ladder), blocked when its window is judged without TCP follow-ups
+    expect(blast(hosts, SERVER_V4, FLOODER, 40).truncated).toBeGreaterThanOrEqual(10);
+    expect(await until(async () => (await ag.metric('ampguard_blocked_clients')) === 1, 5000)).toBe(true);
     expect(await ag.metric('ampguard_blocks_total{mode="userspace"}')).toBe(1);
     const before = await ag.metric('ampguard_dropped_total{reason="blocked"}');
     expect(blast(hosts, SERVER_V4, FLOODER, 20, 'www.example.test').received).toBe(0);
-    // here the flood does reach the process, which drops it
-    expect(await ag.metric('ampguard_dropped_total{reason="blocked"}')).toBe(before + 20);
+    // here the flood does reach the process, which drops it (read until it has, on a busy host)
+    expect(await poll(() => ag.metric('ampguard_dropped_total{reason="blocked"}'), (n) => n >= before + 20)).toBe(before + 20);
     expect((await dig(SERVER_V4, 53, 'www.example.test', 'A', ['+notcp', '-b', NEIGHBOUR], hosts.client)).status).toBe('NOERROR');
   });
 });

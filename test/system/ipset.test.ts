@@ -1,7 +1,10 @@
 // Kernel enforcement with real ipset and iptables, in network namespaces: a
 // client host floods ~900-byte answers, the kernel ends up dropping it before
-// ampguard's socket, everyone else keeps resolving. Skipped, with the reason,
-// only where the kernel or privileges are missing.
+// ampguard's socket, everyone else keeps resolving. At the default config the
+// ladder answers the flood's over-budget replies with TC first and blocks it
+// when its judging window ends without TCP follow-ups (docs/defence.md); the
+// last test turns the ladder off for the one-step block. Skipped, with the
+// reason, only where the kernel or privileges are missing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHosts, kernelUnavailable, SERVER_V4, SERVER_V6, CLIENTS_V4, CLIENTS_V6, type Hosts } from '../helpers/netns.js';
 import type { Recursor } from '../helpers/recursor.js';
@@ -10,6 +13,7 @@ import { CLI, startAmpguard, type Ampguard } from '../helpers/ampguard.js';
 import { dig } from '../helpers/dig.js';
 import { stopAll } from '../helpers/process.js';
 import { blast, until } from '../helpers/blast.js';
+import { poll } from '../helpers/poll.js';
 
 const unavailable = kernelUnavailable();
 if (unavailable) console.warn(`system tests skipped: ${unavailable}`);
@@ -44,25 +48,33 @@ describe.skipIf(unavailable !== null)('ipset enforcement', () => {
     hosts?.destroy();
   });
 
-  it('creates both sets and the raw PREROUTING rules', () => {
+  it('creates the four sets and the raw PREROUTING rules', () => {
     expect(setMembers('throttled-ips')).toMatch(/Type: hash:ip[\s\S]*family inet .*timeout 4/);
     expect(setMembers('throttled-ips-v6')).toMatch(/family inet6 .*netmask 64/);
+    expect(setMembers('throttled-ips-net')).toMatch(/Type: hash:net[\s\S]*family inet .*timeout 4/);
+    expect(setMembers('throttled-ips-net-v6')).toMatch(/Type: hash:net[\s\S]*family inet6 .*timeout 4/);
     expect(dropCounter('iptables', 'throttled-ips')).toBe(0);
     expect(dropCounter('ip6tables', 'throttled-ips-v6')).toBe(0);
+    expect(dropCounter('iptables', 'throttled-ips-net')).toBe(0);
+    expect(dropCounter('ip6tables', 'throttled-ips-net-v6')).toBe(0);
   });
 
-  it('puts a flooding client in the set and the kernel drops it before ampguard', async () => {
+  it('answers a flooding client with TC once over budget, then puts it in the set and the kernel drops it before ampguard', async () => {
     const flood = blast(hosts, SERVER_V4, FLOODER, 40);
-    // a fresh prefix gets its burst (10 full-size replies; these are ~900 bytes, so a few more)
-    expect(flood.received).toBeGreaterThanOrEqual(10);
-    expect(flood.received).toBeLessThan(40);
-    expect(await until(() => setMembers('throttled-ips').includes(FLOODER), 3000)).toBe(true);
+    const full = flood.received - flood.truncated;
+    // a fresh prefix gets its burst (10 full-size replies; these are ~900 bytes, so a few more), then rung 2: TC answers
+    expect(full).toBeGreaterThanOrEqual(10);
+    expect(full).toBeLessThan(40);
+    expect(flood.truncated).toBeGreaterThanOrEqual(10); // enough for its window to be judged (policy.ladder.min_tc)
+    // judged when its window ends (2 s), by the once-a-second sweep since the flood stopped
+    expect(await until(() => setMembers('throttled-ips').includes(FLOODER), 5000)).toBe(true);
     await ag.proc.waitFor(/"msg":"prefix blocked"/, 3000);
     const line = ag.proc.output().split('\n').find((l) => l.includes('"msg":"prefix blocked"'));
-    expect(JSON.parse(line ?? '{}')).toMatchObject({ address: FLOODER, prefix: FLOODER, mode: 'ipset', rule: '50kb/min burst 10' });
+    expect(JSON.parse(line ?? '{}')).toMatchObject({ address: FLOODER, prefix: FLOODER, mode: 'ipset', rule: '50kb/min burst 10', level: 'prefix', reason: 'no_followup' });
     expect(await ag.metric('ampguard_blocks_total{mode="ipset"}')).toBe(1);
     expect(await ag.metric('ampguard_blocked_clients')).toBe(1);
-    expect(await ag.metric('ampguard_dropped_total{reason="rate"}')).toBeGreaterThanOrEqual(1);
+    expect(await ag.metric('ampguard_truncated_total{reason="budget"}')).toBe(flood.truncated);
+    expect(await ag.metric('ampguard_escalations_total{level="prefix",reason="no_followup"}')).toBe(1);
 
     const queriesBefore = await ag.metric('ampguard_queries_total{proto="udp"}');
     const dropsBefore = dropCounter('iptables', 'throttled-ips');
@@ -80,9 +92,10 @@ describe.skipIf(unavailable !== null)('ipset enforcement', () => {
     expect(udp.status).toBe('NOERROR');
   });
 
-  it('never blocks an allowlisted client', async () => {
+  it('never blocks an allowlisted client, nor truncates its replies', async () => {
     const r = blast(hosts, SERVER_V4, ALLOWED, 60);
     expect(r.received).toBe(60);
+    expect(r.truncated).toBe(0);
     expect(setMembers('throttled-ips')).not.toContain(ALLOWED);
   });
 
@@ -93,8 +106,9 @@ describe.skipIf(unavailable !== null)('ipset enforcement', () => {
 
   it('blocks an IPv6 /64 in the -v6 set, and not the /64 next door', async () => {
     const flood = blast(hosts, SERVER_V6, FLOODER6, 40);
-    expect(flood.received).toBeLessThan(40);
-    expect(await until(() => setMembers('throttled-ips-v6').includes('fd00:a3b1::'), 3000)).toBe(true);
+    expect(flood.received - flood.truncated).toBeLessThan(40);
+    expect(flood.truncated).toBeGreaterThanOrEqual(10);
+    expect(await until(() => setMembers('throttled-ips-v6').includes('fd00:a3b1::'), 5000)).toBe(true);
     const dropsBefore = dropCounter('ip6tables', 'throttled-ips-v6');
     expect(blast(hosts, SERVER_V6, FLOODER6, 10, 'www.example.test').received).toBe(0);
     expect(dropCounter('ip6tables', 'throttled-ips-v6') - dropsBefore).toBe(10);
@@ -129,10 +143,28 @@ describe.skipIf(unavailable !== null)('ipset enforcement', () => {
         listen: { udp: [`${SERVER_V4}:53`], tcp: [`${SERVER_V4}:53`] },
         backends: [{ address: `127.0.0.1:${rec.port}` }],
         block: { mode: 'ipset', timeout: 4 },
+        // the next test: today's one step, blocked at the first over-budget reply
+        policy: { ladder: { enabled: false } },
       },
     });
     expect(ag.proc.output()).toMatch(/"blocks_loaded":1/);
     expect(await ag.metric('ampguard_blocked_clients')).toBe(1);
     hosts.run(hosts.server, 'ipset', ['del', 'throttled-ips', HAND, '-exist']);
+  });
+
+  it('with policy.ladder.enabled false, blocks at the first over-budget reply: no TC answers, the tripping reply dropped', async () => {
+    const flood = blast(hosts, SERVER_V4, NEIGHBOUR, 40);
+    expect(flood.truncated).toBe(0);
+    expect(flood.received).toBeGreaterThanOrEqual(10);
+    expect(flood.received).toBeLessThan(40);
+    expect(await poll(() => ag.metric('ampguard_dropped_total{reason="rate"}'), (n) => n >= 1)).toBeGreaterThanOrEqual(1);
+    expect(await ag.metric('ampguard_truncated_total{reason="budget"}')).toBe(0);
+    expect(await until(() => setMembers('throttled-ips').includes(NEIGHBOUR), 3000)).toBe(true);
+    const line = ag.proc.output().split('\n').find((l) => l.includes('"msg":"prefix blocked"'));
+    expect(JSON.parse(line ?? '{}')).toMatchObject({ address: NEIGHBOUR, mode: 'ipset', level: 'prefix', reason: 'over_budget' });
+    expect(await ag.metric('ampguard_escalations_total{level="prefix",reason="over_budget"}')).toBe(1);
+    const dropsBefore = dropCounter('iptables', 'throttled-ips');
+    expect(blast(hosts, SERVER_V4, NEIGHBOUR, 10, 'www.example.test').received).toBe(0);
+    expect(dropCounter('iptables', 'throttled-ips') - dropsBefore).toBe(10);
   });
 });
