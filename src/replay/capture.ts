@@ -19,16 +19,23 @@ export class CaptureError extends Error {
 }
 
 /** One captured frame; the reader reuses this object and its buffer for the next one. */
-export interface Frame {
+export class Frame {
   /** capture time, ms since the epoch (fractional) */
-  ts: number;
-  linkType: number;
-  /** the captured bytes (a view into the reader's buffer: valid until the next call) */
-  data: Buffer;
-  /** the length the packet had on the wire (data may be shorter: snaplen) */
-  origLen: number;
+  ts = 0;
+  linkType = 0;
+  /** the reader's buffer; the frame is bytes [start, end) of it, valid until the next call */
+  buffer: Buffer = Buffer.alloc(0);
+  start = 0;
+  end = 0;
+  /** the length the packet had on the wire (the frame may be shorter: snaplen) */
+  origLen = 0;
   /** byte offset of the record in the file */
-  offset: number;
+  offset = 0;
+
+  /** the captured bytes (a view: the decoder reads the buffer by offsets and needs no view) */
+  get data(): Buffer {
+    return this.buffer.subarray(this.start, this.end);
+  }
 }
 
 const CHUNK = 4 << 20;
@@ -63,7 +70,7 @@ export class CaptureReader {
   private pcapLinkType = 0;
   private interfaces: NgInterface[] = [];
   private lastTs = 0;
-  private readonly frame: Frame = { ts: 0, linkType: 0, data: Buffer.alloc(0), origLen: 0, offset: 0 };
+  private readonly frame = new Frame();
 
   constructor(readonly file: string) {
     this.fd = openSync(file, 'r');
@@ -157,7 +164,9 @@ export class CaptureReader {
     const f = this.frame;
     f.ts = sec * 1000 + (this.nanos ? frac / 1e6 : frac / 1e3);
     f.linkType = this.pcapLinkType;
-    f.data = this.buf.subarray(this.start + 16, this.start + 16 + capLen);
+    f.buffer = this.buf;
+    f.start = this.start + 16;
+    f.end = this.start + 16 + capLen;
     f.origLen = origLen;
     f.offset = at;
     this.start += 16 + capLen;
@@ -223,7 +232,9 @@ export class CaptureReader {
       if (iface === undefined) this.fail(at, 'packet before any interface block');
       this.lastTs = f.ts;
       f.linkType = iface.linkType;
-      f.data = this.buf.subarray(dataAt, dataAt + capLen);
+      f.buffer = this.buf;
+      f.start = dataAt;
+      f.end = dataAt + capLen;
       return f;
     }
   }

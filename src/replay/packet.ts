@@ -37,44 +37,53 @@ export class Decoded {
   tcpFlags = 0;
   tcpSeq = 0;
   private frame: Buffer = Buffer.alloc(0);
+  /** where the frame ends in `frame` */
+  private stop = 0;
   private srcAt = 0;
   private dstAt = 0;
   private readonly groups = new Uint16Array(8);
+  /**
+   * IPv4 address strings by value: the same string object for the same client
+   * keeps its hash cached, so the policy's table lookups do not hash a fresh
+   * string per packet (docs/replay.md, speed). Cleared when full: bounded.
+   */
+  private readonly v4Names = new Map<number, string>();
 
   /** Decodes `data` of link type `link`; null when it is a UDP or TCP packet, else why not. */
-  decode(data: Buffer, link: number): SkipReason | null {
+  decode(data: Buffer, link: number, start = 0, stop = data.length): SkipReason | null {
     this.frame = data;
-    let at = 0;
+    this.stop = stop;
+    let at = start;
     let ethertype: number;
     switch (link) {
       case LINK_ETHERNET:
-        if (data.length < 14) return 'short';
-        ethertype = data.readUInt16BE(12);
-        at = 14;
+        if (stop < at + 14) return 'short';
+        ethertype = data.readUInt16BE(at + 12);
+        at += 14;
         break;
       case LINK_SLL:
-        if (data.length < 16) return 'short';
-        ethertype = data.readUInt16BE(14);
-        at = 16;
+        if (stop < at + 16) return 'short';
+        ethertype = data.readUInt16BE(at + 14);
+        at += 16;
         break;
       case LINK_SLL2:
-        if (data.length < 20) return 'short';
-        ethertype = data.readUInt16BE(0);
-        at = 20;
+        if (stop < at + 20) return 'short';
+        ethertype = data.readUInt16BE(at);
+        at += 20;
         break;
       case LINK_RAW:
       case LINK_RAW_ALT:
       case LINK_IPV4:
       case LINK_IPV6:
-        if (data.length < 1) return 'short';
-        ethertype = data[0]! >> 4 === 6 ? 0x86dd : 0x0800;
+        if (stop < at + 1) return 'short';
+        ethertype = data[at]! >> 4 === 6 ? 0x86dd : 0x0800;
         break;
       case LINK_NULL:
       case LINK_LOOP: {
         // a 4-byte address family, in the capturing host's byte order (NULL) or big-endian (LOOP)
-        if (data.length < 5) return 'short';
-        ethertype = data[4]! >> 4 === 6 ? 0x86dd : 0x0800;
-        at = 4;
+        if (stop < at + 5) return 'short';
+        ethertype = data[at + 4]! >> 4 === 6 ? 0x86dd : 0x0800;
+        at += 4;
         break;
       }
       default:
@@ -82,7 +91,7 @@ export class Decoded {
     }
     // 802.1Q and 802.1ad tags, stacked (QinQ): 4 bytes each
     while (ethertype === 0x8100 || ethertype === 0x88a8 || ethertype === 0x9100) {
-      if (data.length < at + 4) return 'short';
+      if (stop < at + 4) return 'short';
       ethertype = data.readUInt16BE(at + 2);
       at += 4;
     }
@@ -100,16 +109,34 @@ export class Decoded {
     return this.address(this.dstAt);
   }
 
+  /** 20 bits of the source (or destination) address, to key the pairing table by number */
+  addressBits(source: boolean): number {
+    const d = this.frame;
+    const at = source ? this.srcAt : this.dstAt;
+    const last = this.family === 4 ? at : at + 12;
+    return (d.readUInt32BE(last) ^ (this.family === 6 ? d.readUInt32BE(at + 4) : 0)) & 0xfffff;
+  }
+
   private address(at: number): string {
     const d = this.frame;
-    if (this.family === 4) return `${d[at]}.${d[at + 1]}.${d[at + 2]}.${d[at + 3]}`;
+    if (this.family === 4) {
+      const v = d.readUInt32BE(at);
+      let name = this.v4Names.get(v);
+      if (name === undefined) {
+        if (this.v4Names.size >= 65_536) this.v4Names.clear();
+        name = `${d[at]}.${d[at + 1]}.${d[at + 2]}.${d[at + 3]}`;
+        this.v4Names.set(v, name);
+      }
+      return name;
+    }
     const g = this.groups;
     for (let i = 0; i < 8; i++) g[i] = (d[at + 2 * i]! << 8) | d[at + 2 * i + 1]!;
     return formatIpv6(g);
   }
 
   private ipv4(d: Buffer, at: number): SkipReason | null {
-    if (d.length < at + 20 || d[at]! >> 4 !== 4) return d.length < at + 20 ? 'short' : 'not_ip';
+    if (this.stop < at + 20) return 'short';
+    if (d[at]! >> 4 !== 4) return 'not_ip';
     const ihl = (d[at]! & 15) * 4;
     const total = d.readUInt16BE(at + 2);
     if (ihl < 20 || total < ihl) return 'short';
@@ -119,15 +146,15 @@ export class Decoded {
     this.srcAt = at + 12;
     this.dstAt = at + 16;
     // Ethernet pads short frames: the IP total length says where the packet ends
-    const end = Math.min(d.length, at + total);
+    const end = Math.min(this.stop, at + total);
     return this.transport(d, d[at + 9]!, at + ihl, end, at + total);
   }
 
   private ipv6(d: Buffer, at: number): SkipReason | null {
-    if (d.length < at + 40) return 'short';
+    if (this.stop < at + 40) return 'short';
     if (d[at]! >> 4 !== 6) return 'not_ip';
     const wireEnd = at + 40 + d.readUInt16BE(at + 4);
-    const end = Math.min(d.length, wireEnd);
+    const end = Math.min(this.stop, wireEnd);
     let next = d[at + 6]!;
     let o = at + 40;
     this.family = 6;

@@ -7,7 +7,7 @@
 import { CaptureReader, type Frame } from './capture.js';
 import { Decoded, PROTO_TCP, type SkipReason } from './packet.js';
 import { TcpStreams } from './tcp-streams.js';
-import type { PolicyRunner } from './runner.js';
+import { pairKey, type PolicyRunner } from './runner.js';
 import { parseQuery } from '../dns/query.js';
 import { FLAG_QR, HEADER_LEN } from '../dns/header.js';
 import type { QueryContext } from '../pipeline/context.js';
@@ -116,7 +116,7 @@ export function replay(files: string[], runners: readonly PolicyRunner[], opts: 
             nextSettle = now + SETTLE_MS;
           }
         }
-        const skip = d.decode(frame.data, frame.linkType);
+        const skip = d.decode(frame.buffer, frame.linkType, frame.start, frame.end);
         if (skip !== null) {
           totals.skipped[skip]++;
           continue;
@@ -167,14 +167,15 @@ export function replay(files: string[], runners: readonly PolicyRunner[], opts: 
           totals.udpQueries++;
           totals.udpQueryBytes += d.wireLength;
           // a copy: the reader reuses its buffer, and a pending query must outlive this frame
-          const query = Buffer.from(msg);
+          const query = Buffer.allocUnsafe(msg.length);
+          msg.copy(query);
           const parsed = msg.length === d.wireLength ? parseQuery(query) : null;
           if (parsed === null) {
             for (const r of runners) r.malformed(client, d.family, d.wireLength, now);
             continue;
           }
           const ctx: QueryContext = { query, parsed, clientAddress: client, family: d.family, proto: 'udp' };
-          const key = `${client}#${d.srcPort}#${parsed.id}`;
+          const key = pairKey(d.srcPort, parsed.id, d.addressBits(true));
           for (const r of runners) r.udpQuery(ctx, key, d.srcPort, now);
         } else if (isReply && fromServer) {
           if (servers && !servers.has(d.source())) {
@@ -191,7 +192,7 @@ export function replay(files: string[], runners: readonly PolicyRunner[], opts: 
             reply = Buffer.alloc(d.wireLength);
             msg.copy(reply);
           }
-          const key = `${client}#${d.dstPort}#${(msg[0]! << 8) | msg[1]!}`;
+          const key = pairKey(d.dstPort, (msg[0]! << 8) | msg[1]!, d.addressBits(false));
           for (const r of runners) r.udpReply(key, reply, client, d.family, now);
         } else {
           totals.skipped.not_dns++;

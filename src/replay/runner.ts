@@ -79,6 +79,11 @@ export interface RunResult {
   readonly tcpSenders: ReadonlySet<string>;
 }
 
+/** The pairing key of a UDP exchange: client port, DNS ID and 20 bits of the client address (< 2^52). */
+export function pairKey(port: number, id: number, addressBits: number): number {
+  return (((port << 16) | id) >>> 0) * 1_048_576 + addressBits;
+}
+
 interface Pending {
   readonly ctx: QueryContext;
   readonly at: number;
@@ -94,7 +99,8 @@ export class PolicyRunner {
   private readonly enforcer: Enforcer;
   private readonly env: PolicyEnv;
   private now = 0;
-  private readonly pending = new Map<string, Pending>();
+  /** by pairKey(): numbers hash faster than strings; the client address is checked on a match */
+  private readonly pending = new Map<number, Pending>();
   private readonly maxPending: number;
   private readonly maxTracked: number;
   private readonly maxBlocks: number;
@@ -161,8 +167,8 @@ export class PolicyRunner {
     return prefixKey(address, family, this.settings.prefixV4, this.settings.prefixV6);
   }
 
-  /** A UDP query at `now`; `key` pairs it with its reply (client address, port, DNS ID). */
-  udpQuery(ctx: QueryContext, key: string, port: number, now: number): void {
+  /** A UDP query at `now`; `key` (pairKey) pairs it with its reply. */
+  udpQuery(ctx: QueryContext, key: number, port: number, now: number): void {
     this.now = now;
     const c = this.counters;
     c.queries.udp++;
@@ -190,10 +196,11 @@ export class PolicyRunner {
       this.sent(p, verdict.wire.length);
       return;
     }
-    // a retransmission with the same port and ID replaces the older one, at the back of the queue
-    this.pending.delete(key);
+    // a retransmission with the same port and ID replaces the older one, at the back of the queue;
+    // so does, very rarely, another client whose key is the same (then the older is never answered)
+    if (this.pending.delete(key)) this.unanswered++;
     if (this.pending.size >= this.maxPending) {
-      const oldest = this.pending.keys().next().value as string;
+      const oldest = this.pending.keys().next().value as number;
       this.pending.delete(oldest);
       this.overflow++;
     }
@@ -213,12 +220,12 @@ export class PolicyRunner {
   }
 
   /** A UDP reply to the client of `key`, as the capture holds it (`reply.length` is its length on the wire). */
-  udpReply(key: string, reply: Buffer, address: string, family: 4 | 6, now: number): void {
+  udpReply(key: number, reply: Buffer, address: string, family: 4 | 6, now: number): void {
     this.now = now;
     const p = this.stat(this.prefixOf(address, family));
     p.bytesBefore += reply.length;
     const q = this.pending.get(key);
-    if (q === undefined) {
+    if (q === undefined || q.ctx.clientAddress !== address) {
       // no query in the capture, or one the policy answered itself, dropped, or timed out
       this.unpaired++;
       return;

@@ -1,6 +1,6 @@
 // `npm run bench`: speed and memory, side by side with dnsdist and a bare Node
 // forwarder in one run, reported as ratios (issue 4). Never part of `npm test`.
-// Scenarios: throughput (default), flood, memory; BENCH=throughput,flood,memory
+// Scenarios: throughput (default), flood, memory, replay; BENCH=throughput,flood,memory,replay
 // picks; BENCH_REPEATS, BENCH_SECONDS, BENCH_WORKERS tune.
 import { cpus, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { runThroughput, median, type TargetResult } from './throughput.js';
 
 const env = (k: string, d: number): number => Number(process.env[k] ?? d);
-const scenarios = (process.env.BENCH ?? 'throughput,flood,memory').split(',');
+const scenarios = (process.env.BENCH ?? 'throughput,flood,memory,replay').split(',');
 
 function fmt(n: number, digits = 0): string {
   return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
@@ -70,6 +70,7 @@ async function main(): Promise<void> {
     const { runMemory } = await import('./memory.js');
     await runMemory();
   }
+  if (scenarios.includes('replay')) await (await import('./replay.js')).runReplayBench();
 }
 
 main().then(
