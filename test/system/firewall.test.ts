@@ -49,6 +49,9 @@ describe.skipIf(unavailable !== null)('stateless firewall ruleset', () => {
     hosts.run(hosts.client, 'ipset', ['restore'], ruleset('ipset'));
     const v4 = ruleset('iptables');
     expect(v4).toMatch(/-A PREROUTING -p udp --dport 53 -m set --match-set throttled-ips src -j DROP/);
+    // the aggregate networks' set, which the set match can only load once `ipset restore` created it as hash:net
+    expect(v4).toMatch(/-A PREROUTING -p udp --dport 53 -m set --match-set throttled-ips-net src -j DROP/);
+    expect(hosts.run(hosts.client, 'ipset', ['list', '-t', 'throttled-ips-net'])).toMatch(/Type: hash:net[\s\S]*family inet /);
     expect(v4).toMatch(/-A PREROUTING -p udp --dport 53 -j CT --notrack/);
     expect(v4).toMatch(/-A OUTPUT -p udp -d 127\.0\.0\.1 --dport 5300 -j CT --notrack/);
     expect(v4).toMatch(/-A INPUT -p tcp ! --syn -j ACCEPT/);
@@ -57,6 +60,7 @@ describe.skipIf(unavailable !== null)('stateless firewall ruleset', () => {
     hosts.run(hosts.client, 'iptables-restore', ['--test'], v4);
     const v6 = ruleset('ip6tables');
     expect(v6).toMatch(/--icmpv6-type packet-too-big -j ACCEPT/);
+    expect(v6).toMatch(/-A PREROUTING -p udp --dport 53 -m set --match-set throttled-ips-net-v6 src -j DROP/);
     hosts.run(hosts.client, 'ip6tables-restore', ['--test'], v6);
   });
 
@@ -64,6 +68,8 @@ describe.skipIf(unavailable !== null)('stateless firewall ruleset', () => {
     const nft = ruleset('nft');
     expect(nft).toMatch(/notrack/);
     expect(nft).toMatch(/tcp flags & \(syn \| ack\) != syn accept/);
+    expect(nft).toMatch(/add set inet ampguard throttled-ips-net \{ type ipv4_addr; flags interval, timeout;/);
+    expect(nft).toMatch(/ip6 saddr @throttled-ips-net-v6 counter drop/);
     hosts.run(hosts.client, 'nft', ['-c', '-f', '-'], nft);
   });
 
