@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import type { UdpPath, UdpReplyTarget } from '../pipeline/udp-path.js';
-import { META, type NativeBinding, type NativeUdpSocket } from '../native/index.js';
+import { META, STAT_SLOTS, type NativeBinding, type NativeUdpSocket } from '../native/index.js';
 import { formatIpv4, formatIpv6 } from '../native/address.js';
 
 /** a query longer than this is dropped as malformed (the pipeline counts it): no real query comes close */
@@ -71,6 +71,18 @@ export class NativeUdpListener implements UdpReplyTarget {
       this.socket.close();
       return Promise.reject(err as Error);
     }
+  }
+
+  /** the port the socket got (differs from localPort when bound to port 0) */
+  boundPort(): number {
+    return this.socket.localPort();
+  }
+
+  /** the addon's counters for this socket (native/index.ts STAT) */
+  stats(): Float64Array {
+    const out = new Float64Array(STAT_SLOTS);
+    this.socket.stats(out);
+    return out;
   }
 
   send(wire: Buffer, port: number, address: string): void {

@@ -43,7 +43,7 @@ if (!gyp) fail('node-gyp not found');
 const dir = nodeDir();
 if (!dir) fail('Node headers not found (include/node)');
 const buildDir = asan ? 'build-asan' : 'build';
-const args = [gyp, 'rebuild', `--nodedir=${dir}`, '--directory', here];
+const args = [gyp, 'rebuild', '--loglevel=warn', `--nodedir=${dir}`, '--directory', here];
 // node-gyp always builds into ./build: the ASan build is moved aside after
 const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, npm_config_nodedir: dir, AMPGUARD_ASAN: asan ? '1' : '0' } });
 if (r.status !== 0) fail(`node-gyp exited ${r.status ?? r.signal}`);

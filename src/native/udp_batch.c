@@ -98,7 +98,7 @@ struct env_state {
   uv_prepare_t prepare;
   uv_check_t check;
   sock_t *dirty_head;
-  napi_ref ctor_ref;
+  int handles_closed;
 };
 
 /* ---- helpers ---- */
@@ -701,9 +701,10 @@ static void start_env_handles(env_state *es) {
   uv_unref((uv_handle_t *)&es->check);
 }
 
+/* both handles live inside es: it is freed after the second close, in whichever order libuv runs them */
 static void env_handle_closed(uv_handle_t *h) {
   env_state *es = (env_state *)h->data;
-  if (h == (uv_handle_t *)&es->check) free(es);
+  if (++es->handles_closed == 2) free(es);
 }
 
 static void env_cleanup(void *arg) {
