@@ -12,13 +12,16 @@ interface Flow {
 }
 
 const MAX_MESSAGE = 65_535 + 2;
+/** unfinished messages held at once, over all flows: a hostile capture of 65,536 half-sent 64 KiB messages stays at this */
+const MAX_PENDING_BYTES = 64 << 20;
 
 export class TcpStreams {
   private readonly flows = new Map<string, Flow>();
   /** flows forgotten to keep the table bounded */
   evicted = 0;
-  /** bytes skipped after a gap in a stream */
+  /** bytes skipped after a gap in a stream (or beyond the bound on unfinished messages) */
   gaps = 0;
+  private pendingBytes = 0;
 
   constructor(private readonly maxFlows: number) {}
 
@@ -51,19 +54,30 @@ export class TcpStreams {
         payload = payload.subarray(-delta);
       } else if (delta > 0) {
         this.gaps += delta;
-        flow.pending = null;
+        this.drop(flow);
       }
       flow.nextSeq = (seq + (delta < 0 ? -delta : 0) + payload.length) >>> 0;
       this.take(flow, payload, onMessage);
     }
-    if (flags & 0x05) this.flows.delete(key);
+    if (flags & 0x05) this.remove(key);
+  }
+
+  private drop(flow: Flow): void {
+    if (flow.pending !== null) this.pendingBytes -= flow.pending.length;
+    flow.pending = null;
+  }
+
+  private remove(key: string): void {
+    const flow = this.flows.get(key);
+    if (flow === undefined) return;
+    this.drop(flow);
+    this.flows.delete(key);
   }
 
   private put(key: string, flow: Flow): void {
-    this.flows.delete(key);
+    this.remove(key);
     if (this.flows.size >= this.maxFlows) {
-      const oldest = this.flows.keys().next().value as string;
-      this.flows.delete(oldest);
+      this.remove(this.flows.keys().next().value as string);
       this.evicted++;
     }
     this.flows.set(key, flow);
@@ -71,7 +85,7 @@ export class TcpStreams {
 
   private take(flow: Flow, data: Buffer, onMessage: (msg: Buffer) => void): void {
     let buf = flow.pending === null ? data : Buffer.concat([flow.pending, data]);
-    flow.pending = null;
+    this.drop(flow);
     while (buf.length >= 2) {
       const len = buf.readUInt16BE(0);
       if (buf.length < 2 + len) break;
@@ -79,6 +93,12 @@ export class TcpStreams {
       onMessage(Buffer.from(buf.subarray(2, 2 + len)));
       buf = buf.subarray(2 + len);
     }
-    if (buf.length > 0 && buf.length <= MAX_MESSAGE) flow.pending = Buffer.from(buf);
+    if (buf.length === 0) return;
+    if (buf.length > MAX_MESSAGE || this.pendingBytes + buf.length > MAX_PENDING_BYTES) {
+      this.gaps += buf.length;
+      return;
+    }
+    flow.pending = Buffer.from(buf);
+    this.pendingBytes += buf.length;
   }
 }
