@@ -31,16 +31,25 @@ function throughputReport(results: TargetResult[]): void {
     console.log(`| ${r.name} | ${fmt(median(r.qps))} | ${fmt(Math.min(...r.qps))} | ${fmt(Math.max(...r.qps))} | ${fmt(median(r.cpuUsPerQuery), 1)} | ${fmt(100 * median(r.lossShare), 2)}% | ${fmt(r.p50ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(100 * stealMax, 1)}%${stealMax > 0.05 ? ' SPOILED' : ''} |`);
   }
   const by = (name: string): TargetResult | undefined => results.find((r) => r.name === name);
-  const ratio = (a?: TargetResult, b?: TargetResult): string => (a && b ? (median(a.qps) / median(b.qps)).toFixed(2) : 'n/a');
-  const many = results.find((r) => /^ampguard-\d+w$/.test(r.name) && r.name !== 'ampguard-1w');
-  console.log('\nratios (qps, medians of this run):');
-  console.log(`  ampguard-1w / bare-node = ${ratio(by('ampguard-1w'), by('bare-node'))}   (target >= 0.9)`);
-  console.log(`  ampguard-1w / dnsdist   = ${ratio(by('ampguard-1w'), by('dnsdist'))}`);
-  if (many) {
-    console.log(`  ${many.name} / dnsdist   = ${ratio(many, by('dnsdist'))}`);
-    console.log(`  ${many.name} / ampguard-1w = ${ratio(many, by('ampguard-1w'))}`);
-  }
-  console.log(`  bare-node / dnsdist     = ${ratio(by('bare-node'), by('dnsdist'))}`);
+  const cpu = (r: TargetResult): number => median(r.cpuUsPerQuery);
+  const ratios = (a: string, b: string, target = ''): void => {
+    const x = by(a);
+    const y = by(b);
+    if (!x || !y) return;
+    const q = median(x.qps) / median(y.qps);
+    const c = cpu(x) / cpu(y);
+    console.log(`  ${`${a} / ${b}`.padEnd(42)} qps ${q.toFixed(2)}  CPU-us/query ${c.toFixed(2)}${target}`);
+  };
+  const n = results.map((r) => /^ampguard-native-(\d+)w$/.exec(r.name)?.[1]).find((w) => w !== undefined && w !== '1');
+  console.log('\nratios (medians of this run):');
+  ratios('ampguard-native-1w', 'dnsdist-1l', '   (target: qps >= 1.0, CPU <= 1.0)');
+  if (n) ratios(`ampguard-native-${n}w`, `dnsdist-${n}l`, '   (target: qps >= 1.0, CPU <= 1.0)');
+  ratios('ampguard-native-1w', 'ampguard-dgram-1w');
+  if (n) ratios(`ampguard-native-${n}w`, `ampguard-dgram-${n}w`);
+  ratios('ampguard-dgram-1w', 'bare-node', '   (target: qps >= 0.9)');
+  ratios('ampguard-dgram-1w', 'dnsdist-1l');
+  if (n) ratios(`ampguard-dgram-${n}w`, `dnsdist-${n}l`);
+  ratios('bare-node', 'dnsdist-1l');
 }
 
 function need(tool: string, pkg: string): void {

@@ -1,6 +1,6 @@
 // Throughput scenario: one pdns_recursor (packet cache on), and in front of it
-// the bare Node forwarder, ampguard with 1 and N workers, and dnsdist when
-// installed; dnsperf against each in interleaved repeats.
+// the bare Node forwarder, ampguard with 1 and N workers in each UDP I/O mode, and
+// dnsdist with 1 and N listeners when installed; dnsperf against each in interleaved repeats.
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,6 +10,7 @@ import { startRecursor } from '../helpers/recursor.js';
 import { startProc, stopAll, type Proc } from '../helpers/process.js';
 import { freePort } from '../helpers/ports.js';
 import { cpuMicros, dnsperf, median, percentile, stealShare, systemCpu } from './measure.js';
+import { loadNative } from '../../src/native/index.js';
 
 export interface TargetResult {
   name: string;
@@ -53,12 +54,13 @@ function childPids(pid: number): number[] {
   }
 }
 
-async function startAmpguardTarget(name: string, dir: string, backendPort: number, workers: number): Promise<Target> {
+async function startAmpguardTarget(name: string, dir: string, backendPort: number, workers: number, udpIo: 'native' | 'dgram'): Promise<Target> {
   const port = await freePort();
   const config = {
     listen: { udp: [`127.0.0.1:${port}`], tcp: [`127.0.0.1:${port}`] },
     backends: [{ address: `127.0.0.1:${backendPort}` }],
     workers,
+    udp_io: udpIo,
     metrics: { listen: `127.0.0.1:${await freePort()}` },
     health_check: { qname: 'example.test', qtype: 'SOA' },
     // the whole policy runs (budgets charged), but the benchmark client is never blocked
@@ -80,16 +82,18 @@ async function startBare(backendPort: number): Promise<Target> {
   return { name: 'bare-node', port, proc, pids: () => [proc.child.pid as number] };
 }
 
-async function startDnsdist(dir: string, backendPort: number): Promise<Target | null> {
+/** dnsdist with `listeners` UDP listener threads on one port (SO_REUSEPORT, as ampguard's workers) */
+async function startDnsdist(dir: string, backendPort: number, listeners: number): Promise<Target | null> {
   try {
     execFileSync('sh', ['-c', 'command -v dnsdist']);
   } catch {
     return null;
   }
   const port = await freePort();
-  const conf = join(dir, 'dnsdist.conf');
+  const conf = join(dir, `dnsdist-${listeners}.conf`);
   writeFileSync(conf, [
-    `setLocal('127.0.0.1:${port}')`,
+    `setLocal('127.0.0.1:${port}', {reusePort=true})`,
+    ...Array.from({ length: listeners - 1 }, () => `addLocal('127.0.0.1:${port}', {reusePort=true})`),
     `newServer({address='127.0.0.1:${backendPort}', checkName='example.test.', checkType='SOA'})`,
     // as alike ampguard as dnsdist allows: ANY gets TC, no packet cache
     'addAction(QTypeRule(DNSQType.ANY), TCAction())',
@@ -98,7 +102,7 @@ async function startDnsdist(dir: string, backendPort: number): Promise<Target | 
   ].join('\n'));
   const proc = startProc('dnsdist', ['--supervised', '--disable-syslog', '-C', conf]);
   await waitUdp(port);
-  return { name: 'dnsdist', port, proc, pids: () => [proc.child.pid as number] };
+  return { name: `dnsdist-${listeners}l`, port, proc, pids: () => [proc.child.pid as number] };
 }
 
 async function waitUdp(port: number): Promise<void> {
@@ -116,10 +120,15 @@ export async function runThroughput(opts: { repeats: number; seconds: number; la
     // the recursor as an operator runs it: packet cache on, default threads
     const rec = await startRecursor({ settings: { 'any-to-tcp': 'yes', 'udp-truncation-threshold': '1232', threads: '2' } });
     const queries = queryFile(dir);
-    const targets: Target[] = [await startBare(rec.port), await startAmpguardTarget('ampguard-1w', dir, rec.port, 1)];
-    if (opts.workers > 1) targets.push(await startAmpguardTarget(`ampguard-${opts.workers}w`, dir, rec.port, opts.workers));
-    const dnsdist = await startDnsdist(dir, rec.port);
-    if (dnsdist) targets.push(dnsdist);
+    const targets: Target[] = [await startBare(rec.port)];
+    // each ampguard once per UDP I/O mode; native only where the addon is built
+    const modes = (['native', 'dgram'] as const).filter((m) => m === 'dgram' || loadNative().binding !== null);
+    const counts = opts.workers > 1 ? [1, opts.workers] : [1];
+    for (const m of modes) for (const w of counts) targets.push(await startAmpguardTarget(`ampguard-${m}-${w}w`, dir, rec.port, w, m));
+    for (const n of counts) {
+      const dnsdist = await startDnsdist(dir, rec.port, n);
+      if (dnsdist) targets.push(dnsdist);
+    }
     // warm the recursor's packet cache
     await dnsperf(['-s', '127.0.0.1', '-p', String(targets[0]!.port), '-d', queries, '-l', '2', '-e']);
 
