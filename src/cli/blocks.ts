@@ -85,7 +85,8 @@ export async function blocksCommand(path: string, args: string[]): Promise<numbe
   const sink = kernelSink(mode === 'auto' ? 'ipset' : mode, k, createExec());
   if (action === 'list') {
     const entries = await sink.list();
-    if (!entries) throw new CliError('E_KERNEL', `cannot read the ${sink.mode} set ${k.set}`);
+    // the per-prefix sets and the aggregate networks' sets (docs/defence.md): networks are listed as net/len
+    if (!entries) throw new CliError('E_KERNEL', `cannot read the ${sink.mode} sets ${[k.set, k.set6, k.setNet, k.setNet6].join(', ')}`);
     printList({ mode: `${sink.mode} (kernel set; ampguard not running)`, total: entries.length, blocks: entries.map((e) => ({ prefix: e.prefix, expiresInSec: e.timeoutSec, where: sink.mode })) });
     return 0;
   }
