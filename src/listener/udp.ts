@@ -10,6 +10,12 @@ function ipLiteralLookup(address: string, family: unknown, callback: (err: null,
   callback(null, address, typeof family === 'number' ? family : address.includes(':') ? 6 : 4);
 }
 
+// dgram's reusePort (Node >= 22.12): each cluster worker binds its own socket
+// (exclusive) and the kernel spreads clients over them, as in native mode
+// (docs/performance.md); older Nodes share the primary's socket.
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+export const DGRAM_REUSE_PORT = process.platform === 'linux' && (major > 22 || (major === 22 && minor >= 12));
+
 export class UdpListener implements UdpReplyTarget {
   private readonly socket: dgram.Socket;
 
@@ -25,7 +31,8 @@ export class UdpListener implements UdpReplyTarget {
       // Replies only ever go to the IP literal a query came from; dgram's default
       // dns.lookup would cost a regex and a nextTick per reply for nothing.
       lookup: ipLiteralLookup,
-    });
+      ...(DGRAM_REUSE_PORT ? { reusePort: true } : {}),
+    } as dgram.SocketOptions);
     if (address.family === 4) {
       this.socket.on('message', (msg, rinfo) => this.path.onQuery(msg, rinfo.address, 4, rinfo.address, rinfo.port, this));
     } else {
@@ -47,7 +54,7 @@ export class UdpListener implements UdpReplyTarget {
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.socket.once('error', reject);
-      this.socket.bind(this.address.port, this.address.host, () => {
+      this.socket.bind({ port: this.address.port, address: this.address.host, exclusive: DGRAM_REUSE_PORT }, () => {
         this.socket.off('error', reject);
         resolve();
       });
