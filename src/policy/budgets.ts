@@ -126,7 +126,9 @@ export class BudgetTable {
     const cost = rule.bytes ? bytes : 1;
     const entry = table.entry(key, rule.capacity, now);
     table.refill(key, entry, rule, now);
-    if (entry.tokens < cost) return false;
+    // on rung 2 until the bucket is full again: what trickles back in is not spent on full
+    // replies, so a victim's TC answers are all it gets, never more bytes than were sent
+    if (entry.rung === RUNG_TRUNCATING || entry.tokens < cost) return false;
     entry.tokens -= cost;
     const minute = Math.floor(now / MINUTE_MS);
     if (minute !== entry.minute) {

@@ -95,6 +95,12 @@ describe('the ladder in the response stages (defaults: 50kb/min, burst 10, windo
     expect(e.budgets.truncatingCount('prefix')).toBe(1);
   });
 
+  it('sends nothing but TC answers on rung 2, though the bucket refills (no trickle of full replies)', () => {
+    const e = env();
+    const got = replies(e, '198.18.0.25', 0, 1900, 10, 1); // a minute-long NAT would refill 853 bytes a second
+    expect(got.slice(13).every((v) => v.kind === 'answer')).toBe(true);
+  });
+
   it('a busy NAT whose stubs retry over TCP stays on rung 2 and is never an offender', () => {
     const e = env();
     const got = replies(e, '198.18.0.20', 0, 60_000, 10, 1);
@@ -111,14 +117,15 @@ describe('the ladder in the response stages (defaults: 50kb/min, burst 10, windo
     expect(e.budgets.rung('prefix', '198.18.0.30')).toBe(2);
     expect(events).toEqual(['prefix 198.18.0.30 2']);
     expect(e.budgets.top(1, 500)).toEqual([{ prefix: '198.18.0.30', bytes: expect.any(Number), rung: 2 }]);
-    // 12320 bytes at 50kb/min refill in about 14.4 s
-    e.budgets.settle(e.settings, 14_000);
+    // thirteen 900-byte replies left 620 of 12320 bytes at 120 ms; nothing is spent on rung 2,
+    // and 11700 bytes at 50kb/min take 13.7 s to come back
+    e.budgets.settle(e.settings, 13_700);
     expect(e.budgets.rung('prefix', '198.18.0.30')).toBe(2);
-    e.budgets.settle(e.settings, 15_000);
+    e.budgets.settle(e.settings, 13_900);
     expect(e.budgets.rung('prefix', '198.18.0.30')).toBe(1);
     expect(e.budgets.truncatingCount('prefix')).toBe(0);
     expect(events).toEqual(['prefix 198.18.0.30 2', 'prefix 198.18.0.30 1']);
-    expect(runResponseStages(ctx('198.18.0.30'), reply900, e, 15_001).kind).toBe('forward');
+    expect(runResponseStages(ctx('198.18.0.30'), reply900, e, 13_901).kind).toBe('forward');
   });
 
   it('judges a window once a second even when the flood has stopped', () => {
