@@ -129,6 +129,10 @@ export async function runThroughput(opts: { repeats: number; seconds: number; la
       const dnsdist = await startDnsdist(dir, rec.port, n);
       if (dnsdist) targets.push(dnsdist);
     }
+    // BENCH_TARGETS (a regular expression) narrows the run, e.g. 'native|dnsdist'
+    const only = process.env.BENCH_TARGETS ? new RegExp(process.env.BENCH_TARGETS) : null;
+    if (only) for (const t of targets.filter((x) => !only.test(x.name))) await t.proc.stop();
+    if (only) targets.splice(0, targets.length, ...targets.filter((x) => only.test(x.name)));
     // warm the recursor's packet cache
     await dnsperf(['-s', '127.0.0.1', '-p', String(targets[0]!.port), '-d', queries, '-l', '2', '-e']);
 
