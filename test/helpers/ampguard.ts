@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { onStopAll, startProc, type Proc } from './process.js';
 import { freePort } from './ports.js';
+import { removeHostKernelState } from './host-kernel.js';
 
 export const CLI = resolve('dist/src/cli/index.js');
 
@@ -64,6 +65,12 @@ export async function startAmpguard(opts: AmpguardOptions): Promise<Ampguard> {
   const argv = ['node', opts.cli ?? CLI, 'run', '--config', configPath];
   const [cmd, ...args] = opts.wrap ? [...opts.wrap, ...argv] : argv;
   const proc = startProc(cmd as string, args, { netns: opts.netns });
+  // on the host, the kernel sets and rules it makes as root go with it, even when the test fails
+  const blockSet = (opts.config.block as { set?: string } | undefined)?.set;
+  const cleanKernel = (): void => {
+    if (!opts.netns) removeHostKernelState(port, blockSet);
+  };
+  onStopAll(cleanKernel);
   await proc.waitFor(/"msg":"ampguard started"/, 20_000);
   const metrics = async (): Promise<Map<string, number>> => {
     const cmd = opts.netns ? await fetchInNetns(opts.netns, metricsPort) : await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
@@ -83,6 +90,7 @@ export async function startAmpguard(opts: AmpguardOptions): Promise<Ampguard> {
     },
     async stop() {
       await proc.stop();
+      cleanKernel();
       rmSync(dir, { recursive: true, force: true });
     },
   };
