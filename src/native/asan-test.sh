@@ -12,7 +12,7 @@ node src/native/build.mjs --asan --strict >/dev/null
 npm run --silent build
 libasan=$(gcc -print-file-name=libasan.so)
 [ -e "$libasan" ] || { echo "asan: libasan.so not found (gcc -print-file-name)" >&2; exit 1; }
-export AMPGUARD_NATIVE_ADDON="$PWD/src/native/build-asan/Release/ampguard_udp.node"
+export AMPGUARD_NATIVE_ADDON="$PWD/src/native/build-asan/build/Release/ampguard_udp.node"
 export AMPGUARD_UDP_IO=native
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:quarantine_size_mb=16"
 bindir=$(mktemp -d)

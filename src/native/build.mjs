@@ -2,10 +2,11 @@
 // runs this script (never downloading any), and never fails the install: without a
 // compiler or on another OS ampguard runs on node:dgram (docs/performance.md).
 // Usage: node src/native/build.mjs [--asan] [--strict]
-//   --asan    AddressSanitizer build into src/native/build-asan (AMPGUARD_NATIVE_ADDON selects it)
+//   --asan    AddressSanitizer build in src/native/build-asan (AMPGUARD_NATIVE_ADDON selects it),
+//             beside the regular build, which it leaves alone
 //   --strict  exit non-zero on failure (CI, the ASan run)
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -42,15 +43,19 @@ const gyp = nodeGyp();
 if (!gyp) fail('node-gyp not found');
 const dir = nodeDir();
 if (!dir) fail('Node headers not found (include/node)');
-const buildDir = asan ? 'build-asan' : 'build';
-const args = [gyp, 'rebuild', '--loglevel=warn', `--nodedir=${dir}`, '--directory', here];
-// node-gyp always builds into ./build: the ASan build is moved aside after
+// node-gyp always builds into <directory>/build: the ASan build gets its own copy of the sources
+let where = here;
+if (asan) {
+  where = join(here, 'build-asan');
+  rmSync(where, { recursive: true, force: true });
+  mkdirSync(where);
+  for (const f of ['binding.gyp', 'udp_batch.c']) copyFileSync(join(here, f), join(where, f));
+}
+const args = [gyp, 'rebuild', '--loglevel=warn', `--nodedir=${dir}`, '--directory', where];
 const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, npm_config_nodedir: dir, AMPGUARD_ASAN: asan ? '1' : '0' } });
 if (r.status !== 0) fail(`node-gyp exited ${r.status ?? r.signal}`);
 if (asan) {
-  rmSync(join(here, buildDir), { recursive: true, force: true });
-  spawnSync('mv', [join(here, 'build'), join(here, buildDir)]);
-  console.log(`ampguard: ASan addon in ${join(here, buildDir, 'Release/ampguard_udp.node')}`);
+  console.log(`ampguard: ASan addon in ${join(where, 'build/Release/ampguard_udp.node')}`);
 } else {
   console.log('ampguard: native UDP addon built');
 }

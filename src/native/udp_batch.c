@@ -64,7 +64,7 @@ typedef struct sock {
   int started;
   int closing;
   int handle_closed;
-  int js_gone;
+  int js_refs; /* JS objects whose finalizers have not run: the wrapper and its two send functions */
   int want_writable;
   int dirty;
   struct sock *next_dirty;
@@ -380,15 +380,14 @@ static void on_handle_closed(uv_handle_t *h) {
   if (s->fd >= 0) close(s->fd);
   s->fd = -1;
   s->handle_closed = 1;
-  if (s->js_gone) sock_free(s);
+  if (s->js_refs == 0) sock_free(s);
 }
 
 static void sock_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   sock_t *s = (sock_t *)data;
-  s->js_gone = 1;
-  if (s->handle_closed) sock_free(s);
+  if (--s->js_refs == 0 && s->handle_closed) sock_free(s);
 }
 
 /* Stops polling, sends what is queued, closes the fd once libuv lets go of it. */
@@ -431,6 +430,9 @@ static int typed_array_bytes(napi_env env, napi_value v, napi_typedarray_type wa
   *len = n;
   return 0;
 }
+
+static napi_value js_send_to(napi_env env, napi_callback_info info);
+static napi_value js_send(napi_env env, napi_callback_info info);
 
 /* new UdpSocket(family 4|6, arena Uint8Array, meta Int32Array, addrs Uint8Array, slotSize, batch, onBatch) */
 static napi_value js_ctor(napi_env env, napi_callback_info info) {
@@ -491,6 +493,19 @@ static napi_value js_ctor(napi_env env, napi_callback_info info) {
     return NULL;
   }
   s->handle_closed = 1; /* nothing for libuv to close until started */
+  s->js_refs = 1;
+  static const struct {
+    const char *name;
+    napi_callback cb;
+  } fast[] = {{"sendTo", js_send_to}, {"send", js_send}};
+  for (size_t i = 0; i < sizeof fast / sizeof fast[0]; i++) {
+    napi_value fn;
+    if (napi_create_function(env, fast[i].name, NAPI_AUTO_LENGTH, fast[i].cb, s, &fn) != napi_ok) continue;
+    /* each function keeps the struct alive until its own finalizer: it may outlive the wrapper */
+    if (napi_add_finalizer(env, fn, s, sock_finalize, NULL, NULL) != napi_ok) continue;
+    s->js_refs++;
+    napi_set_named_property(env, self, fast[i].name, fn);
+  }
   napi_create_reference(env, argv[6], 1, &s->cb_ref);
   napi_create_reference(env, argv[1], 1, &s->arena_ref);
   napi_create_reference(env, argv[2], 1, &s->meta_ref);
@@ -598,11 +613,18 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* the hot methods carry the socket as their callback data: no unwrap per datagram */
+static sock_t *data_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, argc, argv, NULL, &data) != napi_ok || data == NULL) return NULL;
+  return (sock_t *)data;
+}
+
 /* sendTo(buf, port, host): queued, sent when this loop turn's batch is flushed. Returns false when dropped. */
 static napi_value js_send_to(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  sock_t *s = unwrap_this(env, info, &argc, argv);
+  sock_t *s = data_this(env, info, &argc, argv);
   if (s == NULL) return NULL;
   void *data;
   size_t len;
@@ -629,7 +651,7 @@ static napi_value js_send_to(napi_env env, napi_callback_info info) {
 static napi_value js_send(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  sock_t *s = unwrap_this(env, info, &argc, argv);
+  sock_t *s = data_this(env, info, &argc, argv);
   if (s == NULL) return NULL;
   void *hdata = NULL, *data;
   size_t hlen = 0, len;
@@ -732,8 +754,6 @@ static napi_value init(napi_env env, napi_value exports) {
     {"bind", NULL, js_bind, NULL, NULL, NULL, napi_default, NULL},
     {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL},
     {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
-    {"sendTo", NULL, js_send_to, NULL, NULL, NULL, napi_default, NULL},
-    {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
     {"localPort", NULL, js_local_port, NULL, NULL, NULL, napi_default, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},

@@ -25,6 +25,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { clientMessage, fuzzParams, replyShape, shapeReply, type ReplyShape } from './arbitraries.js';
 
 const binding = loadNative().binding;
+if (!loadNative().binding) console.log(`native UDP tests skipped: ${loadNative().reason}`);
 
 const datagram = fc.oneof(
   { weight: 8, arbitrary: clientMessage },

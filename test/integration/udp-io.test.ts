@@ -49,6 +49,7 @@ async function burst(a: Ampguard): Promise<void> {
 }
 
 const native = loadNative().binding !== null;
+if (!loadNative().binding) console.log(`native UDP tests skipped: ${loadNative().reason}`);
 
 describe.skipIf(!native)('udp_io: native', () => {
   it('serves UDP on the addon, shown in /metrics and /api/stats', async () => {
