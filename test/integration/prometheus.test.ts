@@ -58,7 +58,7 @@ describe.skipIf(missing !== null)('Prometheus against a running ampguard', () =>
     // two scrapes of the idle byte counters, so the rate windows start before the load
     const idleSamples = 'count_over_time(ampguard_query_bytes_total{proto="udp"}[1m])';
     expect(await poll(() => value(idleSamples), (n) => n >= 2, 20_000), idleSamples).toBeGreaterThanOrEqual(2);
-    traffic = JSON.parse(execFileSync('node', [TRAFFIC, '127.0.0.1', String(ag.port), '8', '200', '127.0.0.60,127.0.0.61,127.0.0.62'], { encoding: 'utf8' }));
+    traffic = JSON.parse(execFileSync('node', [TRAFFIC, '127.0.0.1', String(ag.port), '8', '200', '127.0.0.60,127.0.0.61,127.0.0.62', 'all'], { encoding: 'utf8' }));
     // and one that holds every reply the client got (each was counted when sent), so
     // the windows end after the load; the tests then poll for what they assert
     const scraped = 'sum(ampguard_responses_total{proto="udp"})';
