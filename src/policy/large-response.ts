@@ -22,6 +22,12 @@ export function largeResponseBudget(ctx: QueryContext, sentBytes: number, env: P
   const c = env.counters;
   const budgets = env.budgets;
   const prefix = prefixKey(ctx.clientAddress, ctx.family, s.prefixV4, s.prefixV6);
+  // an allowlisted client is never truncated or blocked: its prefix is charged (the top
+  // talkers show it) but not its network, whose budget it must not spend for its neighbours
+  if (s.allowlist.length > 0 && anyCidrContains(s.allowlist, ctx.clientAddress)) {
+    budgets.chargeAt('prefix', prefix, sentBytes, s.prefixBudget, now);
+    return sentLarge(c);
+  }
   let level: BudgetLevel = 'prefix';
   let key = prefix;
   if (budgets.chargeAt('prefix', prefix, sentBytes, s.prefixBudget, now)) {
@@ -33,7 +39,6 @@ export function largeResponseBudget(ctx: QueryContext, sentBytes: number, env: P
     budgets.refund('prefix', prefix, sentBytes, s.prefixBudget);
     level = 'aggregate';
   }
-  if (anyCidrContains(s.allowlist, ctx.clientAddress)) return sentLarge(c);
   if (s.ladder.enabled && budgets.overBudget(level, key, s, now) === 'truncate') {
     if (s.dryRun) {
       c.wouldTruncate++;

@@ -200,6 +200,19 @@ describe('aggregate budgets', () => {
     expect(runQueryStages(ctx('198.18.7.99'), off, 1).kind).toBe('forward');
   });
 
+  it('allowlisted clients do not spend the budget of their network: a flooding neighbour is judged on its own', () => {
+    const e = env({ block: { allowlist: ['198.18.6.0/29'] } });
+    let offender: Verdict | undefined;
+    for (let t = 0; t < 5000 && offender === undefined; t += 5) {
+      // eight busy allowlisted hosts, 100 large replies a second each
+      if (t % 10 === 0) for (let h = 1; h <= 7; h++) expect(runResponseStages(ctx(`198.18.6.${h}`), reply900, e, t).kind).toBe('forward');
+      const v = runResponseStages(ctx('198.18.6.48'), reply900, e, t);
+      if (v.kind === 'drop') offender = v;
+    }
+    expect(offender).toMatchObject({ offender: { prefix: '198.18.6.48', level: 'prefix' } });
+    expect(e.budgets.truncatingCount('aggregate')).toBe(0);
+  });
+
   it('a /24 whose clients come back over TCP stays on rung 2', () => {
     const e = env();
     for (let t = 0; t < 20_000; t += 10) {
