@@ -12,6 +12,7 @@ import type { RuntimeConfig } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import { reloadConfig, type ReloadPlan } from '../config/reload.js';
 import { LATENCY_BOUNDS, registerDataplaneMetrics, registerEnforcementMetrics } from '../metrics/registry.js';
+import { warnUdpIoFallback } from '../native/index.js';
 import { startMetricsServer } from '../metrics/server.js';
 import { operatorRoutes } from '../metrics/api.js';
 import { mergeTop } from '../metrics/view.js';
@@ -144,6 +145,8 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
       controlGuard(runtime, control, log),
     ),
   });
+  // the workers open the UDP sockets; the fallback to dgram is said once, here (docs/performance.md)
+  if (config.udp_io === 'auto') warnUdpIoFallback(log);
   logStarted(log, runtime, enforcer, loaded, workerCount, control);
 
   return {

@@ -1,6 +1,7 @@
 // Loads the batched-UDP addon (src/native/udp_batch.c, built by `npm run build:native`)
 // and decides the UDP I/O mode from `udp_io` (docs/performance.md). Where the addon
 // was not built or does not load, `auto` falls back to node:dgram and says so once.
+import cluster from 'node:cluster';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -77,15 +78,21 @@ export interface UdpIo {
 
 let warned = false;
 
+/** Says once per process that `auto` fell back to dgram, with the reason; nothing when the addon loads. */
+export function warnUdpIoFallback(log: Logger): void {
+  const { binding, reason } = loadNative();
+  if (binding !== null || warned) return;
+  warned = true;
+  log.warn({ reason }, 'batched UDP I/O unavailable: using node:dgram');
+}
+
 /** The mode `udp_io` asks for; `native` without a loadable addon is a start error. */
 export function resolveUdpIo(setting: UdpIoSetting, log: Logger): UdpIo {
   if (setting === 'dgram') return { mode: 'dgram', binding: null };
   const { binding, reason } = loadNative();
   if (binding !== null) return { mode: 'native', binding };
   if (setting === 'native') throw new Error(`udp_io: native, but ${reason}`);
-  if (!warned) {
-    warned = true;
-    log.warn({ reason }, 'batched UDP I/O unavailable: using node:dgram');
-  }
+  // a cluster worker leaves the warning to the primary, so N workers make one line, not N
+  if (!cluster.isWorker) warnUdpIoFallback(log);
   return { mode: 'dgram', binding: null };
 }

@@ -93,6 +93,13 @@ describe('udp_io fallback', () => {
     await burst(a);
   });
 
+  it('auto without a loadable addon says so once with two workers too', async () => {
+    process.env.AMPGUARD_NATIVE_ADDON = '/nonexistent/ampguard_udp.node';
+    const a = await start({ udp_io: 'auto', workers: 2 });
+    expect(await poll(() => a.metric('ampguard_udp_io_mode{mode="dgram"}'), (v) => v === 2)).toBe(2);
+    expect(a.proc.output().match(/batched UDP I\/O unavailable/g)).toHaveLength(1);
+  });
+
   it('native without a loadable addon refuses to start, naming the reason', async () => {
     process.env.AMPGUARD_NATIVE_ADDON = '/nonexistent/ampguard_udp.node';
     const dir = mkdtempSync(join(tmpdir(), 'ampguard-io-'));
