@@ -1,7 +1,7 @@
 // PROXY protocol v2 headers (haproxy's proxy-protocol.txt, section 2.2), so the
 // recursor's ACLs, logs and ECS see the real client (PowerDNS proxy-protocol-from).
 import { isIPv4 } from 'node:net';
-import { ipToBigInt } from '../config/cidr.js';
+import { ipToBigInt } from '../net/cidr.js';
 
 const SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 const CMD_LOCAL = 0x20;

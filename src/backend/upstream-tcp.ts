@@ -5,7 +5,7 @@
 import net from 'node:net';
 import type { BackendSpec } from '../config/compile.js';
 import type { TcpUpstreamFailure } from '../metrics/counters.js';
-import { FrameReader, frame } from '../listener/framing.js';
+import { FrameReader, frame } from '../dns/framing.js';
 
 export interface UpstreamLink {
   write(message: Buffer): void;

@@ -4,10 +4,10 @@
 // Changes send the operator's token (metrics.token_file, docs/security.md).
 import http from 'node:http';
 import { CliError, runtimeFromFile } from './common.js';
-import { parseBlockAddress } from '../metrics/control.js';
-import { readToken, tokenPath } from '../metrics/token.js';
+import { parseBlockAddress } from '../operator/control.js';
+import { readToken, tokenPath } from '../operator/token.js';
 import { createExec } from '../enforce/exec.js';
-import { kernelSettings } from '../enforce/kernel-settings.js';
+import { kernelSettings } from '../kernel/settings.js';
 import { kernelSink } from '../enforce/choose.js';
 import { prefixKey } from '../policy/prefix.js';
 import type { RuntimeConfig } from '../config/compile.js';

@@ -10,7 +10,7 @@ import { startFrontend, type Frontend } from '../main.js';
 import { startPrimary } from '../cluster/primary.js';
 import { configFromPrimary, runWorker } from '../cluster/worker.js';
 import { loadConfig, formatIssues } from '../config/load.js';
-import { tokenPath } from '../metrics/token.js';
+import { tokenPath } from '../operator/token.js';
 import { CliError, readConfigFile, runtimeFromFile } from './common.js';
 import { attachSignals } from './signals.js';
 

@@ -1,6 +1,6 @@
 // What the primary and the workers say to each other over the cluster IPC
 // channel. Times travel as durations: each process has its own clock origin.
-import type { Offender } from '../pipeline/verdict.js';
+import type { Offender } from '../policy/verdict.js';
 import type { Config } from '../config/schema.js';
 import type { DataplaneSnapshot } from '../metrics/snapshot.js';
 

@@ -5,22 +5,20 @@
 // never waits on a worker). It serves no DNS itself. Dead workers are
 // replaced with backoff; workers that keep dying end the service (respawn.ts).
 import cluster, { type Worker } from 'node:cluster';
-import type http from 'node:http';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { RuntimeConfig } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import { reloadConfig, type ReloadPlan } from '../config/reload.js';
-import { LATENCY_BOUNDS, registerDataplaneMetrics, registerEnforcementMetrics } from '../metrics/registry.js';
+import { LATENCY_BOUNDS, registerDataplaneMetrics } from '../metrics/registry.js';
 import { warnUdpIoFallback } from '../native/index.js';
-import { startMetricsServer } from '../metrics/server.js';
-import { operatorRoutes } from '../metrics/api.js';
-import { mergeTop } from '../metrics/view.js';
+import { mergeTop } from '../operator/view.js';
 import { SnapshotSum } from '../metrics/snapshot.js';
 import type { TopTalker } from '../policy/budgets.js';
 import { startEnforcer } from '../enforce/start.js';
 import { clock } from '../dataplane.js';
-import { closeHttp, controlGuard, logStarted, readResolvConf, type ControlOptions, type Frontend } from '../main.js';
+import { readResolvConf, type Frontend } from '../main.js';
+import { closeHttp, logStarted, startControlPlane, type ControlOptions } from '../operator/control-plane.js';
 import { RespawnPolicy } from './respawn.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 
@@ -106,14 +104,6 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
 
   const registry = new Registry();
   registerDataplaneMetrics(registry, sums.sources());
-  registerEnforcementMetrics(registry, {
-    blockedClients: () => enforcer.blockedCount(),
-    blocksByMode: () => enforcer.stats.blocksByMode,
-    kernelErrors: () => enforcer.stats.kernelErrors,
-    kernelRejected: () => enforcer.stats.kernelRejected,
-    blocksRefused: () => enforcer.stats.refused,
-    enforcementDegraded: () => enforcer.stats.degraded,
-  });
   /** asks every worker; one that does not answer in time counts as an empty answer */
   const ask = <T>(question: { what: 'top'; n: number }, empty: T): Promise<T[]> =>
     Promise.all(
@@ -132,18 +122,10 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
           }),
       ),
     );
-  const metricsServer: http.Server = await startMetricsServer(runtime.metricsListen, {
-    registry,
+  const metricsServer = await startControlPlane({
+    runtime, enforcer, registry, control, log,
     healthy: () => sums.anyBackendUp(),
-    errorLog: log.child({ module: 'http' }),
-    routes: operatorRoutes(
-      {
-        enforcer,
-        top: async (n) => mergeTop(await ask<TopTalker[]>({ what: 'top', n }, []), n),
-        metricsJson: () => registry.getMetricsAsJSON(),
-      },
-      controlGuard(runtime, control, log),
-    ),
+    top: async (n) => mergeTop(await ask<TopTalker[]>({ what: 'top', n }, []), n),
   });
   // the workers open the UDP sockets; the fallback to dgram is said once, here (docs/performance.md)
   if (config.udp_io === 'auto') warnUdpIoFallback(log);

@@ -17,7 +17,7 @@ import { offenderBlockable } from '../policy/block-target.js';
 import { hookLatency } from '../metrics/registry.js';
 import { SNAPSHOT_MS, takeSnapshot } from '../metrics/snapshot.js';
 import { clock, startDataplane } from '../dataplane.js';
-import type { Offender } from '../pipeline/verdict.js';
+import type { Offender } from '../policy/verdict.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 
 export const SYNC_MS = 5;

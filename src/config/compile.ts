@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import type { Config } from './schema.js';
 import { parseHostPort, type HostPort } from './address.js';
 import { parseRate, type Rate } from './rate.js';
-import { parseCidr, type Cidr } from './cidr.js';
+import { parseCidr, type Cidr } from '../net/cidr.js';
 import type { ConfigIssue } from './load.js';
 import type { LadderSettings } from '../policy/ladder.js';
 

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { parseHostPort } from './address.js';
 import { parseRate } from './rate.js';
-import { parseCidr } from './cidr.js';
+import { parseCidr } from '../net/cidr.js';
 
 declare module 'zod' {
   interface GlobalMeta {

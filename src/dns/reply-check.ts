@@ -5,7 +5,7 @@
 // checks is theirs. Reasons are the closed label set of
 // ampguard_upstream_rejected_total (docs/hostile-input.md).
 import { FLAG_QR, HEADER_LEN } from './header.js';
-import type { UpstreamRejectReason } from '../pipeline/verdict.js';
+import type { UpstreamRejectReason } from '../policy/verdict.js';
 
 /** Before the ID lookup: a header to read an ID from, and QR=1. */
 export function replyHeaderProblem(reply: Buffer): UpstreamRejectReason | null {

@@ -7,7 +7,7 @@ import type { Exec } from './exec.js';
 import { IpsetSink } from './ipset.js';
 import { NftablesSink } from './nftables.js';
 import { processOnlySink, type BlockSink } from './sink.js';
-import type { KernelSettings } from './kernel-settings.js';
+import type { KernelSettings } from '../kernel/settings.js';
 
 export function kernelSink(mode: 'ipset' | 'nftables', k: KernelSettings, exec: Exec): BlockSink {
   return mode === 'ipset' ? new IpsetSink(k, exec) : new NftablesSink(k, exec);

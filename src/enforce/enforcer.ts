@@ -13,7 +13,7 @@ import { BlockTable } from '../policy/block-table.js';
 import { prefixKey } from '../policy/prefix.js';
 import { allowlistedInside, blockTarget } from '../policy/block-target.js';
 import type { PolicySettings } from '../config/compile.js';
-import type { Offender } from '../pipeline/verdict.js';
+import type { Offender } from '../policy/verdict.js';
 import { prefixAddress, type AddResult, type BlockMode, type BlockSink, type KernelEntry } from './sink.js';
 
 const RETRY_DELAYS_MS = [100, 500, 2000, 5000];

@@ -7,8 +7,8 @@
 // run with other parameters is rebuilt with its members.
 import { describeFailure, type Exec } from './exec.js';
 import { entryRefusal, kernelElement, type AddResult, type BlockSink, type KernelEntry, type RejectedEntry, type SinkResult } from './sink.js';
-import type { KernelSettings } from './kernel-settings.js';
-import { ipsetDropRuleArgs } from '../firewall/rules.js';
+import type { KernelSettings } from '../kernel/settings.js';
+import { ipsetDropRuleArgs } from '../kernel/rules.js';
 
 /** The parameters of an existing set, from `ipset list -t`. */
 export interface IpsetHeader {

@@ -6,10 +6,10 @@
 // or prefix are rebuilt at start with their members.
 import { describeFailure, type Exec } from './exec.js';
 import { entryRefusal, kernelElement, prefixAddress, type AddResult, type BlockSink, type KernelEntry, type RejectedEntry, type SinkResult } from './sink.js';
-import type { KernelSettings } from './kernel-settings.js';
-import { NFT_TABLE, nftEnforcementScript } from '../firewall/rules.js';
+import type { KernelSettings } from '../kernel/settings.js';
+import { NFT_TABLE, nftEnforcementScript } from '../kernel/rules.js';
 import { prefixKey } from '../policy/prefix.js';
-import { ipToBigInt } from '../config/cidr.js';
+import { ipToBigInt } from '../net/cidr.js';
 
 /** "fd00::" and "fd00:0:0:0:0:0:0:0" are one address */
 function sameAddress(a: string, b: string): boolean {

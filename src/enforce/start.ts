@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import type { PolicySettings, RuntimeConfig } from '../config/compile.js';
 import { createExec } from './exec.js';
-import { kernelSettings } from './kernel-settings.js';
+import { kernelSettings } from '../kernel/settings.js';
 import { chooseSink } from './choose.js';
 import { Enforcer } from './enforcer.js';
 import { performance } from 'node:perf_hooks';

@@ -2,7 +2,7 @@
 // ports and backends the stateless rules must let through.
 import type { RuntimeConfig } from '../config/compile.js';
 import type { HostPort } from '../config/address.js';
-import { kernelSettings, type KernelSettings } from '../enforce/kernel-settings.js';
+import { kernelSettings, type KernelSettings } from '../kernel/settings.js';
 
 export interface FirewallInput extends KernelSettings {
   readonly tcpPorts: readonly number[];

@@ -6,7 +6,7 @@
 // ICMPv6 packet-too-big) stay allowed or PMTU discovery breaks; offenders'
 // UDP is dropped in raw PREROUTING, before conntrack and before our socket.
 import type { FirewallInput } from './input.js';
-import { ipsetDropRuleArgs } from './rules.js';
+import { ipsetDropRuleArgs } from '../kernel/rules.js';
 
 export function iptablesRuleset(f: FirewallInput, family: 4 | 6): string {
   const set = family === 4 ? f.set : f.set6;

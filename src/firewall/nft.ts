@@ -2,7 +2,7 @@
 // raw-priority DROP, shared with the nftables sink) plus a firewall table whose
 // notrack chain runs just after it, still before conntrack (priority -200).
 import type { FirewallInput } from './input.js';
-import { nftEnforcementScript } from './rules.js';
+import { nftEnforcementScript } from '../kernel/rules.js';
 
 export const NFT_FIREWALL_TABLE = 'ampguard_firewall';
 

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Family, HostPort } from '../config/address.js';
 import type { Config } from '../config/schema.js';
 import type { Counters, TcpCloseReason } from '../metrics/counters.js';
-import { FrameReader, frame } from './framing.js';
+import { FrameReader, frame } from '../dns/framing.js';
 import { unmapIpv4 } from './mapped.js';
 import type { TcpClient, TcpSession } from '../pipeline/tcp-session.js';
 

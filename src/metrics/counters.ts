@@ -1,7 +1,7 @@
 // Plain numbers the packet path increments: a field bump costs nothing, while a
 // prom-client label lookup per packet would. The registry reads them at scrape.
-import type { DropReason, LocalAnswerReason, TruncateReason, UpstreamRejectReason } from '../pipeline/verdict.js';
-import type { Proto } from '../pipeline/context.js';
+import type { DropReason, LocalAnswerReason, TruncateReason, UpstreamRejectReason } from '../policy/verdict.js';
+import type { Proto } from '../policy/context.js';
 
 export type TcpCloseReason = 'buffer_full' | 'read_timeout' | 'idle' | 'framing' | 'internal_error';
 export type TcpUpstreamFailure = 'connect_timeout' | 'connect_error' | 'reset' | 'pool_full';

@@ -6,8 +6,8 @@ import { anyToTcp } from '../policy/any-to-tcp.js';
 import { sizeToTcp } from '../policy/size-to-tcp.js';
 import { largeResponseBudget, tcpFollowUp } from '../policy/large-response.js';
 import type { PolicyEnv } from '../policy/env.js';
-import type { QueryContext } from './context.js';
-import { FORWARD, type Verdict } from './verdict.js';
+import type { QueryContext } from '../policy/context.js';
+import { FORWARD, type Verdict } from '../policy/verdict.js';
 import { OPCODE_QUERY, readOpcode } from '../dns/header.js';
 import { buildNotimp } from '../dns/local-answer.js';
 

@@ -12,7 +12,7 @@ import type { BackendPool } from '../backend/pool.js';
 import type { TcpForwarder, TcpOrigin, TcpRequest, TcpTicket } from '../backend/tcp-pool.js';
 import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
-import type { QueryContext } from './context.js';
+import type { QueryContext } from '../policy/context.js';
 import { opcodeAnswer, runQueryStages } from './stages.js';
 
 export interface TcpClient extends TcpOrigin {

@@ -12,9 +12,9 @@ import { proxyV2Header } from '../backend/proxy-protocol.js';
 import type { Backend, BackendPool } from '../backend/pool.js';
 import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
-import type { QueryContext } from './context.js';
+import type { QueryContext } from '../policy/context.js';
 import { opcodeAnswer, runQueryStages, runResponseStages } from './stages.js';
-import type { Offender } from './verdict.js';
+import type { Offender } from '../policy/verdict.js';
 import { FaultBarrier } from './barrier.js';
 import type { ErrorSink } from '../log/once-per-second.js';
 

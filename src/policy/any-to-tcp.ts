@@ -4,8 +4,8 @@
 // (RFC 8482), so over UDP it gets TC=1 at once, without the backend.
 import { TYPE_ANY } from '../dns/header.js';
 import { buildTruncated } from '../dns/local-answer.js';
-import type { QueryContext } from '../pipeline/context.js';
-import type { Verdict } from '../pipeline/verdict.js';
+import type { QueryContext } from './context.js';
+import type { Verdict } from './verdict.js';
 import type { PolicySettings } from '../config/compile.js';
 
 export function anyToTcp(ctx: QueryContext, settings: PolicySettings): Verdict | null {

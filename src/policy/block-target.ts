@@ -6,8 +6,8 @@
 // but in userspace only: the kernel cannot hold ::1's /64 (it is "::", which
 // ipset calls a null element) and a kernel block of the operator's own host
 // would outlive the process.
-import { ipv4ToUint32, parseIpv6 } from '../config/ip.js';
-import type { Cidr } from '../config/cidr.js';
+import { ipv4ToUint32, parseIpv6 } from '../net/ip.js';
+import type { Cidr } from '../net/cidr.js';
 import { prefixKey } from './prefix.js';
 
 export type BlockTarget =

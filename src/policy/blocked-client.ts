@@ -6,8 +6,8 @@
 // This covers the moments before the kernel rule catches a client, and hosts
 // without kernel enforcement. TCP is never blocked: a spoofer cannot use it.
 import { prefixKey } from './prefix.js';
-import { drop, type Verdict } from '../pipeline/verdict.js';
-import type { QueryContext } from '../pipeline/context.js';
+import { drop, type Verdict } from './verdict.js';
+import type { QueryContext } from './context.js';
 import type { PolicyEnv } from './env.js';
 
 const BLOCKED = drop('blocked');

@@ -8,12 +8,12 @@
 // cannot afford becomes a TC=1 stand-in; a prefix that then does not come back
 // over TCP is an offender, and the reply that tripped it is dropped.
 import { prefixKey } from './prefix.js';
-import { anyCidrContains } from '../config/cidr.js';
+import { anyCidrContains } from '../net/cidr.js';
 import { buildTruncated } from '../dns/local-answer.js';
-import type { QueryContext } from '../pipeline/context.js';
-import type { Verdict } from '../pipeline/verdict.js';
+import type { QueryContext } from './context.js';
+import type { Verdict } from './verdict.js';
 import type { BudgetLevel, Escalation } from './budgets.js';
-import type { Offender } from '../pipeline/verdict.js';
+import type { Offender } from './verdict.js';
 import type { PolicyEnv } from './env.js';
 
 export function largeResponseBudget(ctx: QueryContext, sentBytes: number, env: PolicyEnv, now: number): Verdict | null {

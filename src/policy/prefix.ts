@@ -1,7 +1,7 @@
 // The key a client's budget and block are kept under: its /prefix_v4 or
 // /prefix_v6 network, as "address/len" (the address itself for a full-length
 // prefix, the common case, which then costs no string work).
-import { ipv4ToUint32, parseIpv6 } from '../config/ip.js';
+import { ipv4ToUint32, parseIpv6 } from '../net/ip.js';
 
 export function prefixKey(address: string, family: 4 | 6, prefixV4: number, prefixV6: number): string {
   if (family === 4) return prefixV4 === 32 ? address : ipv4Prefix(address, prefixV4);

@@ -3,8 +3,8 @@
 // A UDP reply larger than we allow, or than the client said it can take, is
 // replaced by TC=1 so the large answer only ever travels over TCP.
 import { buildTruncated } from '../dns/local-answer.js';
-import type { QueryContext } from '../pipeline/context.js';
-import type { Verdict } from '../pipeline/verdict.js';
+import type { QueryContext } from './context.js';
+import type { Verdict } from './verdict.js';
 import type { PolicySettings } from '../config/compile.js';
 
 /** RFC 1035 4.2.1: without EDNS a UDP message is at most 512 bytes; RFC 6891: a smaller advertised size means 512. */

@@ -10,7 +10,7 @@ import { TcpStreams } from './tcp-streams.js';
 import { pairKey, type PolicyRunner } from './runner.js';
 import { parseQuery } from '../dns/query.js';
 import { FLAG_QR, HEADER_LEN } from '../dns/header.js';
-import type { QueryContext } from '../pipeline/context.js';
+import type { QueryContext } from '../policy/context.js';
 
 export interface CaptureTotals {
   files: string[];

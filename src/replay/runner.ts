@@ -15,8 +15,8 @@ import type { PolicyEnv } from '../policy/env.js';
 import { Enforcer } from '../enforce/enforcer.js';
 import { processOnlySink } from '../enforce/sink.js';
 import { opcodeAnswer, runQueryStages, runResponseStages } from '../pipeline/stages.js';
-import type { QueryContext } from '../pipeline/context.js';
-import type { Offender } from '../pipeline/verdict.js';
+import type { QueryContext } from '../policy/context.js';
+import type { Offender } from '../policy/verdict.js';
 
 export interface PrefixStat {
   queries: number;

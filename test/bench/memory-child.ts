@@ -8,7 +8,7 @@ import { BudgetTable } from '../../src/policy/budgets.js';
 import { BlockTable } from '../../src/policy/block-table.js';
 import { Counters } from '../../src/metrics/counters.js';
 import type { PolicyEnv } from '../../src/policy/env.js';
-import type { QueryContext } from '../../src/pipeline/context.js';
+import type { QueryContext } from '../../src/policy/context.js';
 
 const family = Number(process.argv[2]) === 6 ? 6 : 4;
 const config = configSchema.parse({});

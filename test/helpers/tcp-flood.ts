@@ -3,7 +3,7 @@
 // that counts how many queries are outstanding at it.
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { frame } from '../../src/listener/framing.js';
+import { frame } from '../../src/dns/framing.js';
 
 /** the query turned into its answer: QR and RA set, NOERROR, same ID and question */
 function goodReply(q: Buffer): Buffer {

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
 import { stopAll } from '../helpers/process.js';
 import { query } from '../helpers/wire.js';
-import { frame } from '../../src/listener/framing.js';
+import { frame } from '../../src/dns/framing.js';
 import { nonReaderFlood, tcpStandIn, until, type TcpStandIn } from '../helpers/tcp-flood.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -10,7 +10,7 @@ import { startPair, stopPair } from '../helpers/pair.js';
 import { stopAll } from '../helpers/process.js';
 import { dig } from '../helpers/dig.js';
 import { query, tcpPipeline } from '../helpers/wire.js';
-import { frame } from '../../src/listener/framing.js';
+import { frame } from '../../src/dns/framing.js';
 
 async function until(cond: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;

@@ -144,6 +144,53 @@ describe('import boundaries (docs/architecture.md)', () => {
   const files = sources('src').map((f) => ({ path: relative('src', f), text: readFileSync(f, 'utf8') }));
   const imports = (text: string): string[] => [...text.matchAll(/^import[^'"]*['"]([^'"]+)['"]/gm)].map((m) => m[1] as string);
 
+  // The layering of docs/architecture.md: what each folder may import at run time.
+  // `import type` may cross it (types vanish at run time); a value import may not.
+  const below = (...folders: string[]): string[] => folders;
+  const ALLOWED: Record<string, string[]> = {
+    net: below(),
+    log: below(),
+    config: below('net'),
+    dns: below('net'),
+    policy: below('config', 'dns', 'log', 'net'),
+    metrics: below('config', 'dns', 'log', 'net', 'policy'),
+    kernel: below('config'),
+    native: below('config', 'log', 'net'),
+    backend: below('config', 'dns', 'log', 'metrics', 'native', 'net', 'policy'),
+    pipeline: below('backend', 'config', 'dns', 'log', 'metrics', 'net', 'policy'),
+    listener: below('config', 'dns', 'log', 'metrics', 'native', 'net', 'pipeline', 'policy'),
+    enforce: below('config', 'kernel', 'log', 'net', 'policy'),
+    firewall: below('config', 'kernel', 'net'),
+    operator: below('config', 'enforce', 'log', 'metrics', 'net', 'policy'),
+    replay: below('config', 'dns', 'enforce', 'log', 'metrics', 'net', 'pipeline', 'policy'),
+  };
+  const composition = Object.keys(ALLOWED);
+  ALLOWED['.'] = composition.filter((f) => f !== 'replay'); // main.ts, dataplane.ts
+  ALLOWED['cluster'] = [...ALLOWED['.']!, '.'];
+  ALLOWED['cli'] = [...composition, '.', 'cluster'];
+  const valueImports = (text: string): string[] =>
+    [...text.matchAll(/^(?:import|export)\s+(?!type\b)(?:[^;'"]*?\sfrom\s+)?['"](\.{1,2}\/[^'"]+)['"]/gm)].map((m) => m[1] as string);
+
+  it('each folder imports values only from the folders below it (docs/architecture.md)', () => {
+    const wrong: string[] = [];
+    for (const f of files) {
+      const folder = dirname(f.path);
+      const allowed = ALLOWED[folder];
+      expect(allowed, `${f.path}: a folder docs/architecture.md does not place`).toBeDefined();
+      for (const spec of valueImports(f.text)) {
+        const target = dirname(relative('src', resolve('src', folder, spec)));
+        if (target !== folder && !allowed!.includes(target)) wrong.push(`${f.path} imports ${spec} (${folder} -> ${target})`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('sees the imports it checks (a check that finds none would pass anything)', () => {
+    const all = files.flatMap((f) => valueImports(f.text));
+    expect(all.length).toBeGreaterThan(200);
+    expect(valueImports("import {\n  a,\n  b,\n} from '../x/y.js';\nimport type { T } from '../z/w.js';\n")).toEqual(['../x/y.js']);
+  });
+
   it('only src/dns imports dns-packet', () => {
     for (const f of files) if (imports(f.text).includes('dns-packet')) expect(f.path, f.path).toMatch(/^dns\//);
   });

@@ -2,7 +2,7 @@
 // kept out of the kernel, and a prefix that would cover an allowlisted address.
 import { describe, expect, it } from 'vitest';
 import { blockTarget, normaliseAddress } from '../../../src/policy/block-target.js';
-import { parseCidr, type Cidr } from '../../../src/config/cidr.js';
+import { parseCidr, type Cidr } from '../../../src/net/cidr.js';
 
 const s = (prefixV4 = 32, prefixV6 = 64, allow: string[] = []) => ({ prefixV4, prefixV6, allowlist: allow.map((c) => parseCidr(c) as Cidr) });
 

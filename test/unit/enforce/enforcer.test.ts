@@ -6,7 +6,7 @@ import { Enforcer } from '../../../src/enforce/enforcer.js';
 import type { AddResult, BlockMode, BlockSink, KernelEntry, SinkResult } from '../../../src/enforce/sink.js';
 import { compilePolicy } from '../../../src/config/compile.js';
 import { configSchema } from '../../../src/config/schema.js';
-import type { Offender } from '../../../src/pipeline/verdict.js';
+import type { Offender } from '../../../src/policy/verdict.js';
 
 class FakeSink implements BlockSink {
   batches: KernelEntry[][] = [];

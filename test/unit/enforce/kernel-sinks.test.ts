@@ -7,7 +7,7 @@ import type { Exec, ExecResult } from '../../../src/enforce/exec.js';
 import { IpsetSink, parseIpsetHeader } from '../../../src/enforce/ipset.js';
 import { NftablesSink } from '../../../src/enforce/nftables.js';
 import type { KernelEntry } from '../../../src/enforce/sink.js';
-import type { KernelSettings } from '../../../src/enforce/kernel-settings.js';
+import type { KernelSettings } from '../../../src/kernel/settings.js';
 
 const k: KernelSettings = { set: 'throttled-ips', set6: 'throttled-ips-v6', setNet: 'throttled-ips-net', setNet6: 'throttled-ips-net-v6', timeoutSec: 600, maxElements: 3, prefixV4: 32, prefixV6: 64, udpPorts: [53] };
 const ok = (stdout = ''): ExecResult => ({ ok: true, code: 0, stdout, stderr: '' });

@@ -10,7 +10,7 @@ import { BudgetTable } from '../../../src/policy/budgets.js';
 import { BlockTable } from '../../../src/policy/block-table.js';
 import { Counters } from '../../../src/metrics/counters.js';
 import type { PolicyEnv } from '../../../src/policy/env.js';
-import type { Offender } from '../../../src/pipeline/verdict.js';
+import type { Offender } from '../../../src/policy/verdict.js';
 import { parseHostPort } from '../../../src/config/address.js';
 import { query } from '../../helpers/wire.js';
 

@@ -11,8 +11,8 @@ import { BlockTable } from '../../../src/policy/block-table.js';
 import { Counters } from '../../../src/metrics/counters.js';
 import { onFollowUp, onOverBudget, RUNG_TRUNCATING, type LadderState } from '../../../src/policy/ladder.js';
 import type { PolicyEnv } from '../../../src/policy/env.js';
-import type { QueryContext } from '../../../src/pipeline/context.js';
-import type { Verdict } from '../../../src/pipeline/verdict.js';
+import type { QueryContext } from '../../../src/policy/context.js';
+import type { Verdict } from '../../../src/policy/verdict.js';
 import { query } from '../../helpers/wire.js';
 
 function env(config: object = {}): PolicyEnv {

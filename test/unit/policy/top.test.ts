@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BudgetTable } from '../../../src/policy/budgets.js';
-import { mergeTop } from '../../../src/metrics/view.js';
+import { mergeTop } from '../../../src/operator/view.js';
 import { compilePolicy } from '../../../src/config/compile.js';
 import { configSchema } from '../../../src/config/schema.js';
 

@@ -1,7 +1,7 @@
 // The control plane's pure checks: token comparison, Host and Origin rules,
 // which addresses may be blocked by hand.
 import { describe, expect, it } from 'vitest';
-import { hostAllowed, originAllowed, parseBlockAddress, tokenMatches } from '../../../src/metrics/control.js';
+import { hostAllowed, originAllowed, parseBlockAddress, tokenMatches } from '../../../src/operator/control.js';
 
 const listen = { host: '127.0.0.1', port: 9153, family: 4 } as const;
 

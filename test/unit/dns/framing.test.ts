@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FrameReader, frame } from '../../../src/listener/framing.js';
+import { FrameReader, frame } from '../../../src/dns/framing.js';
 
 describe('TCP framing', () => {
   const msgs = [Buffer.from('hello'), Buffer.alloc(300, 7), Buffer.from('x')];

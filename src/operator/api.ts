@@ -11,7 +11,7 @@ import type http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { Route } from './server.js';
+import type { Route } from '../metrics/server.js';
 import type { OperatorView } from './view.js';
 import { statsFromMetrics } from './stats.js';
 import { hostAllowed, originAllowed, parseBlockAddress, tokenMatches } from './control.js';

@@ -5,7 +5,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { HostPort } from '../config/address.js';
-import { parseIpv6 } from '../config/ip.js';
+import { parseIpv6 } from '../net/ip.js';
 
 /** Constant-time comparison: the answer's timing says nothing about how much of the token matched. */
 export function tokenMatches(presented: string | undefined, expected: string | null): boolean {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { anyCidrContains, parseCidr } from '../../../src/config/cidr.js';
+import { anyCidrContains, parseCidr } from '../../../src/net/cidr.js';
 import { parseHostPort } from '../../../src/config/address.js';
 
 describe('allowlist CIDRs', () => {
