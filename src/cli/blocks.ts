@@ -4,7 +4,7 @@
 // Changes send the operator's token (metrics.token_file, docs/security.md).
 import http from 'node:http';
 import { CliError, runtimeFromFile } from './common.js';
-import { parseBlockAddress } from '../operator/control.js';
+import { parseBlockTargetText } from '../operator/control.js';
 import { readToken, tokenPath } from '../operator/token.js';
 import { createExec } from '../enforce/exec.js';
 import { kernelSettings } from '../kernel/settings.js';
@@ -48,11 +48,13 @@ function printList(body: Record<string, unknown>): void {
 export async function blocksCommand(path: string, args: string[]): Promise<number> {
   const rt = runtimeFromFile(path);
   const [action, text] = args;
-  if (action !== 'list' && action !== 'add' && action !== 'del') throw new CliError('E_USAGE', 'blocks: list | add IP | del IP', 2);
-  const parsed = action === 'list' ? null : parseBlockAddress(text ?? '');
+  if (action !== 'list' && action !== 'add' && action !== 'del') throw new CliError('E_USAGE', 'blocks: list | add IP | del IP|NET/LEN', 2);
+  const parsed = action === 'list' ? null : parseBlockTargetText(text ?? '');
   if (parsed && !parsed.ok) throw new CliError('E_USAGE', `blocks ${action}: ${parsed.error}`, 2);
+  if (parsed?.ok && parsed.bits !== undefined && action === 'add') throw new CliError('E_USAGE', 'blocks add takes an address; a network (NET/LEN) can only be unblocked', 2);
   const ip = parsed?.ok ? parsed.address : undefined;
   const family = parsed?.ok ? parsed.family : 0;
+  const bits = parsed?.ok ? parsed.bits : undefined;
 
   const method = action === 'list' ? 'GET' : action === 'add' ? 'POST' : 'DELETE';
   const tokenFile = tokenPath(path, rt.source.metrics.token_file);
@@ -65,7 +67,8 @@ export async function blocksCommand(path: string, args: string[]): Promise<numbe
       tokenError = (err as Error).message;
     }
   }
-  const answer = await callApi(rt, method, action === 'list' ? '' : `?address=${encodeURIComponent(ip as string)}`, token);
+  const target = bits === undefined ? (ip as string) : `${ip as string}/${bits}`;
+  const answer = await callApi(rt, method, action === 'list' ? '' : `?address=${encodeURIComponent(target)}`, token);
   if (answer) {
     if (answer.status === 401 || answer.status === 503) {
       const why = token === null ? `cannot read the token file ${tokenFile}: ${tokenError}` : `the token in ${tokenFile} was refused`;
@@ -91,10 +94,13 @@ export async function blocksCommand(path: string, args: string[]): Promise<numbe
     return 0;
   }
   const fam = family as 4 | 6;
-  const prefix = prefixKey(ip as string, fam, k.prefixV4, k.prefixV6);
+  // a network is keyed at its own length, in the network sets (docs/defence.md)
+  const prefix = bits === undefined ? prefixKey(ip as string, fam, k.prefixV4, k.prefixV6) : prefixKey(ip as string, fam, bits, bits);
   const started = await sink.start();
   if (!started.ok) throw new CliError('E_KERNEL', started.error ?? 'kernel set unavailable');
-  const r = action === 'add' ? await sink.add([{ prefix, family: fam, timeoutSec: k.timeoutSec }]) : await sink.remove({ prefix, family: fam });
+  const r = action === 'add'
+    ? await sink.add([{ prefix, family: fam, timeoutSec: k.timeoutSec }])
+    : await sink.remove({ prefix, family: fam, ...(bits === undefined ? {} : { network: true }) });
   if (!r.ok) throw new CliError('E_KERNEL', r.error ?? 'kernel command failed');
   process.stdout.write(`${action === 'add' ? 'blocked' : 'unblocked'} ${prefix} (kernel set; ampguard not running)\n`);
   return 0;

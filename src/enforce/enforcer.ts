@@ -212,6 +212,23 @@ export class Enforcer {
     return prefix;
   }
 
+  /**
+   * Removes the block of a network the ladder's aggregate budgets made (its key
+   * is the network at its own length, as `blocks list` shows it), by hand.
+   */
+  async unblockNetwork(address: string, family: 4 | 6, bits: number): Promise<string> {
+    const key = prefixKey(address, family, bits, bits);
+    this.blocks.remove(key);
+    this.onChange?.({ kind: 'unblock', prefix: key });
+    this.queue.delete(key);
+    if (this.kernelMode) {
+      const r = await this.sink.remove({ prefix: key, family, network: true });
+      if (!r.ok) this.kernelFailure(r.error);
+    }
+    this.log.warn({ prefix: key }, 'network unblocked by hand');
+    return key;
+  }
+
   /** whether a prefix (or network) is blocked now: rung 3 of the ladder, for /api/top */
   isBlocked(prefix: string): boolean {
     return this.blocks.isBlocked(prefix, this.clock());

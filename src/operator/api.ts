@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { Route } from '../metrics/server.js';
 import type { OperatorView } from './view.js';
 import { statsFromMetrics } from './stats.js';
-import { hostAllowed, originAllowed, parseBlockAddress, tokenMatches } from './control.js';
+import { hostAllowed, originAllowed, parseBlockTargetText, tokenMatches } from './control.js';
 import type { HostPort } from '../config/address.js';
 
 const MAX_TOP = 100;
@@ -116,8 +116,13 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
     }
     if (req.method !== 'POST' && req.method !== 'DELETE') return json(res, 405, { error: 'GET, POST or DELETE' });
     if (!admitted(req, res, guard, true)) return;
-    const parsed = parseBlockAddress(query.get('address') ?? '');
+    const parsed = parseBlockTargetText(query.get('address') ?? '');
     if (!parsed.ok) return json(res, 400, { error: parsed.error });
+    if (parsed.bits !== undefined) {
+      // networks are the ladder's to block; by hand they can only be removed
+      if (req.method === 'POST') return json(res, 400, { error: 'blocks add takes an address; a network can only be unblocked' });
+      return e.unblockNetwork(parsed.address, parsed.family, parsed.bits).then((prefix) => json(res, 200, { unblocked: prefix }), failed(res));
+    }
     if (req.method === 'POST') {
       try {
         return json(res, 200, { blocked: e.blockByHand(parsed.address, parsed.family) });

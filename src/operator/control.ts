@@ -75,6 +75,20 @@ export function parseBlockAddress(text: string): BlockAddress {
   return { ok: true, address: text, family: 6 };
 }
 
+/** An address, or a network "net/len" (what the ladder's aggregate budgets block, docs/defence.md), for `blocks del`. */
+export type BlockTargetText = (BlockAddress & { ok: true; bits?: number }) | { ok: false; error: string };
+
+export function parseBlockTargetText(text: string): BlockTargetText {
+  const slash = text.indexOf('/');
+  if (slash < 0) return parseBlockAddress(text);
+  const address = parseBlockAddress(text.slice(0, slash));
+  if (!address.ok) return address;
+  const lenText = text.slice(slash + 1);
+  const bits = /^\d{1,3}$/.test(lenText) ? Number(lenText) : NaN;
+  if (!(bits >= 1 && bits <= (address.family === 4 ? 32 : 128))) return { ok: false, error: `not a prefix length: "${text}"` };
+  return { ...address, bits };
+}
+
 function unspecified(text: string): BlockAddress {
   return { ok: false, error: `the unspecified address cannot be blocked: "${text}"` };
 }

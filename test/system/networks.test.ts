@@ -169,6 +169,17 @@ function suite(mode: 'ipset' | 'nftables', families: readonly (4 | 6)[]): void {
       expect(blast(hosts, SERVER_V4, spread4[50] as string, 5, 'www.example.test').received).toBe(0);
       expect(kernel.dropped(4) - before).toBe(5);
     }, 40_000);
+
+    it('unblocks a network by hand: `blocks del NET/LEN` clears the API, the metric and the kernel set', async () => {
+      const running = ag as Ampguard;
+      expect(hosts.run(hosts.server, 'node', [CLI, 'blocks', 'del', NET4, '--config', running.configPath])).toMatch(/^unblocked 198\.18\.2\.0\/24$/m);
+      expect((await apiBlocks(hosts, running)).blocks.map((b) => b.prefix)).not.toContain(NET4);
+      expect(kernel.members(4)).not.toContain('198.18.2.0/24');
+      expect(await until(async () => (await running.metric('ampguard_blocked_clients')) === families.length - 1, 5000)).toBe(true);
+      expect(blast(hosts, SERVER_V4, spread4[51] as string, 3, 'www.example.test').received).toBe(3);
+      // an address is still refused where a network is meant to be added
+      expect(hosts.tryRun(hosts.server, 'node', [CLI, 'blocks', 'add', NET4, '--config', running.configPath]).status).not.toBe(0);
+    }, 40_000);
   });
 }
 

@@ -266,4 +266,19 @@ describe('Enforcer', () => {
     expect(e.blockedCount()).toBe(2);
     expect(sink.removed).toEqual([{ prefix: '198.18.3.0/24', family: 4, network: true }]);
   });
+
+  it('unblocks a network by hand under the key the ladder blocked it with, in the network sets', async () => {
+    const sink = new FakeSink('ipset');
+    const e = new Enforcer(sink, 1000, () => settings, log, () => now);
+    e.onOffender({ address: '198.18.2.7', prefix: '198.18.2.0/24', family: 4, charged: 1, level: 'aggregate' }, now);
+    e.onOffender({ address: 'fd00:a3b2::7', prefix: 'fd00:a3b2:0:0:0:0:0:0/48', family: 6, charged: 1, level: 'aggregate' }, now);
+    expect(e.blockedCount()).toBe(2);
+    expect(await e.unblockNetwork('198.18.2.0', 4, 24)).toBe('198.18.2.0/24');
+    expect(await e.unblockNetwork('fd00:a3b2::', 6, 48)).toBe('fd00:a3b2:0:0:0:0:0:0/48');
+    expect(e.blockedCount()).toBe(0);
+    expect(sink.removed).toEqual([
+      { prefix: '198.18.2.0/24', family: 4, network: true },
+      { prefix: 'fd00:a3b2:0:0:0:0:0:0/48', family: 6, network: true },
+    ]);
+  });
 });

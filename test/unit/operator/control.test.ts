@@ -1,7 +1,7 @@
 // The control plane's pure checks: token comparison, Host and Origin rules,
 // which addresses may be blocked by hand.
 import { describe, expect, it } from 'vitest';
-import { hostAllowed, originAllowed, parseBlockAddress, tokenMatches } from '../../../src/operator/control.js';
+import { hostAllowed, originAllowed, parseBlockAddress, parseBlockTargetText, tokenMatches } from '../../../src/operator/control.js';
 
 const listen = { host: '127.0.0.1', port: 9153, family: 4 } as const;
 
@@ -35,6 +35,17 @@ describe('originAllowed', () => {
     expect(originAllowed({ host: '127.0.0.1:9153', origin: 'https://127.0.0.1:9153' })).toBe(false);
     expect(originAllowed({ host: '127.0.0.1:9153', 'sec-fetch-site': 'cross-site' })).toBe(false);
     expect(originAllowed({ host: '127.0.0.1:9153', 'sec-fetch-site': 'same-site' })).toBe(false);
+  });
+});
+
+describe('parseBlockTargetText', () => {
+  it('takes an address, or a network with its length for unblocking what the ladder blocked', () => {
+    expect(parseBlockTargetText('192.0.2.1')).toEqual({ ok: true, address: '192.0.2.1', family: 4 });
+    expect(parseBlockTargetText('198.18.2.0/24')).toEqual({ ok: true, address: '198.18.2.0', family: 4, bits: 24 });
+    expect(parseBlockTargetText('fd00:a3b2::/48')).toEqual({ ok: true, address: 'fd00:a3b2::', family: 6, bits: 48 });
+    for (const bad of ['198.18.2.0/33', '198.18.2.0/', '198.18.2.0/x', '198.18.2.0/0', '0.0.0.0/8', '::/0', 'fd00::/129', 'a/24']) {
+      expect(parseBlockTargetText(bad).ok, bad).toBe(false);
+    }
   });
 });
 
