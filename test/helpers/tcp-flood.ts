@@ -13,14 +13,8 @@ function goodReply(q: Buffer): Buffer {
   return r;
 }
 
-export async function until(cond: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return cond();
-}
+// one polling helper for every test (a deadline, never a fixed sleep)
+export { until } from './blast.js';
 
 /** resident memory of a process, in bytes (VmRSS of /proc/PID/status) */
 export function rssBytes(pid: number): number {
