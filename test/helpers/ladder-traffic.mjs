@@ -8,7 +8,7 @@
 //          counts lookups answered in full (NOERROR without TC, by either).
 //   victim a spoofed victim: queries "from" it for ANY, ~900 and ~3000-byte TXT
 //          with a 4096-byte EDNS buffer; nobody there retries over TCP; counts
-//          the bytes sent and received in each second.
+//          the bytes sent in each second and the bytes their replies brought.
 //   stub   a stub that never retries over TCP, asking for ~900-byte TXT.
 //   nat-txt  the NAT, asking only for ~900-byte TXT.
 // usage: ladder-traffic.mjs MODE SERVER PORT SECONDS QPS SRC[,SRC...]
@@ -94,12 +94,13 @@ const sockets = await Promise.all(sources.map((src, index) => new Promise((resol
   const s = dgram.createSocket(src.includes(':') ? 'udp6' : 'udp4');
   s.on('message', (m) => {
     totals.bytesReceived += m.length;
-    const ps = perSecond(second());
+    const key = m.length < 12 ? '' : `${index}:${m.readUInt16BE(0)}`;
+    const p = pending.get(key);
+    // a reply counts in the second its query was sent: what each second's queries brought back
+    // (by arrival, a reply near a second's end would land in the next second with another mix)
+    const ps = perSecond(p ? Math.floor((p.firstAt - start) / 1000) : second());
     ps.received += m.length;
     ps.replies++;
-    if (m.length < 12) return;
-    const key = `${index}:${m.readUInt16BE(0)}`;
-    const p = pending.get(key);
     if (!p) return;
     const tc = (m[2] & 2) !== 0;
     const rcode = m[3] & 15;
