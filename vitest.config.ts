@@ -7,6 +7,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // stops processes a crashed test file left running (see the file)
     globalSetup: ['test/global-teardown.ts'],
+    // fails a file that leaves sets or rules on the host (see the file)
+    setupFiles: ['test/kernel-guard.ts'],
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Bounded mixed DNS traffic over UDP for operator-view tests: small answers,
 // ~900-byte TXT and ANY from several source addresses, at QPS for SECONDS.
-// Then waits 500 ms for the replies still on their way, or with REPLIES=all
-// until every reply has come or 2 s have passed (some may legitimately never
-// come: dropped, blocked, lost). Some tests time their next step by the 500 ms.
+// Then waits for the replies still on their way: until every query has had
+// its reply, or (some may legitimately never come: dropped, blocked, lost) no
+// reply has come for 300 ms, at most 2 s; with REPLIES=all only the 2 s end it.
 // Prints {"sent","received","bytesSent","bytesReceived","byType","receivedByType"}
 // (byType: queries sent per type; receivedByType: replies per question type) and exits.
 // usage: traffic.mjs SERVER PORT SECONDS QPS SRC[,SRC...] [REPLIES]
@@ -42,11 +42,10 @@ for (let i = 0; i < total; i++) {
   const wait = due - Date.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
 }
-if (replies === 'all') {
-  const lastReplyBy = Date.now() + 2000;
-  while (totals.received < totals.sent && Date.now() < lastReplyBy) await new Promise((r) => setTimeout(r, 20));
-} else {
-  await new Promise((r) => setTimeout(r, 500));
-}
+let lastReplyAt = Date.now();
+for (const s of sockets) s.on('message', () => (lastReplyAt = Date.now()));
+const lastReplyBy = Date.now() + 2000;
+const quietEnough = () => replies !== 'all' && Date.now() - lastReplyAt >= 300;
+while (totals.received < totals.sent && Date.now() < lastReplyBy && !quietEnough()) await new Promise((r) => setTimeout(r, 20));
 for (const s of sockets) s.close();
 process.stdout.write(JSON.stringify(totals) + '\n');

@@ -107,7 +107,7 @@ describe('udp_io fallback', () => {
     const [port, metricsPort] = [await freePort('127.0.0.1'), await freePort()];
     writeFileSync(
       config,
-      `listen: { udp: ["127.0.0.1:${port}"], tcp: [] }\nbackends: [{ address: "127.0.0.1:9" }]\nudp_io: native\nworkers: 1\nmetrics: { listen: "127.0.0.1:${metricsPort}" }\n`,
+      `listen: { udp: ["127.0.0.1:${port}"], tcp: [] }\nbackends: [{ address: "127.0.0.1:9" }]\nudp_io: native\nworkers: 1\nblock: { mode: userspace }\nmetrics: { listen: "127.0.0.1:${metricsPort}" }\n`,
     );
     const proc = startProc('node', [CLI, 'run', '--config', config]);
     await proc.waitFor(/E_START.*udp_io: native, but addon failed to load/s, 20_000);
