@@ -19,12 +19,14 @@ export function runQueryStages(ctx: QueryContext, env: PolicyEnv, now: number): 
 }
 
 /**
- * Packet-path steps 5-6 on a backend reply. `forward` sends the reply as it is, `answer`
- * sends the stand-in instead. The budget is charged with what is actually sent.
+ * Packet-path steps 5-6 on a backend reply of `replyBytes`: they judge it by its
+ * length alone (so the replay needs no copy of it). `forward` sends the reply as
+ * it is, `answer` sends the stand-in instead. The budget is charged with what is
+ * actually sent.
  */
-export function runResponseStages(ctx: QueryContext, reply: Buffer, env: PolicyEnv, now: number): Verdict {
-  const truncated = sizeToTcp(ctx, reply, env.settings);
-  const sentBytes = truncated?.kind === 'answer' ? truncated.wire.length : reply.length;
+export function runResponseStages(ctx: QueryContext, replyBytes: number, env: PolicyEnv, now: number): Verdict {
+  const truncated = sizeToTcp(ctx, replyBytes, env.settings);
+  const sentBytes = truncated?.kind === 'answer' ? truncated.wire.length : replyBytes;
   return largeResponseBudget(ctx, sentBytes, env, now) ?? truncated ?? FORWARD;
 }
 

@@ -158,7 +158,7 @@ export class UdpPath {
     const now = this.clock();
     backend.observeLatency((now - pending.sentAt) / 1000);
     writeId(reply, ctx.parsed.id);
-    const verdict = runResponseStages(ctx, reply, this.env, now);
+    const verdict = runResponseStages(ctx, reply.length, this.env, now);
     if (verdict.kind === 'drop') {
       if (verdict.offender === undefined || this.onOffender(verdict.offender, now)) {
         c.dropped[verdict.reason]++;

@@ -15,8 +15,8 @@ export function udpReplyLimit(ednsUdpSize: number, truncateAbove: number): numbe
   return clientLimit < truncateAbove ? clientLimit : truncateAbove;
 }
 
-export function sizeToTcp(ctx: QueryContext, reply: Buffer, settings: PolicySettings): Verdict | null {
+export function sizeToTcp(ctx: QueryContext, replyBytes: number, settings: PolicySettings): Verdict | null {
   if (ctx.proto !== 'udp') return null;
-  if (reply.length <= udpReplyLimit(ctx.parsed.ednsUdpSize, settings.truncateAbove)) return null;
+  if (replyBytes <= udpReplyLimit(ctx.parsed.ednsUdpSize, settings.truncateAbove)) return null;
   return { kind: 'answer', wire: buildTruncated(ctx.query, ctx.parsed), reason: 'size' };
 }

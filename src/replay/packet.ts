@@ -3,7 +3,9 @@
 // BSD loopback), IPv4 or IPv6 (with its extension headers), then UDP or TCP.
 // What is not a whole, unfragmented IP packet carrying UDP or TCP is a skip
 // with its reason, counted by the caller (docs/replay.md). One decoder object
-// is reused for every frame: nothing is allocated but the address strings.
+// is reused for every frame and allocates nothing: the payload is a range of
+// the frame's buffer (a Buffer view costs more than the rest of the decode),
+// and fields are read byte by byte, which V8 inlines, unlike Buffer's readers.
 import { formatIpv6 } from '../policy/block-target.js';
 
 export const LINK_NULL = 0;
@@ -25,29 +27,49 @@ export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;
 export const TCP_RST = 0x04;
 
+/** slots of the IPv4 address cache (Decoded.slot) */
+export const V4_SLOT_BITS = 17;
+export const V4_SLOTS = 1 << V4_SLOT_BITS;
+const V4_CHECK_MASK = (1 << (32 - V4_SLOT_BITS)) - 1;
+
+/** big-endian 16 and 32 bits at `at`; the caller has checked the bounds */
+function u16(d: Buffer, at: number): number {
+  return (d[at]! << 8) | d[at + 1]!;
+}
+
+function u32(d: Buffer, at: number): number {
+  return ((d[at]! << 24) | (d[at + 1]! << 16) | (d[at + 2]! << 8) | d[at + 3]!) >>> 0;
+}
+
 export class Decoded {
   family: 4 | 6 = 4;
   proto = 0;
   srcPort = 0;
   dstPort = 0;
-  /** UDP or TCP payload as captured */
-  payload: Buffer = Buffer.alloc(0);
+  /** the UDP or TCP payload as captured: bytes [payloadStart, payloadEnd) of `frame` */
+  payloadStart = 0;
+  payloadEnd = 0;
   /** the UDP payload's length on the wire (from the UDP header), which snaplen may have cut */
   wireLength = 0;
   tcpFlags = 0;
   tcpSeq = 0;
-  private frame: Buffer = Buffer.alloc(0);
+  /** the buffer of the frame last decoded (the reader's: valid until its next frame) */
+  frame: Buffer = Buffer.alloc(0);
   /** where the frame ends in `frame` */
   private stop = 0;
   private srcAt = 0;
   private dstAt = 0;
   private readonly groups = new Uint16Array(8);
   /**
-   * IPv4 address strings by value: the same string object for the same client
-   * keeps its hash cached, so the policy's table lookups do not hash a fresh
-   * string per packet (docs/replay.md, speed). Cleared when full: bounded.
+   * IPv4 address strings by value, in a direct-mapped cache: the same string
+   * object for the same client keeps its hash cached, so the policy's table
+   * lookups do not hash a fresh string per packet, and a slot costs one memory
+   * read where a Map costs three (docs/replay.md, speed). The address times an
+   * odd constant is a bijection: its top bits pick the slot and its low bits,
+   * a small integer, tell the address within the slot; both sit beside the
+   * string in one array. A collision replaces the slot: bounded, never wrong.
    */
-  private readonly v4Names = new Map<number, string>();
+  private readonly v4Cache: (number | string)[] = new Array<number | string>(2 * V4_SLOTS).fill(-1);
 
   /** Decodes `data` of link type `link`; null when it is a UDP or TCP packet, else why not. */
   decode(data: Buffer, link: number, start = 0, stop = data.length): SkipReason | null {
@@ -58,17 +80,17 @@ export class Decoded {
     switch (link) {
       case LINK_ETHERNET:
         if (stop < at + 14) return 'short';
-        ethertype = data.readUInt16BE(at + 12);
+        ethertype = u16(data, at + 12);
         at += 14;
         break;
       case LINK_SLL:
         if (stop < at + 16) return 'short';
-        ethertype = data.readUInt16BE(at + 14);
+        ethertype = u16(data, at + 14);
         at += 16;
         break;
       case LINK_SLL2:
         if (stop < at + 20) return 'short';
-        ethertype = data.readUInt16BE(at);
+        ethertype = u16(data, at);
         at += 20;
         break;
       case LINK_RAW:
@@ -92,13 +114,25 @@ export class Decoded {
     // 802.1Q and 802.1ad tags, stacked (QinQ): 4 bytes each
     while (ethertype === 0x8100 || ethertype === 0x88a8 || ethertype === 0x9100) {
       if (stop < at + 4) return 'short';
-      ethertype = data.readUInt16BE(at + 2);
+      ethertype = u16(data, at + 2);
       at += 4;
     }
     if (ethertype === 0x0800) return this.ipv4(data, at);
     if (ethertype === 0x86dd) return this.ipv6(data, at);
     return 'not_ip';
   }
+
+  /** the payload as a view of the frame (it allocates: the UDP path reads `frame` by offsets) */
+  get payload(): Buffer {
+    return this.frame.subarray(this.payloadStart, this.payloadEnd);
+  }
+
+  /**
+   * The cache slot of the IPv4 address source() or destination() last
+   * returned, -1 after an IPv6 one: callers may keep their own per-client
+   * data in slots of the same index, checked by the address string.
+   */
+  slot = -1;
 
   /** the source address, as the policy keys it (dotted IPv4, RFC 5952 IPv6) */
   source(): string {
@@ -114,21 +148,29 @@ export class Decoded {
     const d = this.frame;
     const at = source ? this.srcAt : this.dstAt;
     const last = this.family === 4 ? at : at + 12;
-    return (d.readUInt32BE(last) ^ (this.family === 6 ? d.readUInt32BE(at + 4) : 0)) & 0xfffff;
+    return (u32(d, last) ^ (this.family === 6 ? u32(d, at + 4) : 0)) & 0xfffff;
   }
 
   private address(at: number): string {
     const d = this.frame;
     if (this.family === 4) {
-      const v = d.readUInt32BE(at);
-      let name = this.v4Names.get(v);
-      if (name === undefined) {
-        if (this.v4Names.size >= 65_536) this.v4Names.clear();
+      const v = u32(d, at);
+      const h = Math.imul(v, 0x9e3779b1);
+      const slot = h >>> (32 - V4_SLOT_BITS);
+      const check = h & V4_CHECK_MASK;
+      const cache = this.v4Cache;
+      let name: string;
+      if (cache[2 * slot] === check) {
+        name = cache[2 * slot + 1] as string;
+      } else {
         name = `${d[at]}.${d[at + 1]}.${d[at + 2]}.${d[at + 3]}`;
-        this.v4Names.set(v, name);
+        cache[2 * slot] = check;
+        cache[2 * slot + 1] = name;
       }
+      this.slot = slot;
       return name;
     }
+    this.slot = -1;
     const g = this.groups;
     for (let i = 0; i < 8; i++) g[i] = (d[at + 2 * i]! << 8) | d[at + 2 * i + 1]!;
     return formatIpv6(g);
@@ -138,10 +180,10 @@ export class Decoded {
     if (this.stop < at + 20) return 'short';
     if (d[at]! >> 4 !== 4) return 'not_ip';
     const ihl = (d[at]! & 15) * 4;
-    const total = d.readUInt16BE(at + 2);
+    const total = u16(d, at + 2);
     if (ihl < 20 || total < ihl) return 'short';
     // more fragments, or not the first: only the whole datagram could be DNS
-    if ((d.readUInt16BE(at + 6) & 0x3fff) !== 0) return 'fragment';
+    if ((u16(d, at + 6) & 0x3fff) !== 0) return 'fragment';
     this.family = 4;
     this.srcAt = at + 12;
     this.dstAt = at + 16;
@@ -153,7 +195,7 @@ export class Decoded {
   private ipv6(d: Buffer, at: number): SkipReason | null {
     if (this.stop < at + 40) return 'short';
     if (d[at]! >> 4 !== 6) return 'not_ip';
-    const wireEnd = at + 40 + d.readUInt16BE(at + 4);
+    const wireEnd = at + 40 + u16(d, at + 4);
     const end = Math.min(this.stop, wireEnd);
     let next = d[at + 6]!;
     let o = at + 40;
@@ -170,7 +212,7 @@ export class Decoded {
       } else if (next === 44) {
         if (o + 8 > end) return 'short';
         // an atomic fragment (offset 0, no more fragments) is the whole packet
-        if ((d.readUInt16BE(o + 2) & 0xfff9) !== 0) return 'fragment';
+        if ((u16(d, o + 2) & 0xfff9) !== 0) return 'fragment';
         next = d[o]!;
         o += 8;
       } else if (next === 51) {
@@ -188,22 +230,24 @@ export class Decoded {
     this.proto = proto;
     if (proto === PROTO_UDP) {
       if (at + 8 > end) return 'short';
-      this.srcPort = d.readUInt16BE(at);
-      this.dstPort = d.readUInt16BE(at + 2);
-      const udpLen = d.readUInt16BE(at + 4);
+      this.srcPort = u16(d, at);
+      this.dstPort = u16(d, at + 2);
+      const udpLen = u16(d, at + 4);
       this.wireLength = udpLen >= 8 ? udpLen - 8 : Math.max(0, wireEnd - at - 8);
-      this.payload = d.subarray(at + 8, Math.min(end, at + 8 + this.wireLength));
+      this.payloadStart = at + 8;
+      this.payloadEnd = Math.min(end, at + 8 + this.wireLength);
       return null;
     }
     if (proto === PROTO_TCP) {
       if (at + 20 > end) return 'short';
-      this.srcPort = d.readUInt16BE(at);
-      this.dstPort = d.readUInt16BE(at + 2);
-      this.tcpSeq = d.readUInt32BE(at + 4);
+      this.srcPort = u16(d, at);
+      this.dstPort = u16(d, at + 2);
+      this.tcpSeq = u32(d, at + 4);
       const off = (d[at + 12]! >> 4) * 4;
       this.tcpFlags = d[at + 13]!;
       if (off < 20 || at + off > end) return 'short';
-      this.payload = d.subarray(at + off, end);
+      this.payloadStart = at + off;
+      this.payloadEnd = end;
       this.wireLength = Math.max(0, wireEnd - at - off);
       return null;
     }

@@ -7,6 +7,7 @@
 import { CaptureReader, type Frame } from './capture.js';
 import { Decoded, PROTO_TCP, type SkipReason } from './packet.js';
 import { TcpStreams } from './tcp-streams.js';
+import { QueryPool } from './query-pool.js';
 import { pairKey, type PolicyRunner } from './runner.js';
 import { parseQuery } from '../dns/query.js';
 import { FLAG_QR, HEADER_LEN } from '../dns/header.js';
@@ -50,6 +51,11 @@ const SETTLE_MS = 1000;
 /** a jump in capture time beyond this many settles is done as one (a gap of days is not a day of work) */
 const MAX_SETTLES_PER_FRAME = 3600;
 
+/** A UDP query as the replay hands it to the runners: `holders` counts those that keep it pending. */
+interface PooledQuery extends QueryContext {
+  holders: number;
+}
+
 export function newTotals(files: string[]): CaptureTotals {
   return {
     files, bytesRead: 0, packets: 0,
@@ -64,12 +70,20 @@ export function replay(files: string[], runners: readonly PolicyRunner[], opts: 
   const totals = newTotals(files);
   const d = new Decoded();
   const tcp = new TcpStreams(opts.maxTcpFlows ?? 65_536);
-  const ports = opts.ports;
+  // a bitmap: a Set lookup per packet for each direction costs more
+  const ports = new Uint8Array(65_536);
+  for (const p of opts.ports) ports[p] = 1;
   const servers = opts.servers;
   let now = -1;
   let nextSettle = 0;
   const sizes = files.map((f) => new CaptureReader(f));
   const totalSize = sizes.reduce((a, r) => a + r.size, 0);
+  const pool = new QueryPool();
+  // a runner is done with a pending query (answered, timed out, replaced or evicted): the last one returns its copy
+  const release = (ctx: QueryContext): void => {
+    if (--(ctx as PooledQuery).holders === 0) pool.give(ctx.query);
+  };
+  for (const r of runners) r.release = release;
   let doneBefore = 0;
   let sinceProgress = 0;
 
@@ -121,8 +135,8 @@ export function replay(files: string[], runners: readonly PolicyRunner[], opts: 
           totals.skipped[skip]++;
           continue;
         }
-        const toServer = ports.has(d.dstPort);
-        const fromServer = ports.has(d.srcPort);
+        const toServer = ports[d.dstPort] === 1;
+        const fromServer = ports[d.srcPort] === 1;
         if (!toServer && !fromServer) {
           totals.skipped.not_dns_port++;
           continue;
@@ -152,31 +166,36 @@ export function replay(files: string[], runners: readonly PolicyRunner[], opts: 
           }
           continue;
         }
-        const msg = d.payload;
-        if (d.wireLength < HEADER_LEN || msg.length < HEADER_LEN) {
+        // the DNS message is bytes [at, at + length) of the frame, read in place: views and copies cost more than the rest
+        const f = d.frame;
+        const at = d.payloadStart;
+        const length = d.payloadEnd - at;
+        if (d.wireLength < HEADER_LEN || length < HEADER_LEN) {
           totals.skipped.not_dns++;
           continue;
         }
-        const isReply = (msg[2]! << 8 & FLAG_QR) !== 0;
+        const isReply = (((f[at + 2]! << 8) | f[at + 3]!) & FLAG_QR) !== 0;
         if (!isReply && toServer) {
           if (servers && !servers.has(d.destination())) {
             totals.skipped.not_server++;
             continue;
           }
           const client = d.source();
+          const slot = d.slot;
           totals.udpQueries++;
           totals.udpQueryBytes += d.wireLength;
           // a copy: the reader reuses its buffer, and a pending query must outlive this frame
-          const query = Buffer.allocUnsafe(msg.length);
-          msg.copy(query);
-          const parsed = msg.length === d.wireLength ? parseQuery(query) : null;
+          const query = pool.copy(f, at, length);
+          const parsed = length === d.wireLength ? parseQuery(query) : null;
           if (parsed === null) {
+            pool.give(query);
             for (const r of runners) r.malformed(client, d.family, d.wireLength, now);
             continue;
           }
-          const ctx: QueryContext = { query, parsed, clientAddress: client, family: d.family, proto: 'udp' };
+          const ctx: PooledQuery = { query, parsed, clientAddress: client, family: d.family, proto: 'udp', holders: 0 };
           const key = pairKey(d.srcPort, parsed.id, d.addressBits(true));
-          for (const r of runners) r.udpQuery(ctx, key, d.srcPort, now);
+          for (const r of runners) if (r.udpQuery(ctx, key, d.srcPort, now, slot)) ctx.holders++;
+          if (ctx.holders === 0) pool.give(query);
         } else if (isReply && fromServer) {
           if (servers && !servers.has(d.source())) {
             totals.skipped.not_server++;
@@ -185,15 +204,11 @@ export function replay(files: string[], runners: readonly PolicyRunner[], opts: 
           const client = d.destination();
           totals.udpReplies++;
           totals.udpReplyBytes += d.wireLength;
-          let reply = msg;
-          if (msg.length < d.wireLength) {
-            // cut by snaplen: the policy only needs the reply's length, so it gets one of the wire's length
-            totals.cutBySnaplen++;
-            reply = Buffer.alloc(d.wireLength);
-            msg.copy(reply);
-          }
-          const key = pairKey(d.dstPort, (msg[0]! << 8) | msg[1]!, d.addressBits(false));
-          for (const r of runners) r.udpReply(key, reply, client, d.family, now);
+          // the policy judges a reply by its length on the wire, which snaplen may have cut in the capture
+          if (length < d.wireLength) totals.cutBySnaplen++;
+          const id = (f[at]! << 8) | f[at + 1]!;
+          const key = pairKey(d.dstPort, id, d.addressBits(false));
+          for (const r of runners) r.udpReply(key, d.dstPort, id, d.wireLength, client, d.family, now);
         } else {
           totals.skipped.not_dns++;
         }

@@ -17,6 +17,7 @@ import { processOnlySink } from '../enforce/sink.js';
 import { opcodeAnswer, runQueryStages, runResponseStages } from '../pipeline/stages.js';
 import type { QueryContext } from '../policy/context.js';
 import type { Offender } from '../policy/verdict.js';
+import { V4_SLOTS } from './packet.js';
 
 export interface PrefixStat {
   queries: number;
@@ -79,14 +80,22 @@ export interface RunResult {
   readonly tcpSenders: ReadonlySet<string>;
 }
 
-/** The pairing key of a UDP exchange: client port, DNS ID and 20 bits of the client address (< 2^52). */
+/**
+ * The pairing key of a UDP exchange, from the client port, the DNS ID and 20
+ * bits of the client address: 30 bits, so V8 keeps it a small integer, which a
+ * Map hashes without allocating. Two exchanges may share a key; a reply is
+ * paired only when address, port and ID all match (udpReply).
+ */
 export function pairKey(port: number, id: number, addressBits: number): number {
-  return (((port << 16) | id) >>> 0) * 1_048_576 + addressBits;
+  return (Math.imul(port, 0x9e3779b1) ^ (id << 13) ^ Math.imul(addressBits, 0x85ebca6b)) & 0x3fffffff;
 }
 
 interface Pending {
   readonly ctx: QueryContext;
+  readonly port: number;
   readonly at: number;
+  /** the client's prefix statistics, which its reply adds to without a second lookup */
+  readonly stat: PrefixStat;
 }
 
 const RUNG_EVENTS = 1000;
@@ -99,7 +108,7 @@ export class PolicyRunner {
   private readonly enforcer: Enforcer;
   private readonly env: PolicyEnv;
   private now = 0;
-  /** by pairKey(): numbers hash faster than strings; the client address is checked on a match */
+  /** by pairKey(): small integers hash faster than strings */
   private readonly pending = new Map<number, Pending>();
   private readonly maxPending: number;
   private readonly maxTracked: number;
@@ -118,6 +127,8 @@ export class PolicyRunner {
   private readonly prefixes = new Map<string, PrefixStat>();
   private readonly aggregateTcp = new Map<string, number>();
   private readonly tcpSenders = new Set<string>();
+  /** clientStat(): [address, its PrefixStat] by decoder slot; emptied when the prefixes are trimmed */
+  private readonly statBySlot: (string | PrefixStat | undefined)[] = new Array<string | PrefixStat | undefined>(2 * V4_SLOTS).fill(undefined);
 
   constructor(readonly config: Config) {
     this.settings = compilePolicy(config);
@@ -156,55 +167,89 @@ export class PolicyRunner {
     return p;
   }
 
+  /**
+   * The statistics of an IPv4 client's prefix, through the decoder's address
+   * cache slot (packet.ts): address and statistics side by side in one array,
+   * one memory read where the Map costs three, which is most of a packet's time
+   * with many clients (docs/replay.md, speed).
+   */
+  private clientStat(address: string, family: 4 | 6, slot: number): PrefixStat {
+    if (slot < 0) return this.stat(this.prefixOf(address, family));
+    const bySlot = this.statBySlot;
+    if (bySlot[2 * slot] === address) return bySlot[2 * slot + 1] as PrefixStat;
+    const p = this.stat(this.prefixOf(address, family));
+    bySlot[2 * slot] = address;
+    bySlot[2 * slot + 1] = p;
+    return p;
+  }
+
   /** keeps the half that was sent the most bytes: the ranking is what the report shows */
   private trimPrefixes(): void {
     const keep = [...this.prefixes].sort((a, b) => b[1].bytesBefore - a[1].bytesBefore || b[1].tcp - a[1].tcp).slice(0, this.maxTracked >> 1);
     this.prefixes.clear();
     for (const [k, v] of keep) this.prefixes.set(k, v);
+    this.statBySlot.fill(undefined);
   }
 
   private prefixOf(address: string, family: 4 | 6): string {
     return prefixKey(address, family, this.settings.prefixV4, this.settings.prefixV6);
   }
 
-  /** A UDP query at `now`; `key` (pairKey) pairs it with its reply. */
-  udpQuery(ctx: QueryContext, key: number, port: number, now: number): void {
+  /**
+   * Told of each pending query this runner lets go of (answered, timed out,
+   * replaced, evicted), so the replay can reuse its copy (query-pool.ts).
+   */
+  release: (ctx: QueryContext) => void = () => undefined;
+
+  /**
+   * A UDP query at `now`; `key` (pairKey) pairs it with its reply; `slot` is the
+   * decoder's (Decoded.slot). True when the query waits for its reply: this
+   * runner then holds `ctx` until it calls release().
+   */
+  udpQuery(ctx: QueryContext, key: number, port: number, now: number, slot = -1): boolean {
     this.now = now;
     const c = this.counters;
     c.queries.udp++;
     c.queryBytes.udp += ctx.query.length;
-    const p = this.stat(this.prefixOf(ctx.clientAddress, ctx.family));
+    const p = this.clientStat(ctx.clientAddress, ctx.family, slot);
     p.queries++;
     p.bytesIn += ctx.query.length;
     if (port === 0) {
       c.dropped.bad_source++;
-      return;
+      return false;
     }
     const verdict = runQueryStages(ctx, this.env, now);
     if (verdict.kind === 'drop') {
       c.dropped[verdict.reason]++;
-      return;
+      return false;
     }
     const notimp = opcodeAnswer(ctx);
     if (notimp !== null) {
       c.localAnswers.notimp++;
       this.sent(p, notimp.length);
-      return;
+      return false;
     }
     if (verdict.kind === 'answer') {
       c.truncated[verdict.reason]++;
       this.sent(p, verdict.wire.length);
-      return;
+      return false;
     }
     // a retransmission with the same port and ID replaces the older one, at the back of the queue;
     // so does, very rarely, another client whose key is the same (then the older is never answered)
-    if (this.pending.delete(key)) this.unanswered++;
+    const older = this.pending.get(key);
+    if (older !== undefined) {
+      this.pending.delete(key);
+      this.release(older.ctx);
+      this.unanswered++;
+    }
     if (this.pending.size >= this.maxPending) {
-      const oldest = this.pending.keys().next().value as number;
+      const [oldest, q] = this.pending.entries().next().value as [number, Pending];
       this.pending.delete(oldest);
+      this.release(q.ctx);
       this.overflow++;
     }
-    this.pending.set(key, { ctx, at: now });
+    this.pending.set(key, { ctx, port, at: now, stat: p });
+    return true;
   }
 
   /** A malformed UDP query (the live path drops it before any stage). */
@@ -219,26 +264,35 @@ export class PolicyRunner {
     p.bytesIn += bytes;
   }
 
-  /** A UDP reply to the client of `key`, as the capture holds it (`reply.length` is its length on the wire). */
-  udpReply(key: number, reply: Buffer, address: string, family: 4 | 6, now: number): void {
+  /** A UDP reply of `bytes` (its length on the wire) to the client of `key`, its `port` and DNS `id`. */
+  udpReply(key: number, port: number, id: number, bytes: number, address: string, family: 4 | 6, now: number): void {
     this.now = now;
-    const p = this.stat(this.prefixOf(address, family));
-    p.bytesBefore += reply.length;
     const q = this.pending.get(key);
-    if (q === undefined || q.ctx.clientAddress !== address) {
+    if (q === undefined || q.ctx.clientAddress !== address || q.port !== port || q.ctx.parsed.id !== id) {
       // no query in the capture, or one the policy answered itself, dropped, or timed out
+      this.stat(this.prefixOf(address, family)).bytesBefore += bytes;
       this.unpaired++;
       return;
     }
+    // the query's statistics, unless a trim has dropped them since (then they are ranked among the least)
+    const p = q.stat;
+    p.bytesBefore += bytes;
     this.pending.delete(key);
+    this.judgeReply(q.ctx, p, bytes, now);
+    // only once the stages are done with it: its copy may serve the next query
+    this.release(q.ctx);
+  }
+
+  /** What the live path does with a backend's reply (pipeline/udp-path.ts): the stages' verdict, sent or not. */
+  private judgeReply(ctx: QueryContext, p: PrefixStat, bytes: number, now: number): void {
     const c = this.counters;
-    const verdict = runResponseStages(q.ctx, reply, this.env, now);
+    const verdict = runResponseStages(ctx, bytes, this.env, now);
     if (verdict.kind === 'drop') {
       if (verdict.offender === undefined || this.offender(verdict.offender, now)) {
         c.dropped[verdict.reason]++;
         return;
       }
-      this.sent(p, reply.length);
+      this.sent(p, bytes);
       return;
     }
     if (verdict.kind === 'answer') {
@@ -246,7 +300,7 @@ export class PolicyRunner {
       this.sent(p, verdict.wire.length);
       return;
     }
-    this.sent(p, reply.length);
+    this.sent(p, bytes);
   }
 
   /** A DNS message over TCP from a client (a query: the ladder counts it as a follow-up). */
@@ -295,6 +349,7 @@ export class PolicyRunner {
     for (const [key, q] of this.pending) {
       if (q.at > cutoff) break;
       this.pending.delete(key);
+      this.release(q.ctx);
       this.unanswered++;
       this.counters.dropped.backend_timeout++;
     }

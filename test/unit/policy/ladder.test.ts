@@ -29,7 +29,7 @@ function ctx(address: string, proto: 'udp' | 'tcp' = 'udp'): QueryContext {
   return { query: q, parsed: parseQuery(q)!, clientAddress: address, family: address.includes(':') ? 6 : 4, proto };
 }
 
-const reply900 = Buffer.alloc(900);
+const reply900 = 900;
 
 /** large replies to `address` every `everyMs` from `from` to `to`; what each got */
 function replies(e: PolicyEnv, address: string, from: number, to: number, everyMs: number, tcpEach = 0): Verdict[] {

@@ -25,7 +25,8 @@ function ctx(type: string, opts: { udpSize?: number; proto?: 'udp' | 'tcp'; addr
   return { query: q, parsed: parseQuery(q)!, clientAddress: opts.address ?? '198.18.0.1', family: 4, proto: opts.proto ?? 'udp' };
 }
 
-const reply = (n: number): Buffer => Buffer.alloc(n);
+// the stages judge a reply by its length alone
+const reply = (n: number): number => n;
 
 describe('query stages', () => {
   it('answers ANY over UDP with TC, forwards it over TCP or when any_to_tcp is off', () => {
