@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import type { UdpPath, UdpReplyTarget } from '../pipeline/udp-path.js';
 import { META, STAT_SLOTS, type NativeBinding, type NativeUdpSocket } from '../native/index.js';
-import { formatIpv4, formatIpv6 } from '../native/address.js';
+import { formatIpv6 } from '../native/address.js';
+import { Ipv4Names } from '../net/ipv4-names.js';
 
 /** a query longer than this is dropped as malformed (the pipeline counts it): no real query comes close */
 export const QUERY_SLOT_BYTES = 4096;
@@ -19,6 +20,8 @@ export class NativeUdpListener implements UdpReplyTarget {
   private readonly meta: Int32Array;
   private readonly addrs: Uint8Array;
   private readonly fields: number;
+  /** client address strings, the same object for the same client (net/ipv4-names.ts) */
+  private readonly v4Names = new Ipv4Names();
 
   constructor(
     readonly address: HostPort,
@@ -50,7 +53,7 @@ export class NativeUdpListener implements UdpReplyTarget {
       const family = meta[m + META.family]!;
       if (family !== 4 && family !== 6) continue; // no source address at all: nothing to answer or charge
       const port = meta[m + META.port]!;
-      const address = family === 4 ? formatIpv4(addrs, i * 16) : formatIpv6(addrs, i * 16);
+      const address = family === 4 ? this.v4Names.name(addrs, i * 16) : formatIpv6(addrs, i * 16);
       // an IPv4 client of a [::] socket: policy sees IPv4, the reply goes to the mapped address (as with dgram)
       const replyAddress = meta[m + META.mapped] === 1 ? `::ffff:${address}` : address;
       let msg = EMPTY; // truncated (len -1): the path counts it and drops it as malformed

@@ -7,6 +7,7 @@
 // the frame's buffer (a Buffer view costs more than the rest of the decode),
 // and fields are read byte by byte, which V8 inlines, unlike Buffer's readers.
 import { formatIpv6 } from '../policy/block-target.js';
+import { Ipv4Names } from '../net/ipv4-names.js';
 
 export const LINK_NULL = 0;
 export const LINK_ETHERNET = 1;
@@ -26,11 +27,6 @@ export const PROTO_UDP = 17;
 export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;
 export const TCP_RST = 0x04;
-
-/** slots of the IPv4 address cache (Decoded.slot) */
-export const V4_SLOT_BITS = 17;
-export const V4_SLOTS = 1 << V4_SLOT_BITS;
-const V4_CHECK_MASK = (1 << (32 - V4_SLOT_BITS)) - 1;
 
 /** big-endian 16 and 32 bits at `at`; the caller has checked the bounds */
 function u16(d: Buffer, at: number): number {
@@ -60,16 +56,8 @@ export class Decoded {
   private srcAt = 0;
   private dstAt = 0;
   private readonly groups = new Uint16Array(8);
-  /**
-   * IPv4 address strings by value, in a direct-mapped cache: the same string
-   * object for the same client keeps its hash cached, so the policy's table
-   * lookups do not hash a fresh string per packet, and a slot costs one memory
-   * read where a Map costs three (docs/replay.md, speed). The address times an
-   * odd constant is a bijection: its top bits pick the slot and its low bits,
-   * a small integer, tell the address within the slot; both sit beside the
-   * string in one array. A collision replaces the slot: bounded, never wrong.
-   */
-  private readonly v4Cache: (number | string)[] = new Array<number | string>(2 * V4_SLOTS).fill(-1);
+  /** IPv4 address strings, the same object for the same client (net/ipv4-names.ts) */
+  private readonly v4Names = new Ipv4Names();
 
   /** Decodes `data` of link type `link`; null when it is a UDP or TCP packet, else why not. */
   decode(data: Buffer, link: number, start = 0, stop = data.length): SkipReason | null {
@@ -154,20 +142,8 @@ export class Decoded {
   private address(at: number): string {
     const d = this.frame;
     if (this.family === 4) {
-      const v = u32(d, at);
-      const h = Math.imul(v, 0x9e3779b1);
-      const slot = h >>> (32 - V4_SLOT_BITS);
-      const check = h & V4_CHECK_MASK;
-      const cache = this.v4Cache;
-      let name: string;
-      if (cache[2 * slot] === check) {
-        name = cache[2 * slot + 1] as string;
-      } else {
-        name = `${d[at]}.${d[at + 1]}.${d[at + 2]}.${d[at + 3]}`;
-        cache[2 * slot] = check;
-        cache[2 * slot + 1] = name;
-      }
-      this.slot = slot;
+      const name = this.v4Names.name(d, at);
+      this.slot = this.v4Names.slot;
       return name;
     }
     this.slot = -1;

@@ -17,7 +17,7 @@ import { processOnlySink } from '../enforce/sink.js';
 import { opcodeAnswer, runQueryStages, runResponseStages } from '../pipeline/stages.js';
 import type { QueryContext } from '../policy/context.js';
 import type { Offender } from '../policy/verdict.js';
-import { V4_SLOTS } from './packet.js';
+import { IPV4_NAME_SLOTS } from '../net/ipv4-names.js';
 
 export interface PrefixStat {
   queries: number;
@@ -128,7 +128,7 @@ export class PolicyRunner {
   private readonly aggregateTcp = new Map<string, number>();
   private readonly tcpSenders = new Set<string>();
   /** clientStat(): [address, its PrefixStat] by decoder slot; emptied when the prefixes are trimmed */
-  private readonly statBySlot: (string | PrefixStat | undefined)[] = new Array<string | PrefixStat | undefined>(2 * V4_SLOTS).fill(undefined);
+  private readonly statBySlot: (string | PrefixStat | undefined)[] = new Array<string | PrefixStat | undefined>(2 * IPV4_NAME_SLOTS).fill(undefined);
 
   constructor(readonly config: Config) {
     this.settings = compilePolicy(config);
@@ -169,7 +169,7 @@ export class PolicyRunner {
 
   /**
    * The statistics of an IPv4 client's prefix, through the decoder's address
-   * cache slot (packet.ts): address and statistics side by side in one array,
+   * cache slot (net/ipv4-names.ts): address and statistics side by side in one array,
    * one memory read where the Map costs three, which is most of a packet's time
    * with many clients (docs/replay.md, speed).
    */
