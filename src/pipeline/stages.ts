@@ -7,7 +7,7 @@ import { sizeToTcp } from '../policy/size-to-tcp.js';
 import { largeResponseBudget, tcpFollowUp } from '../policy/large-response.js';
 import type { PolicyEnv } from '../policy/env.js';
 import type { QueryContext } from '../policy/context.js';
-import { FORWARD, type Verdict } from '../policy/verdict.js';
+import { FORWARD, type Offender, type Verdict } from '../policy/verdict.js';
 import { OPCODE_QUERY, readOpcode } from '../dns/header.js';
 import { buildNotimp } from '../dns/local-answer.js';
 
@@ -40,4 +40,59 @@ export function runResponseStages(ctx: QueryContext, replyBytes: number, env: Po
  */
 export function opcodeAnswer(ctx: QueryContext): Buffer | null {
   return readOpcode(ctx.parsed.flags) === OPCODE_QUERY ? null : buildNotimp(ctx.query, ctx.parsed);
+}
+
+/** judgeUdpQuery(): the query goes on to a backend */
+export const TO_BACKEND = 'to_backend';
+/** judgeUdpReply(): the backend's reply goes to the client as it is */
+export const AS_IS = 'as_is';
+
+/**
+ * What a UDP query comes to after steps 2-3 and the opcode gate, counted in
+ * env.counters: null when it is dropped, the wire of a local answer (TC or
+ * NOTIMP) to send back, or TO_BACKEND. The live UDP path and the replay share
+ * it, so both count and decide alike (docs/replay.md).
+ */
+export function judgeUdpQuery(ctx: QueryContext, env: PolicyEnv, now: number): Buffer | typeof TO_BACKEND | null {
+  const c = env.counters;
+  const verdict = runQueryStages(ctx, env, now);
+  if (verdict.kind === 'drop') {
+    c.dropped[verdict.reason]++;
+    return null;
+  }
+  const notimp = opcodeAnswer(ctx);
+  if (notimp !== null) {
+    c.localAnswers.notimp++;
+    return notimp;
+  }
+  if (verdict.kind === 'answer') {
+    c.truncated[verdict.reason]++;
+    return verdict.wire;
+  }
+  return TO_BACKEND;
+}
+
+/**
+ * What a backend's UDP reply of `replyBytes` comes to after steps 5-7, counted
+ * in env.counters: null when it is dropped, the wire of its TC stand-in, or
+ * AS_IS. An offender goes to `onOffender` (enforce/), whose false (block.mode
+ * off) lets the reply that tripped it go out as it is.
+ */
+export function judgeUdpReply(
+  ctx: QueryContext, replyBytes: number, env: PolicyEnv, now: number, onOffender: (o: Offender, now: number) => boolean,
+): Buffer | typeof AS_IS | null {
+  const c = env.counters;
+  const verdict = runResponseStages(ctx, replyBytes, env, now);
+  if (verdict.kind === 'drop') {
+    if (verdict.offender === undefined || onOffender(verdict.offender, now)) {
+      c.dropped[verdict.reason]++;
+      return null;
+    }
+    return AS_IS;
+  }
+  if (verdict.kind === 'answer') {
+    c.truncated[verdict.reason]++;
+    return verdict.wire;
+  }
+  return AS_IS;
 }

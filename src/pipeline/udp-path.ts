@@ -13,7 +13,7 @@ import type { Backend, BackendPool } from '../backend/pool.js';
 import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
 import type { QueryContext } from '../policy/context.js';
-import { opcodeAnswer, runQueryStages, runResponseStages } from './stages.js';
+import { AS_IS, TO_BACKEND, judgeUdpQuery, judgeUdpReply } from './stages.js';
 import type { Offender } from '../policy/verdict.js';
 import { FaultBarrier } from './barrier.js';
 import type { ErrorSink } from '../log/once-per-second.js';
@@ -104,20 +104,10 @@ export class UdpPath {
     }
     const ctx: QueryContext = { query: msg, parsed, clientAddress: address, family, proto: 'udp' };
     const now = this.clock();
-    const verdict = runQueryStages(ctx, this.env, now);
-    if (verdict.kind === 'drop') {
-      c.dropped[verdict.reason]++;
-      return;
-    }
-    const notimp = opcodeAnswer(ctx);
-    if (notimp !== null) {
-      c.localAnswers.notimp++;
-      this.send(target, notimp, port, replyAddress);
-      return;
-    }
-    if (verdict.kind === 'answer') {
-      c.truncated[verdict.reason]++;
-      this.send(target, verdict.wire, port, replyAddress);
+    const outcome = judgeUdpQuery(ctx, this.env, now);
+    if (outcome === null) return;
+    if (outcome !== TO_BACKEND) {
+      this.send(target, outcome, port, replyAddress);
       return;
     }
     const backend = this.pool.select();
@@ -158,21 +148,8 @@ export class UdpPath {
     const now = this.clock();
     backend.observeLatency((now - pending.sentAt) / 1000);
     writeId(reply, ctx.parsed.id);
-    const verdict = runResponseStages(ctx, reply.length, this.env, now);
-    if (verdict.kind === 'drop') {
-      if (verdict.offender === undefined || this.onOffender(verdict.offender, now)) {
-        c.dropped[verdict.reason]++;
-        return;
-      }
-      this.send(target, reply, port, replyAddress);
-      return;
-    }
-    if (verdict.kind === 'answer') {
-      c.truncated[verdict.reason]++;
-      this.send(target, verdict.wire, port, replyAddress);
-      return;
-    }
-    this.send(target, reply, port, replyAddress);
+    const outcome = judgeUdpReply(ctx, reply.length, this.env, now, this.onOffender);
+    if (outcome !== null) this.send(target, outcome === AS_IS ? reply : outcome, port, replyAddress);
   }
 
   /** One expired query; its own barrier, so one failing SERVFAIL does not end the sweep. */

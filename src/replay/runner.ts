@@ -1,9 +1,10 @@
 // One configuration's policy over a replayed capture: the live path's own code
 // (pipeline/stages.ts, the BudgetTable and its once-a-second settle, the
 // Enforcer with a sink that keeps nothing outside the process) driven by the
-// capture's clock instead of sockets and timers. It mirrors what
-// pipeline/udp-path.ts does with each verdict, and keeps what the report needs
-// in tables bounded like the policy's own (docs/replay.md).
+// capture's clock instead of sockets and timers. Each query and reply is
+// decided by the functions pipeline/udp-path.ts uses (judgeUdpQuery,
+// judgeUdpReply), and what the report needs is kept in tables bounded like the
+// policy's own (docs/replay.md).
 import { pino } from 'pino';
 import type { Config } from '../config/schema.js';
 import { compilePolicy, type PolicySettings } from '../config/compile.js';
@@ -14,7 +15,7 @@ import { prefixKey } from '../policy/prefix.js';
 import type { PolicyEnv } from '../policy/env.js';
 import { Enforcer } from '../enforce/enforcer.js';
 import { processOnlySink } from '../enforce/sink.js';
-import { opcodeAnswer, runQueryStages, runResponseStages } from '../pipeline/stages.js';
+import { AS_IS, TO_BACKEND, judgeUdpQuery, judgeUdpReply, runQueryStages } from '../pipeline/stages.js';
 import type { QueryContext } from '../policy/context.js';
 import type { Offender } from '../policy/verdict.js';
 import { IPV4_NAME_SLOTS } from '../net/ipv4-names.js';
@@ -218,20 +219,10 @@ export class PolicyRunner {
       c.dropped.bad_source++;
       return false;
     }
-    const verdict = runQueryStages(ctx, this.env, now);
-    if (verdict.kind === 'drop') {
-      c.dropped[verdict.reason]++;
-      return false;
-    }
-    const notimp = opcodeAnswer(ctx);
-    if (notimp !== null) {
-      c.localAnswers.notimp++;
-      this.sent(p, notimp.length);
-      return false;
-    }
-    if (verdict.kind === 'answer') {
-      c.truncated[verdict.reason]++;
-      this.sent(p, verdict.wire.length);
+    const outcome = judgeUdpQuery(ctx, this.env, now);
+    if (outcome === null) return false;
+    if (outcome !== TO_BACKEND) {
+      this.sent(p, outcome.length);
       return false;
     }
     // a retransmission with the same port and ID replaces the older one, at the back of the queue;
@@ -283,24 +274,10 @@ export class PolicyRunner {
     this.release(q.ctx);
   }
 
-  /** What the live path does with a backend's reply (pipeline/udp-path.ts): the stages' verdict, sent or not. */
+  /** What the live path does with a backend's reply (pipeline/udp-path.ts), the same function deciding. */
   private judgeReply(ctx: QueryContext, p: PrefixStat, bytes: number, now: number): void {
-    const c = this.counters;
-    const verdict = runResponseStages(ctx, bytes, this.env, now);
-    if (verdict.kind === 'drop') {
-      if (verdict.offender === undefined || this.offender(verdict.offender, now)) {
-        c.dropped[verdict.reason]++;
-        return;
-      }
-      this.sent(p, bytes);
-      return;
-    }
-    if (verdict.kind === 'answer') {
-      c.truncated[verdict.reason]++;
-      this.sent(p, verdict.wire.length);
-      return;
-    }
-    this.sent(p, bytes);
+    const outcome = judgeUdpReply(ctx, bytes, this.env, now, this.onOffender);
+    if (outcome !== null) this.sent(p, outcome === AS_IS ? bytes : outcome.length);
   }
 
   /** A DNS message over TCP from a client (a query: the ladder counts it as a follow-up). */
@@ -356,6 +333,8 @@ export class PolicyRunner {
   }
 
   /** The enforcer's decision, and the record of the block it made (or would have made). */
+  private readonly onOffender = (o: Offender, now: number): boolean => this.offender(o, now);
+
   private offender(o: Offender, now: number): boolean {
     const st = this.enforcer.stats;
     const before = st.blocksByMode.userspace + st.blocksByMode.off;
