@@ -56,7 +56,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
   const upstreams = pool.backends.map((b) => {
     const onReply = (reply: Buffer): void => udpPath.onReply(b, reply);
     const backendLog = log.child({ module: 'backend' });
-    const upstream = native ? new NativeUdpUpstream(b.spec, onReply, backendLog, native) : new UdpUpstream(b.spec, onReply, backendLog);
+    const upstream = native ? new NativeUdpUpstream(b.spec, onReply, backendLog, native, udpPath) : new UdpUpstream(b.spec, onReply, backendLog);
     b.sender = upstream;
     return upstream;
   });

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { BackendSpec } from '../config/compile.js';
 import type { UdpSender } from './pool.js';
 import { META, type NativeBinding, type NativeUdpSocket } from '../native/index.js';
+import { copyOut } from '../net/bytes.js';
 
 /** a reply can be as large as a datagram gets */
 const REPLY_SLOT_BYTES = 65536;
@@ -23,6 +24,8 @@ export class NativeUdpUpstream implements UdpSender {
     private readonly onReply: (reply: Buffer) => void,
     private readonly log: Logger,
     binding: NativeBinding,
+    /** told when a batch of replies starts and ends (UdpPath: one clock reading per batch) */
+    private readonly batchClock?: { beginBatch(): void; endBatch(): void },
   ) {
     const batch = Math.min(REPLY_BATCH, binding.maxBatch);
     this.fields = binding.metaFields;
@@ -34,12 +37,15 @@ export class NativeUdpUpstream implements UdpSender {
 
   private onBatch(n: number): void {
     const { meta, arena, fields } = this;
-    for (let i = 0; i < n; i++) {
-      const len = meta[i * fields + META.len]!;
-      if (len < 0) continue; // cannot happen with 64 KiB slots; never hand on a cut reply
-      const reply = Buffer.allocUnsafe(len);
-      arena.copy(reply, 0, i * REPLY_SLOT_BYTES, i * REPLY_SLOT_BYTES + len);
-      this.onReply(reply);
+    this.batchClock?.beginBatch();
+    try {
+      for (let i = 0; i < n; i++) {
+        const len = meta[i * fields + META.len]!;
+        if (len < 0) continue; // cannot happen with 64 KiB slots; never hand on a cut reply
+        this.onReply(copyOut(arena, i * REPLY_SLOT_BYTES, len));
+      }
+    } finally {
+      this.batchClock?.endBatch();
     }
   }
 

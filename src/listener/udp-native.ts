@@ -8,6 +8,7 @@ import type { UdpPath, UdpReplyTarget } from '../pipeline/udp-path.js';
 import { META, STAT_SLOTS, type NativeBinding, type NativeUdpSocket } from '../native/index.js';
 import { formatIpv6 } from '../native/address.js';
 import { Ipv4Names } from '../net/ipv4-names.js';
+import { copyOut } from '../net/bytes.js';
 
 /** a query longer than this is dropped as malformed (the pipeline counts it): no real query comes close */
 export const QUERY_SLOT_BYTES = 4096;
@@ -46,6 +47,15 @@ export class NativeUdpListener implements UdpReplyTarget {
 
   /** n datagrams are in the arena; each is copied out because the next batch reuses the slots */
   private onBatch(n: number): void {
+    this.path.beginBatch();
+    try {
+      this.handleBatch(n);
+    } finally {
+      this.path.endBatch();
+    }
+  }
+
+  private handleBatch(n: number): void {
     const { meta, addrs, arena, fields } = this;
     for (let i = 0; i < n; i++) {
       const m = i * fields;
@@ -56,11 +66,8 @@ export class NativeUdpListener implements UdpReplyTarget {
       const address = family === 4 ? this.v4Names.name(addrs, i * 16) : formatIpv6(addrs, i * 16);
       // an IPv4 client of a [::] socket: policy sees IPv4, the reply goes to the mapped address (as with dgram)
       const replyAddress = meta[m + META.mapped] === 1 ? `::ffff:${address}` : address;
-      let msg = EMPTY; // truncated (len -1): the path counts it and drops it as malformed
-      if (len > 0) {
-        msg = Buffer.allocUnsafe(len);
-        arena.copy(msg, 0, i * QUERY_SLOT_BYTES, i * QUERY_SLOT_BYTES + len);
-      }
+      let msg: Buffer = EMPTY; // truncated (len -1): the path counts it and drops it as malformed
+      if (len > 0) msg = copyOut(arena, i * QUERY_SLOT_BYTES, len);
       this.path.onQuery(msg, address, family, replyAddress, port, this);
     }
   }

@@ -43,6 +43,8 @@ export class UdpPath {
   /** the sweep's per-entry callback, bound once rather than a closure per sweep */
   private readonly expireBound = (p: PendingUdp): void => this.expire(p);
   private sweepServfail = true;
+  /** the clock reading of the batch being handled (beginBatch), or -1 */
+  private batchNow = -1;
 
   constructor(
     private readonly env: PolicyEnv,
@@ -65,6 +67,24 @@ export class UdpPath {
     } catch (err) {
       this.barrier.fault('udp_query', err);
     }
+  }
+
+  /**
+   * A batch of datagrams read at once (batched UDP, docs/performance.md) is
+   * judged at one clock reading, taken here: a reading costs about as much as
+   * the rest of a datagram's bookkeeping, and the batch arrived within
+   * microseconds. endBatch() goes back to a reading per datagram (dgram).
+   */
+  beginBatch(): void {
+    this.batchNow = this.clock();
+  }
+
+  endBatch(): void {
+    this.batchNow = -1;
+  }
+
+  private now(): number {
+    return this.batchNow >= 0 ? this.batchNow : this.clock();
   }
 
   /** A datagram from a backend's socket: any bytes at all. */
@@ -103,7 +123,7 @@ export class UdpPath {
       return;
     }
     const ctx: QueryContext = { query: msg, parsed, clientAddress: address, family, proto: 'udp' };
-    const now = this.clock();
+    const now = this.now();
     const outcome = judgeUdpQuery(ctx, this.env, now);
     if (outcome === null) return;
     if (outcome !== TO_BACKEND) {
@@ -145,7 +165,7 @@ export class UdpPath {
       return;
     }
     backend.inflight.take(id);
-    const now = this.clock();
+    const now = this.now();
     backend.observeLatency((now - pending.sentAt) / 1000);
     writeId(reply, ctx.parsed.id);
     const outcome = judgeUdpReply(ctx, reply.length, this.env, now, this.onOffender);

@@ -4,6 +4,8 @@
 // (docs/replay.md, speed). So a copy that no runner holds any more goes back
 // to a free list of its length and serves a later query of that length. The
 // lists are bounded in count, and only short buffers are kept.
+import { copyInto } from '../net/bytes.js';
+
 const MAX_POOLED_LENGTH = 512;
 const MAX_FREE = 65_536;
 
@@ -19,9 +21,7 @@ export class QueryPool {
       if (out !== undefined) this.freeCount--;
     }
     out ??= Buffer.allocUnsafe(length);
-    // Buffer.copy's own checks cost more than copying a short query byte by byte
-    if (length > 128) from.copy(out, 0, at, at + length);
-    else for (let i = 0; i < length; i++) out[i] = from[at + i]!;
+    copyInto(out, from, at, length);
     return out;
   }
 

@@ -142,3 +142,43 @@ describe('IPv4 clients of a dual-stack socket', () => {
     expect(s.stats().sentCount).toBe(11);
   });
 });
+
+describe('UdpPath batches (batched UDP)', () => {
+  it('reads the clock once for a batch of queries and their replies, and once per datagram outside a batch', () => {
+    const env: PolicyEnv = {
+      settings: compilePolicy(configSchema.parse({})),
+      budgets: new BudgetTable(1000),
+      blocks: new BlockTable(1000),
+      counters: new Counters(),
+    };
+    const pool = new BackendPool<PendingUdp>([{ name: 'b', address: parseHostPort('127.0.0.1:53')!, weight: 1, proxyProtocol: false }], 65535);
+    let readings = 0;
+    const path = new UdpPath(env, pool, () => true, () => ++readings);
+    const backend = pool.backends[0] as Backend<PendingUdp>;
+    const sentAt: number[] = [];
+    const forwarded: Buffer[] = [];
+    backend.sender = { send: (q: Buffer) => void forwarded.push(Buffer.from(q)) };
+    backend.observeLatency = (s) => void sentAt.push(s);
+    let answered = 0;
+    const target: UdpReplyTarget = { localAddress: '127.0.0.1', localPort: 53, send: () => void answered++ };
+    const q = query('www.example.test', 'A', 7);
+    path.beginBatch();
+    for (let i = 0; i < 5; i++) path.onQuery(Buffer.from(q), `198.18.0.${i + 1}`, 4, `198.18.0.${i + 1}`, 4000 + i, target);
+    path.endBatch();
+    expect(readings).toBe(1);
+    path.beginBatch();
+    for (const f of forwarded) {
+      const reply = Buffer.from(f);
+      reply[2] = reply[2]! | 0x80;
+      path.onReply(backend, reply);
+    }
+    path.endBatch();
+    expect(readings).toBe(2);
+    expect(answered).toBe(5);
+    // each reply's latency: the batch's reading minus its query's
+    expect(sentAt.every((s) => s === (2 - 1) / 1000)).toBe(true);
+    path.onQuery(Buffer.from(q), '198.18.0.9', 4, '198.18.0.9', 4009, target);
+    path.onQuery(Buffer.from(q), '198.18.0.10', 4, '198.18.0.10', 4010, target);
+    expect(readings).toBe(4);
+  });
+});
