@@ -46,6 +46,7 @@ let lastReplyAt = Date.now();
 for (const s of sockets) s.on('message', () => (lastReplyAt = Date.now()));
 const lastReplyBy = Date.now() + 2000;
 const quietEnough = () => replies !== 'all' && Date.now() - lastReplyAt >= 300;
-while (totals.received < totals.sent && Date.now() < lastReplyBy && !quietEnough()) await new Promise((r) => setTimeout(r, 20));
+const POLL_MS = 20;
+while (totals.received < totals.sent && Date.now() < lastReplyBy && !quietEnough()) await new Promise((r) => setTimeout(r, POLL_MS));
 for (const s of sockets) s.close();
 process.stdout.write(JSON.stringify(totals) + '\n');
