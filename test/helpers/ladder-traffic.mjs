@@ -96,9 +96,10 @@ const sockets = await Promise.all(sources.map((src, index) => new Promise((resol
     totals.bytesReceived += m.length;
     const key = m.length < 12 ? '' : `${index}:${m.readUInt16BE(0)}`;
     const p = pending.get(key);
-    // a reply counts in the second its query was sent: what each second's queries brought back
-    // (by arrival, a reply near a second's end would land in the next second with another mix)
-    const ps = perSecond(p ? Math.floor((p.firstAt - start) / 1000) : second());
+    // a reply counts in the second its query's bytes were counted in (the last send of it): what each
+    // second's queries brought back (by arrival, a reply near a second's end would land in the next
+    // second with another mix; by a clock read apart from the send's, its query's bytes could too)
+    const ps = perSecond(p ? p.sentSecond : second());
     ps.received += m.length;
     ps.replies++;
     if (!p) return;
@@ -123,7 +124,8 @@ function send(sock, p) {
   const q = encode(p.id, p.name, p.type);
   sock.s.send(q, port, server);
   totals.bytesSent += q.length;
-  perSecond(second()).sent += q.length;
+  p.sentSecond = second();
+  perSecond(p.sentSecond).sent += q.length;
 }
 
 // UDP retries after 1 s without an answer (twice), given up after 3.5 s in all
@@ -147,7 +149,7 @@ for (let i = 0; i < total; i++) {
   // 37 is prime to the mixes' lengths: the rare types are spread out, not bunched
   const [name, type] = mix[(i * 37) % mix.length];
   const id = nextId = (nextId + 1) & 0xffff;
-  const p = { id, name, type, src: sock.src, sock: sock.index, firstAt: Date.now(), lastAt: Date.now(), udpTries: 1, tcpTried: false, tcpFailed: false };
+  const p = { id, name, type, src: sock.src, sock: sock.index, firstAt: Date.now(), lastAt: Date.now(), sentSecond: 0, udpTries: 1, tcpTried: false, tcpFailed: false };
   pending.set(`${sock.index}:${id}`, p);
   totals.lookups++;
   send(sock, p);
