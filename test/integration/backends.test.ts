@@ -42,7 +42,18 @@ describe('backend failure', () => {
     expect(await until(async () => (await ag.metric('ampguard_backend_up{backend="127.0.0.1:' + rec.port + '"}')) === 0, 3000)).toBe(true);
 
     await rec.restart();
-    expect(await until(async () => (await dig('127.0.0.1', ag.port, 'www.example.test', 'A', ['+notcp'])).status === 'NOERROR', 5000)).toBe(true);
+    const seen: string[] = [];
+    const answered = await until(async () => {
+      const status = (await dig('127.0.0.1', ag.port, 'www.example.test', 'A', ['+notcp'])).status || 'timed out';
+      seen.push(status);
+      return status === 'NOERROR';
+    }, 5000);
+    // on failure, what dig saw and what ampguard counted and logged say where the queries went
+    const why = async (): Promise<string> => {
+      const counted = [...(await ag.metrics())].filter(([k]) => /backend|upstream|dropped|responses/.test(k)).map(([k, v]) => `${k} ${v}`);
+      return [`dig saw ${seen.join(', ')}`, ...counted, ag.proc.output().slice(-3000)].join('\n');
+    };
+    expect(answered, answered ? '' : await why()).toBe(true);
     expect((await dig('127.0.0.1', ag.port, 'www.example.test', 'A', ['+tcp'])).status).toBe('NOERROR');
     expect(await until(async () => (await ag.metric('ampguard_backend_up{backend="127.0.0.1:' + rec.port + '"}')) === 1, 3000)).toBe(true);
   });
