@@ -158,7 +158,8 @@ for (let i = 0; i < total; i++) {
 }
 // let the last answers (and TCP retries) come in
 const drainEnd = Date.now() + 4000;
-while (pending.size > 0 && Date.now() < drainEnd) await new Promise((r) => setTimeout(r, 50));
+const DRAIN_POLL_MS = 50;
+while (pending.size > 0 && Date.now() < drainEnd) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
 for (const key of [...pending.keys()]) finish(key, 'unanswered');
 clearInterval(retryTimer);
 for (const s of sockets) s.s.close();
