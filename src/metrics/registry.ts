@@ -91,6 +91,19 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
   mirroredCounter(registry, 'ampguard_tcp_followups_total', 'TCP queries from prefixes on rung 2 of the ladder: clients coming back after a TC answer (a spoofed victim never does)', null, () => c.tcpFollowUps);
   mirroredCounter(registry, 'ampguard_would_truncate_total', 'block.mode off: replies the ladder would have replaced by TC=1 (the full reply was sent)', null, () => c.wouldTruncate);
   new Counter({
+    name: 'ampguard_udp_io_errors_total',
+    help: 'UDP socket errors recovered from, by side (listen: client-facing, upstream: to a backend) and reason (socket_error: an ICMP error, forged or real, cleared and read on; recv_error, send_error: a failing call; recv_truncated: a datagram longer than its slot; send_dropped: the send queue full)',
+    labelNames: ['side', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, n] of Object.entries(c.udpIoErrors)) {
+        const [side, reason] = key.split(':') as [string, string];
+        this.inc({ side, reason }, n);
+      }
+    },
+  });
+  new Counter({
     name: 'ampguard_escalations_total',
     help: 'offenders handed to enforcement, by level (prefix, or the aggregate network around it) and reason (no_followup: no TCP came back after the TC answers; over_budget: the ladder is off)',
     labelNames: ['level', 'reason'],

@@ -49,6 +49,7 @@ enum {
   ST_SEND_CALLS,
   ST_SEND_ERRORS,
   ST_SEND_DROPPED,
+  ST_SOCKET_ERRORS, /* asynchronous socket errors (ICMP unreachable and the like), cleared and polled again */
   ST_COUNT
 };
 
@@ -168,6 +169,7 @@ static void sock_update_poll(sock_t *s) {
 /* Sends what is queued. EAGAIN keeps the rest and waits for writability; any
  * other error belongs to the first unsent message: it is skipped and counted. */
 static void sock_flush(sock_t *s) {
+  int retried = 0;
   while (s->shead < s->scount) {
     int r = sendmmsg(s->fd, s->smsgs + s->shead, (unsigned)(s->scount - s->shead), MSG_DONTWAIT);
     s->stats[ST_SEND_CALLS]++;
@@ -177,6 +179,13 @@ static void sock_flush(sock_t *s) {
       continue;
     }
     if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && s->connected && errno == ECONNREFUSED && !retried) {
+      /* a pending ICMP error of an earlier datagram, reported (and cleared) by this
+       * call: this message was not sent and is not at fault, send it again */
+      s->stats[ST_SOCKET_ERRORS]++;
+      retried = 1;
+      continue;
+    }
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       if (!s->want_writable) {
         s->want_writable = 1;
@@ -186,6 +195,7 @@ static void sock_flush(sock_t *s) {
     }
     s->stats[ST_SEND_ERRORS]++;
     s->shead++;
+    retried = 0;
   }
   s->shead = 0;
   s->scount = 0;
@@ -218,7 +228,9 @@ static void flush_dirty(env_state *es) {
     es->dirty_head = s->next_dirty;
     s->dirty = 0;
     s->next_dirty = NULL;
-    if (!s->closing) sock_flush(s);
+    /* a socket waiting for writability flushes when libuv says it may: trying
+     * now would cost a failing sendmmsg per loop turn */
+    if (!s->closing && !s->want_writable) sock_flush(s);
   }
 }
 
@@ -231,7 +243,7 @@ static int sock_enqueue(sock_t *s, const uint8_t *a, size_t alen, const uint8_t 
     return 0;
   }
   if (s->scount == SEND_SLOTS || s->sused + total > SEND_ARENA_BYTES) {
-    sock_flush(s);
+    if (!s->want_writable) sock_flush(s);
     if (s->scount == SEND_SLOTS || s->sused + total > SEND_ARENA_BYTES) {
       s->stats[ST_SEND_DROPPED]++; /* the kernel does not take more: bounded, like a full socket buffer */
       return 0;
@@ -299,7 +311,8 @@ static void sock_read(sock_t *s) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       /* e.g. ECONNREFUSED on a connected socket: the error is consumed, go on */
-      s->stats[ST_RECV_ERRORS]++;
+      if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH) s->stats[ST_SOCKET_ERRORS]++;
+      else s->stats[ST_RECV_ERRORS]++;
       if (++errors >= MAX_ERRORS_PER_WAKEUP) break;
       continue;
     }
@@ -352,7 +365,17 @@ static void sock_read(sock_t *s) {
 static void on_poll(uv_poll_t *handle, int status, int events) {
   sock_t *s = (sock_t *)handle->data;
   if (s->closing) return;
-  if (status < 0) events = UV_READABLE; /* let recvmmsg consume the socket error */
+  if (status < 0) {
+    /* POLLERR: an ICMP error (a forged one, or a restarting backend's) set the
+     * socket's error, and libuv stopped this handle before calling us. Clear the
+     * error, count it and poll again, or the socket never reads another datagram. */
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) s->stats[ST_SOCKET_ERRORS]++;
+    else s->stats[ST_RECV_ERRORS]++;
+    uv_poll_start(&s->poll, UV_READABLE | (s->want_writable ? UV_WRITABLE : 0), on_poll);
+    events = UV_READABLE | (s->want_writable ? UV_WRITABLE : 0);
+  }
   if (events & UV_WRITABLE) sock_flush(s);
   if (events & UV_READABLE) sock_read(s);
   flush_dirty(s->es);
