@@ -27,6 +27,9 @@ export class Counters {
   readonly upstreamRejected: Record<UpstreamRejectReason, number> = { short: 0, not_response: 0, unknown_id: 0, question_mismatch: 0 };
   readonly localAnswers: Record<LocalAnswerReason, number> = { notimp: 0 };
   largeResponses = 0;
+  /** UDP queries sent to backends, and datagrams read from their sockets: /healthz's view of the upstream path */
+  forwarded = 0;
+  upstreamReplies = 0;
   /** block.mode off: ladder TC answers that were not sent (the full reply went out) */
   wouldTruncate = 0;
   /** TCP queries from prefixes on rung 2 of the ladder (docs/defence.md) */

@@ -182,6 +182,14 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
   collectDefaultMetrics({ register: registry, prefix: 'ampguard_process_' });
 }
 
+/** why the cluster primary replaced a worker: it exited (crash), or it stopped reporting (hung, operator/health.ts) */
+export type WorkerRestartReason = 'crash' | 'hung';
+
+/** The cluster primary's own numbers. */
+export function registerWorkerMetrics(registry: Registry, restarts: () => Readonly<Record<WorkerRestartReason, number>>): void {
+  mirroredCounter(registry, 'ampguard_worker_restarts_total', 'workers the cluster primary replaced, by reason: crash (the worker exited) or hung (no report for a few seconds: stopped, or its event loop blocked; killed and replaced)', 'reason', restarts);
+}
+
 export function registerEnforcementMetrics(registry: Registry, src: EnforcementSources): void {
   // the HTTP listener lives in the process that owns the block set (the primary in cluster mode)
   mirroredCounter(registry, 'ampguard_http_errors_total', 'HTTP requests on metrics.listen refused as bad_request (unparseable, 400) or failed with internal_error (500)', 'reason', () => httpErrors);
