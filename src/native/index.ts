@@ -34,6 +34,8 @@ export interface NativeBinding {
     batch: number,
     onBatch: (count: number) => void,
   ) => NativeUdpSocket;
+  /** one datagram to systemd's NOTIFY_SOCKET ("@name": abstract); 0 or the errno */
+  readonly sdNotify?: (path: string, message: string) => number;
   readonly maxBatch: number;
   readonly metaFields: number;
   readonly statCount: number;

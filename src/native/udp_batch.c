@@ -18,11 +18,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define MAX_BATCH 64
@@ -734,6 +736,39 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* sdNotify(path, message): one datagram to systemd's NOTIFY_SOCKET (a path, or
+ * "@name" in the abstract namespace), sent by this process itself so systemd
+ * attributes it to the main PID. Returns 0 or the errno. */
+static napi_value js_sd_notify(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+  char msg[512];
+  size_t plen = 0, mlen = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], msg, sizeof msg, &mlen) != napi_ok || plen == 0 ||
+      plen >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    napi_throw_type_error(env, "EINVAL", "sdNotify(path, message)");
+    return NULL;
+  }
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, path, plen);
+  if (path[0] == '@') sa.sun_path[0] = '\0';
+  socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
+  int err = 0;
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) err = errno;
+  else {
+    if (sendto(fd, msg, mlen, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0) err = errno;
+    close(fd);
+  }
+  napi_create_int32(env, err, &out);
+  return out;
+}
+
 /* the socket's own poll wakes the process; our flush handles must not keep the loop alive */
 static void start_env_handles(env_state *es) {
   uv_prepare_init(es->loop, &es->prepare);
@@ -784,6 +819,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value ctor;
   napi_define_class(env, "UdpSocket", NAPI_AUTO_LENGTH, js_ctor, NULL, sizeof methods / sizeof methods[0], methods, &ctor);
   napi_set_named_property(env, exports, "UdpSocket", ctor);
+  napi_value notify;
+  napi_create_function(env, "sdNotify", NAPI_AUTO_LENGTH, js_sd_notify, NULL, &notify);
+  napi_set_named_property(env, exports, "sdNotify", notify);
   napi_value v;
   napi_create_int32(env, MAX_BATCH, &v);
   napi_set_named_property(env, exports, "maxBatch", v);
