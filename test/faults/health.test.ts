@@ -95,4 +95,25 @@ describe('health and workers (native, 2 workers)', () => {
     }, (h) => h.status === 200, 10_000);
     expect(ok.status).toBe(200);
   });
+
+  it('answers SERVFAIL in time while the upstream is slow, and in full once it is fast again', async () => {
+    const standIn = await startStandIn();
+    cleanups.push(() => standIn.close());
+    const ag = await startAmpguard({
+      config: { workers: 2, backends: [{ address: `127.0.0.1:${standIn.port}` }], backend_timeout_ms: 400, health_check: healthFast, block: { mode: 'userspace' } },
+    });
+    cleanups.push(() => ag.stop());
+    expect((await probeClients(ag.port, 50)).noerror).toBe(50);
+    standIn.delayMs = 1000;
+    // every client gets an answer (SERVFAIL) within ampguard's timeout, long before the backend's
+    const slow = await probeClients(ag.port, 50, { timeoutMs: 900 });
+    expect(slow, JSON.stringify(slow)).toMatchObject({ servfail: 50, unanswered: 0 });
+    expect(await poll(() => ag.metric('ampguard_dropped_total{reason="backend_timeout"}'), (v) => v >= 50)).toBeGreaterThanOrEqual(50);
+    // the late replies are read and refused, not taken for someone else's answer
+    expect(await poll(() => ag.metric('ampguard_upstream_rejected_total{reason="unknown_id"}'), (v) => v >= 50, 5000)).toBeGreaterThanOrEqual(50);
+    standIn.delayMs = 0;
+    const fast = await poll(() => probeClients(ag.port, 50), (r) => r.noerror === 50);
+    expect(fast.noerror).toBe(50);
+    expect((await poll(() => healthz(ag.metricsPort), (h) => h.status === 200)).status).toBe(200);
+  });
 });
