@@ -20,6 +20,7 @@ import { TcpForwarder } from './backend/tcp-pool.js';
 import { Prober } from './backend/prober.js';
 import { UdpPath, type OffenderHandler, type PendingUdp } from './pipeline/udp-path.js';
 import { TcpSession, type TcpClient } from './pipeline/tcp-session.js';
+import { ClientShares } from './pipeline/client-shares.js';
 import { UdpListener } from './listener/udp.js';
 import { NativeUdpListener } from './listener/udp-native.js';
 import { resolveUdpIo, STAT } from './native/index.js';
@@ -99,11 +100,18 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
   });
   // upstream TCP is pooled per backend, shared by every client connection (docs/tcp.md)
   const tcpForwarder = new TcpForwarder(
-    { connectionsPerBackend: config.tcp.upstream_connections_per_backend, connectTimeoutMs: config.tcp.upstream_connect_timeout_ms },
+    {
+      connectionsPerBackend: share(config.tcp.upstream_connections_per_backend),
+      connectionsPerClient: config.tcp.upstream_connections_per_client,
+      connectTimeoutMs: config.tcp.upstream_connect_timeout_ms,
+      queueTimeoutMs: config.tcp.upstream_queue_timeout_ms,
+    },
     connectTcpUpstream,
     counters,
   );
-  const newSession = (client: TcpClient): TcpSession => new TcpSession(client, env, pool, tcpForwarder, clock);
+  // each client prefix's share of the queries in flight upstream, over all its connections (docs/tcp.md)
+  const shares = new ClientShares(share(config.tcp.max_in_flight_per_client));
+  const newSession = (client: TcpClient): TcpSession => new TcpSession(client, env, pool, tcpForwarder, shares, clock);
   // per-client connection caps count a budget prefix, not an address: one /64 is one client
   const clientKey = (address: string, family: 4 | 6): string => prefixKey(address, family, env.settings.prefixV4, env.settings.prefixV6);
   const listenLog = log.child({ module: 'listener' });

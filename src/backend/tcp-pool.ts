@@ -1,19 +1,28 @@
 // TCP to the backends, shared by every client connection (docs/tcp.md): at most
-// tcp.upstream_connections_per_backend connections to each backend, queries of
-// many clients pipelined over them with an ID fresh to that connection and
-// mapped back to the asking client. So client connections, however many, cannot
-// use up the recursor's TCP slots (pdns_recursor max-tcp-clients, 128 by default).
+// tcp.upstream_connections_per_backend connections to each backend (the
+// worker's share), queries of many clients pipelined over them with an ID fresh
+// to that connection and mapped back to the asking client. So client
+// connections, however many, cannot use up the recursor's TCP slots
+// (pdns_recursor max-tcp-clients, 128 by default).
+//
+// No connection carries more than PIPELINE_DEPTH queries: past that the
+// recursor stops reading it, and a query written behind a slow one would wait
+// for it. A query no connection can carry (every one full, no room for another)
+// waits in a queue served round-robin by client prefix (FairQueue), at most
+// tcp.upstream_queue_timeout_ms, then fails as pool_full.
 //
 // With proxy_protocol, a connection's PROXY v2 header names one client, so a
 // connection is kept per client address (the header names the port of the
-// connection that opened it), within the same per-backend cap; beyond it an idle
-// connection is given up, and with none idle the query fails (pool_full).
+// connection that opened it), a prefix holds at most
+// tcp.upstream_connections_per_client of them, and when the cap is reached the
+// least recently used idle connection is given up for the new client.
 // Sockets are behind an UpstreamConnector, so this is tested with fakes.
 import type { BackendSpec } from '../config/compile.js';
 import type { Counters, TcpUpstreamFailure } from '../metrics/counters.js';
 import { readId, writeId } from '../dns/header.js';
 import { replyHeaderProblem, replyQuestionProblem } from '../dns/reply-check.js';
 import type { UpstreamRejectReason } from '../policy/verdict.js';
+import { FairQueue } from './fair-queue.js';
 import { proxyV2Header } from './proxy-protocol.js';
 import type { UpstreamConnector, UpstreamEvents, UpstreamLink } from './upstream-tcp.js';
 
@@ -23,8 +32,13 @@ export const PIPELINE_DEPTH = 10;
 export const UPSTREAM_IDLE_MS = 1000;
 
 export interface TcpPoolSettings {
+  /** this process's share of tcp.upstream_connections_per_backend */
   readonly connectionsPerBackend: number;
+  /** tcp.upstream_connections_per_client: PROXY v2 connections one client prefix may hold to a backend */
+  readonly connectionsPerClient: number;
   readonly connectTimeoutMs: number;
+  /** tcp.upstream_queue_timeout_ms: how long a query may wait for a connection to carry it (0: fail at once) */
+  readonly queueTimeoutMs: number;
 }
 
 /** Who the query is for: the PROXY v2 header of a proxy_protocol backend names it. */
@@ -33,6 +47,8 @@ export interface TcpOrigin {
   readonly port: number;
   readonly localAddress: string;
   readonly localPort: number;
+  /** the client's budget prefix (/32, /64 by default): its share of connections and its turn in the queue */
+  readonly key: string;
 }
 
 export type TcpFailure = 'timeout' | TcpUpstreamFailure;
@@ -49,7 +65,7 @@ export interface TcpRequest {
 }
 
 export interface TcpTicket {
-  /** the client went away: forget the query, free its ID */
+  /** the client went away: forget the query, free its ID or its place in the queue */
   cancel(): void;
 }
 
@@ -78,9 +94,13 @@ class IdRing {
 
 interface Entry {
   readonly request: TcpRequest;
-  conn: Connection;
+  /** the connection carrying it; null while it waits in the queue */
+  conn: Connection | null;
   id: number;
+  /** the whole deadline (backend_timeout_ms), queue wait included */
   timer: NodeJS.Timeout;
+  /** the queue deadline, while it waits */
+  queueTimer: NodeJS.Timeout | null;
   retried: boolean;
   done: boolean;
 }
@@ -91,16 +111,25 @@ class Connection implements UpstreamEvents {
   link: UpstreamLink | null = null;
   connected = false;
   closed = false;
+  /** when a query last went out on it, in sends of its pool: the least recently used idle one is given up first */
+  lastUsed = 0;
   private idleTimer: NodeJS.Timeout | null = null;
 
-  constructor(readonly key: string, private readonly pool: TcpBackendPool) {}
+  /** `key`: who may use it (a client address with PROXY v2, '' for all); `prefix`: whose share it counts in */
+  constructor(readonly key: string, readonly prefix: string, private readonly pool: TcpBackendPool) {}
 
   get load(): number {
     return this.entries.size;
   }
 
-  send(entry: Entry): void {
+  /** room for another query without writing it behind more than the backend works on at once */
+  get hasRoom(): boolean {
+    return !this.closed && this.entries.size < PIPELINE_DEPTH && this.ids.available > 0;
+  }
+
+  send(entry: Entry, seq: number): void {
     this.stopIdle();
+    this.lastUsed = seq;
     entry.conn = this;
     entry.id = this.ids.take();
     this.entries.set(entry.id, entry);
@@ -113,6 +142,7 @@ class Connection implements UpstreamEvents {
     this.entries.delete(entry.id);
     this.ids.give(entry.id);
     if (this.entries.size === 0 && !this.closed) this.startIdle();
+    this.pool.drain();
   }
 
   onConnect(): void {
@@ -154,10 +184,13 @@ class Connection implements UpstreamEvents {
   }
 }
 
-/** The TCP connections to one backend. */
+/** The TCP connections to one backend, and the queries waiting for one. */
 export class TcpBackendPool {
   private readonly conns = new Set<Connection>();
+  private readonly queue = new FairQueue<Entry>();
   private stopped = false;
+  private draining = false;
+  private seq = 0;
 
   constructor(
     readonly spec: BackendSpec,
@@ -170,21 +203,21 @@ export class TcpBackendPool {
     return this.conns.size;
   }
 
+  /** queries waiting for a connection now */
+  get queued(): number {
+    return this.queue.size;
+  }
+
   /** a message from the backend that answers nothing we asked */
   rejected(reason: UpstreamRejectReason): void {
     this.counters.upstreamRejected[reason]++;
   }
 
-  /** Sends `request`; its answer or failure comes back through it. Null when it failed at once (pool_full). */
+  /** Sends `request`, or queues it until a connection can carry it; its answer or failure comes back through it. Null when it failed at once. */
   forward(request: TcpRequest, timeoutMs: number): TcpTicket | null {
-    const conn = this.connectionFor(request.origin);
-    if (conn === null) {
-      this.counters.tcpUpstreamFailures.pool_full++;
-      request.onFailure('pool_full');
-      return null;
-    }
-    const entry: Entry = { request, conn, id: -1, timer: setTimeout(() => this.expire(entry), timeoutMs), retried: false, done: false };
-    conn.send(entry);
+    const entry: Entry = { request, conn: null, id: -1, timer: setTimeout(() => this.expire(entry), timeoutMs), queueTimer: null, retried: false, done: false };
+    this.dispatch(entry);
+    if (entry.done) return null;
     return { cancel: () => this.settle(entry) };
   }
 
@@ -192,14 +225,22 @@ export class TcpBackendPool {
   close(): void {
     this.stopped = true;
     for (const c of [...this.conns]) c.close();
+    for (const [key] of this.queue.heads()) {
+      for (let e = this.queue.take(key); e !== undefined; e = this.queue.take(key)) this.fail(e, 'pool_full');
+    }
   }
 
-  /** the entry is answered, expired or cancelled: free its ID and timer */
+  /** the entry is answered, expired or cancelled: free its ID (or its place in the queue) and timers */
   settle(entry: Entry): void {
     if (entry.done) return;
     entry.done = true;
     clearTimeout(entry.timer);
-    entry.conn.release(entry);
+    if (entry.queueTimer !== null) {
+      clearTimeout(entry.queueTimer);
+      entry.queueTimer = null;
+      this.queue.remove(entry.request.origin.key, entry);
+    }
+    entry.conn?.release(entry);
   }
 
   /** a connection ended: its queries are re-sent once (the recursor may close a connection at any time), or fail */
@@ -212,56 +253,98 @@ export class TcpBackendPool {
     const retry = conn.connected && !this.stopped;
     for (const entry of orphans) {
       if (entry.done) continue;
+      entry.conn = null;
       if (retry && !entry.retried) {
-        const next = this.connectionFor(entry.request.origin);
-        if (next !== null) {
-          entry.retried = true;
-          next.send(entry);
-          continue;
-        }
+        entry.retried = true;
+        this.dispatch(entry);
+        continue;
       }
       this.fail(entry, failure ?? 'reset');
     }
+    // its slot is free: a waiting query may take it
+    this.drain();
+  }
+
+  /** Hands waiting queries to connections that can carry them, one prefix at a time in turn. */
+  drain(): void {
+    if (this.draining || this.queue.size === 0 || this.stopped) return;
+    this.draining = true;
+    try {
+      let progress = true;
+      while (progress && this.queue.size > 0) {
+        progress = false;
+        for (const [key, entry] of this.queue.heads()) {
+          const conn = this.connectionFor(entry.request.origin);
+          if (conn === null) continue;
+          this.queue.take(key);
+          clearTimeout(entry.queueTimer!);
+          entry.queueTimer = null;
+          conn.send(entry, ++this.seq);
+          progress = true;
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private dispatch(entry: Entry): void {
+    const conn = this.connectionFor(entry.request.origin);
+    if (conn !== null) return conn.send(entry, ++this.seq);
+    if (this.stopped || this.settings.queueTimeoutMs === 0) return this.fail(entry, 'pool_full');
+    entry.queueTimer = setTimeout(() => this.fail(entry, 'pool_full'), this.settings.queueTimeoutMs);
+    this.queue.push(entry.request.origin.key, entry);
   }
 
   private expire(entry: Entry): void {
-    this.fail(entry, 'timeout');
+    // still waiting at its deadline: it never had a connection
+    this.fail(entry, entry.queueTimer !== null ? 'pool_full' : 'timeout');
   }
 
   private fail(entry: Entry, reason: TcpFailure): void {
     if (entry.done) return;
     this.settle(entry);
+    if (reason === 'pool_full') this.counters.tcpUpstreamFailures.pool_full++;
     entry.request.onFailure(reason);
   }
 
+  /** a connection with room for a query of `origin`, opened if need be; null when none can be had now */
   private connectionFor(origin: TcpOrigin): Connection | null {
     if (this.stopped) return null;
     const key = this.spec.proxyProtocol ? origin.address : '';
     let best: Connection | null = null;
     for (const c of this.conns) {
-      if (c.key !== key || c.closed || c.ids.available === 0) continue;
+      if (c.key !== key || !c.hasRoom) continue;
       if (best === null || c.load < best.load) best = c;
     }
-    // with PROXY v2 one connection per client address; without, spread to PIPELINE_DEPTH before opening more
-    if (best !== null && (this.spec.proxyProtocol || best.load < PIPELINE_DEPTH)) return best;
-    if (this.conns.size >= this.settings.connectionsPerBackend && !this.evictIdle()) return best;
+    if (best !== null) return best;
+    // a PROXY v2 connection serves one address: a prefix's addresses hold at most their share of the connections
+    if (this.spec.proxyProtocol && this.connectionsOf(origin.key) >= this.settings.connectionsPerClient && !this.evictIdle(origin.key)) return null;
+    if (this.conns.size >= this.settings.connectionsPerBackend && !this.evictIdle(null)) return null;
     return this.open(key, origin);
   }
 
-  /** frees a slot held by a connection with nothing outstanding (PROXY v2 connections are per client) */
-  private evictIdle(): boolean {
+  private connectionsOf(prefix: string): number {
+    let n = 0;
+    for (const c of this.conns) if (c.prefix === prefix) n++;
+    return n;
+  }
+
+  /** gives up the least recently used connection with nothing outstanding (of `prefix`, or any); false when none is idle */
+  private evictIdle(prefix: string | null): boolean {
+    let lru: Connection | null = null;
     for (const c of this.conns) {
-      if (c.load === 0) {
-        this.conns.delete(c);
-        c.close();
-        return true;
-      }
+      if (c.load !== 0 || c.closed || (prefix !== null && c.prefix !== prefix)) continue;
+      if (lru === null || c.lastUsed < lru.lastUsed) lru = c;
     }
-    return false;
+    if (lru === null) return false;
+    this.conns.delete(lru);
+    lru.close();
+    return true;
   }
 
   private open(key: string, origin: TcpOrigin): Connection {
-    const conn = new Connection(key, this);
+    const conn = new Connection(key, origin.key, this);
     this.conns.add(conn);
     const header = this.spec.proxyProtocol ? proxyV2Header('tcp', origin.address, origin.port, origin.localAddress, origin.localPort) : null;
     conn.link = this.connector(this.spec, header, this.settings.connectTimeoutMs, conn);
@@ -286,6 +369,13 @@ export class TcpForwarder {
       this.pools.set(spec, pool);
     }
     return pool.forward(request, timeoutMs);
+  }
+
+  /** queries waiting for an upstream connection now, over all backends */
+  get queued(): number {
+    let n = 0;
+    for (const p of this.pools.values()) n += p.queued;
+    return n;
   }
 
   /** upstream connections open now, over all backends */

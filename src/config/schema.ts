@@ -89,8 +89,17 @@ export const configSchema = z.strictObject({
       max_buffered_bytes: int(16_384, 67_108_864).default(262_144).meta({
         description: 'answer bytes waiting for one client to read them; reading from it pauses while it does not drain, beyond this it is closed (ampguard_tcp_closed_total{reason="buffer_full"})',
       }),
-      upstream_connections_per_backend: int(1, 1024).default(8).meta({
-        description: 'TCP connections to each backend, shared by all client connections (queries pipelined over them; with proxy_protocol, one per client address within this cap)',
+      max_in_flight_per_client: int(1, 65_535).default(20).meta({
+        description: 'queries of one budget prefix (policy.large_response.prefix_v4/prefix_v6) outstanding at the backends over TCP, over all its connections (split between workers); further queries wait in its connections (reading pauses), so a few prefixes sending slow queries cannot take every upstream slot',
+      }),
+      upstream_connections_per_backend: int(1, 1024).default(64).meta({
+        description: 'TCP connections to each backend, shared by all client connections (split between workers; at most 10 queries pipelined on each, pdns_recursor\'s max-concurrent-requests-per-tcp-connection; with proxy_protocol, one per client address within this cap); keep workers x this share within the recursor\'s max-tcp-clients (128)',
+      }),
+      upstream_connections_per_client: int(1, 1024).default(2).meta({
+        description: 'with proxy_protocol: upstream connections (one per client address) that one budget prefix may hold to a backend, per worker; its further addresses wait for one of them to be idle',
+      }),
+      upstream_queue_timeout_ms: int(0, 60_000).default(1000).meta({
+        description: 'a TCP query no upstream connection can carry (all full, the cap reached) waits this long for one, served round-robin by client prefix, then fails (backend_timeout_action; ampguard_tcp_upstream_failures_total{reason="pool_full"}); 0 fails it at once',
       }),
       upstream_connect_timeout_ms: int(10, 60_000).default(1000).meta({
         description: 'a TCP connection to a backend not established within this time fails its queries (backend_timeout_action)',

@@ -1,7 +1,8 @@
 // TCP listen sockets: connection caps (total, and per client prefix), idle and
 // read timeouts, framing, and flow control in both directions (docs/tcp.md):
 // messages are handed to the connection's TcpSession one at a time, never more
-// than tcp.max_in_flight_per_connection outstanding; reading stops while
+// than tcp.max_in_flight_per_connection outstanding and never past the client
+// prefix's share of queries in flight (tcp.max_in_flight_per_client); reading stops while
 // messages wait or answers are not draining; a client whose unread answers pass
 // tcp.max_buffered_bytes is closed.
 import net from 'node:net';
@@ -127,6 +128,7 @@ export class TcpListener {
       address,
       port: socket.remotePort ?? 0,
       family,
+      key,
       localAddress: socket.localAddress ?? this.address.host,
       localPort: socket.localPort ?? this.address.port,
       write: (message) => {
@@ -146,7 +148,8 @@ export class TcpListener {
       if (closed || pumping) return;
       pumping = true;
       try {
-        while (!closed && !writeBlocked && session.outstanding < maxInFlight) {
+        // mayForward last: it registers for a wake-up only when the prefix's share is all that stops us
+        while (!closed && !writeBlocked && session.outstanding < maxInFlight && session.mayForward()) {
           const m = reader.next();
           if (m === null) break;
           // a copy: the query outlives the read buffer it came in (until answered), and must not pin it
@@ -176,9 +179,9 @@ export class TcpListener {
       }
     };
 
-    // Idle: nothing received or sent, and nothing outstanding, for idle_timeout_ms.
+    // Idle: nothing received or sent, nothing outstanding and no query waiting for its prefix's share, for idle_timeout_ms.
     socket.setTimeout(this.settings.idle_timeout_ms, () => {
-      if (session.outstanding === 0) close('idle');
+      if (session.outstanding === 0 && reader.buffered === 0) close('idle');
     });
     socket.on('data', (chunk: Buffer) => {
       reader.append(chunk);

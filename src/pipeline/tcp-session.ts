@@ -4,6 +4,9 @@
 // The listener feeds it one message at a time and stops at
 // tcp.max_in_flight_per_connection (`outstanding`); every answered or failed
 // query calls client.settled() so the listener can feed the next.
+// A client prefix has at most its share of queries in flight upstream over all
+// its connections (tcp.max_in_flight_per_client, ClientShares): the listener
+// asks mayForward() before each message and is woken when room comes back.
 // Reads backend_timeout_ms, backend_timeout_action.
 import { parseQuery } from '../dns/query.js';
 import { writeId } from '../dns/header.js';
@@ -13,6 +16,7 @@ import type { TcpForwarder, TcpOrigin, TcpRequest, TcpTicket } from '../backend/
 import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
 import type { QueryContext } from '../policy/context.js';
+import type { ClientShares } from './client-shares.js';
 import { opcodeAnswer, runQueryStages } from './stages.js';
 
 export interface TcpClient extends TcpOrigin {
@@ -25,14 +29,25 @@ export interface TcpClient extends TcpOrigin {
 export class TcpSession {
   private readonly tickets = new Set<TcpTicket>();
   private closed = false;
+  private readonly wake = (): void => {
+    if (!this.closed) this.client.settled();
+  };
 
   constructor(
     private readonly client: TcpClient,
     private readonly env: PolicyEnv,
     private readonly pool: BackendPool<unknown>,
     private readonly forwarder: TcpForwarder,
+    private readonly shares: ClientShares,
     private readonly clock: () => number,
   ) {}
+
+  /** whether the client's prefix has room for another query upstream; when not, client.settled() is called once it has */
+  mayForward(): boolean {
+    if (this.shares.room(this.client.key)) return true;
+    this.shares.wait(this.client.key, this.wake);
+    return false;
+  }
 
   /** queries sent to a backend and not yet answered or failed */
   get outstanding(): number {
@@ -70,9 +85,12 @@ export class TcpSession {
     }
     let ticket: TcpTicket | null = null;
     let settled = false;
+    const key = this.client.key;
+    this.shares.take(key);
     const finish = (): void => {
       settled = true;
       if (ticket) this.tickets.delete(ticket);
+      this.shares.give(key);
     };
     const request: TcpRequest = {
       query: msg,
@@ -101,8 +119,14 @@ export class TcpSession {
   /** the client connection is gone: its queries are forgotten, their upstream IDs freed */
   close(): void {
     this.closed = true;
-    for (const t of this.tickets) t.cancel();
+    this.shares.unwait(this.client.key, this.wake);
+    const tickets = [...this.tickets];
     this.tickets.clear();
+    // a cancelled query is never reported: its share goes back here
+    for (const t of tickets) {
+      t.cancel();
+      this.shares.give(this.client.key);
+    }
   }
 
   private reply(wire: Buffer): void {

@@ -13,6 +13,7 @@ import { describe, it } from 'vitest';
 import fc from 'fast-check';
 import { TcpSession, type TcpClient } from '../../src/pipeline/tcp-session.js';
 import { TcpForwarder } from '../../src/backend/tcp-pool.js';
+import { ClientShares } from '../../src/pipeline/client-shares.js';
 import type { UpstreamConnector, UpstreamEvents } from '../../src/backend/upstream-tcp.js';
 import { BackendPool } from '../../src/backend/pool.js';
 import { compilePolicy } from '../../src/config/compile.js';
@@ -73,17 +74,17 @@ function harness() {
       };
     };
     const c = env.counters;
-    const forwarder = new TcpForwarder({ connectionsPerBackend: CONNECTIONS_PER_BACKEND, connectTimeoutMs: 1000 }, connector, c);
+    const forwarder = new TcpForwarder({ connectionsPerBackend: CONNECTIONS_PER_BACKEND, connectionsPerClient: 2, connectTimeoutMs: 1000, queueTimeoutMs: 200 }, connector, c);
     const sentIds = new Set<number>();
     let problem: string | null = null;
     const client: TcpClient = {
-      address: '198.18.0.1', port: 40000, localAddress: '127.0.0.1', localPort: 53, family: 4,
+      address: '198.18.0.1', port: 40000, localAddress: '127.0.0.1', localPort: 53, family: 4, key: '198.18.0.1',
       write(m) {
         if (m.length < 2 || !sentIds.has(m.readUInt16BE(0))) problem ??= `answer with an ID the client never sent (${m.length} bytes)`;
       },
       settled: () => undefined,
     };
-    const session = new TcpSession(client, env, pools[proxy ? 1 : 0]!, forwarder, () => 0);
+    const session = new TcpSession(client, env, pools[proxy ? 1 : 0]!, forwarder, new ClientShares(1000), () => 0);
     const before = { queries: c.queries.tcp, ended: c.responses.tcp + sum(c.dropped) };
     const closeLink = (l: FakeLink, failure: Failure): void => {
       if (l.closed) return;

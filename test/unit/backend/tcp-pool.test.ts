@@ -3,7 +3,7 @@
 // answered to the right client, PROXY v2 connections per client address within
 // the cap, failures and timeouts reported once, IDs O(1) and reused safely.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { TcpBackendPool, PIPELINE_DEPTH, type TcpFailure, type TcpOrigin, type TcpRequest } from '../../../src/backend/tcp-pool.js';
+import { TcpBackendPool, PIPELINE_DEPTH, type TcpFailure, type TcpOrigin, type TcpPoolSettings, type TcpRequest } from '../../../src/backend/tcp-pool.js';
 import type { UpstreamConnector, UpstreamEvents } from '../../../src/backend/upstream-tcp.js';
 import { Counters } from '../../../src/metrics/counters.js';
 import { parseHostPort } from '../../../src/config/address.js';
@@ -36,7 +36,10 @@ function fakeConnector(): { connector: UpstreamConnector; links: FakeLink[] } {
 }
 
 const spec = (proxyProtocol: boolean) => ({ name: 'b', address: parseHostPort('127.0.0.1:53')!, weight: 1, proxyProtocol });
-const origin = (address: string): TcpOrigin => ({ address, port: 40000, localAddress: '127.0.0.1', localPort: 53 });
+const origin = (address: string, key = address): TcpOrigin => ({ address, port: 40000, localAddress: '127.0.0.1', localPort: 53, key });
+const settings = (connectionsPerBackend: number, more: Partial<TcpPoolSettings> = {}): TcpPoolSettings => ({
+  connectionsPerBackend, connectionsPerClient: 2, connectTimeoutMs: 1000, queueTimeoutMs: 1000, ...more,
+});
 
 interface Outcome {
   answers: Buffer[];
@@ -68,7 +71,7 @@ describe('TcpBackendPool', () => {
   it('takes only a reply to what was asked, counting every other message by reason and never throwing', () => {
     const { connector, links } = fakeConnector();
     const counters = new Counters();
-    const pool = new TcpBackendPool(spec(false), { connectionsPerBackend: 1, connectTimeoutMs: 1000 }, connector, counters);
+    const pool = new TcpBackendPool(spec(false), settings(1), connector, counters);
     const out: Outcome = { answers: [], failures: [] };
     pool.forward(request('www.example.test', 7, origin('192.0.2.1'), out), 2000);
     const link = links[0]!;
@@ -92,7 +95,7 @@ describe('TcpBackendPool', () => {
   it('multiplexes 1000 queries of 200 clients over at most the per-backend cap, answers to the right client', () => {
     const { connector, links } = fakeConnector();
     const counters = new Counters();
-    const pool = new TcpBackendPool(spec(false), { connectionsPerBackend: 4, connectTimeoutMs: 1000 }, connector, counters);
+    const pool = new TcpBackendPool(spec(false), settings(4), connector, counters);
     const outs = Array.from({ length: 200 }, (): Outcome => ({ answers: [], failures: [] }));
     for (let i = 0; i < 1000; i++) pool.forward(request(`q${i}.example.test`, i % 65536, origin(`192.0.2.${i % 200}`), outs[i % 200]!), 2000);
     expect(links).toHaveLength(4);
@@ -113,9 +116,9 @@ describe('TcpBackendPool', () => {
     }
   });
 
-  it('opens a second connection only past PIPELINE_DEPTH queries on the first', () => {
+  it('opens a second connection only past PIPELINE_DEPTH queries on the first: a new query is never written behind them', () => {
     const { connector, links } = fakeConnector();
-    const pool = new TcpBackendPool(spec(false), { connectionsPerBackend: 8, connectTimeoutMs: 1000 }, connector, new Counters());
+    const pool = new TcpBackendPool(spec(false), settings(8), connector, new Counters());
     const out: Outcome = { answers: [], failures: [] };
     for (let i = 0; i < PIPELINE_DEPTH; i++) pool.forward(request('www.example.test', i, origin('192.0.2.1'), out), 2000);
     expect(links).toHaveLength(1);
@@ -125,7 +128,7 @@ describe('TcpBackendPool', () => {
 
   it('ignores replies that are short, of another ID or another question', () => {
     const { connector, links } = fakeConnector();
-    const pool = new TcpBackendPool(spec(false), { connectionsPerBackend: 1, connectTimeoutMs: 1000 }, connector, new Counters());
+    const pool = new TcpBackendPool(spec(false), settings(1), connector, new Counters());
     const out: Outcome = { answers: [], failures: [] };
     pool.forward(request('www.example.test', 7, origin('192.0.2.1'), out), 2000);
     const l = links[0]!;
@@ -145,35 +148,105 @@ describe('TcpBackendPool', () => {
     expect(out.answers).toHaveLength(1);
   });
 
-  it('with PROXY v2: one connection per client address naming it, within the cap; an idle one is given up; beyond that pool_full', () => {
+  it('with PROXY v2: one connection per client address naming it, within the cap; beyond it a query waits for the least recently used idle one', () => {
     const { connector, links } = fakeConnector();
     const counters = new Counters();
-    const pool = new TcpBackendPool(spec(true), { connectionsPerBackend: 2, connectTimeoutMs: 1000 }, connector, counters);
+    const pool = new TcpBackendPool(spec(true), settings(2), connector, counters);
     const a: Outcome = { answers: [], failures: [] };
     const b: Outcome = { answers: [], failures: [] };
     const c: Outcome = { answers: [], failures: [] };
-    for (let i = 0; i < 30; i++) pool.forward(request('www.example.test', i, origin('192.0.2.1'), a), 2000);
+    for (let i = 0; i < PIPELINE_DEPTH; i++) pool.forward(request('www.example.test', i, origin('192.0.2.1'), a), 2000);
     pool.forward(request('www.example.test', 1, origin('192.0.2.2'), b), 2000);
     expect(links).toHaveLength(2);
     expect(links[0]!.header!.includes(Buffer.from([192, 0, 2, 1]))).toBe(true);
     expect(links[1]!.header!.includes(Buffer.from([192, 0, 2, 2]))).toBe(true);
-    // both connections busy: a third client cannot have one
+    // both connections busy: a third client waits, it is not refused
     pool.forward(request('www.example.test', 1, origin('192.0.2.3'), c), 2000);
-    expect(c.failures).toEqual(['pool_full']);
-    expect(counters.tcpUpstreamFailures.pool_full).toBe(1);
-    // once b's connection is idle, the third client takes its slot
+    expect(c.failures).toEqual([]);
+    expect(pool.queued).toBe(1);
+    // b's connection idle: the third client takes its slot at once
     links[1]!.events.onReply(answer(links[1]!.written[0]!));
     expect(b.answers).toHaveLength(1);
-    pool.forward(request('www.example.test', 2, origin('192.0.2.3'), c), 2000);
     expect(links).toHaveLength(3);
     expect(links[1]!.closed).toBe(true);
+    expect(links[2]!.header!.includes(Buffer.from([192, 0, 2, 3]))).toBe(true);
     expect(pool.connections).toBe(2);
+    expect(pool.queued).toBe(0);
+    expect(counters.tcpUpstreamFailures.pool_full).toBe(0);
+  });
+
+  it('gives up the least recently used idle PROXY v2 connection, not the newest', () => {
+    const { connector, links } = fakeConnector();
+    const pool = new TcpBackendPool(spec(true), settings(2), connector, new Counters());
+    const out: Outcome = { answers: [], failures: [] };
+    pool.forward(request('www.example.test', 1, origin('192.0.2.1'), out), 2000);
+    pool.forward(request('www.example.test', 2, origin('192.0.2.2'), out), 2000);
+    // answered in the other order: 192.0.2.1 was used first, so it goes first
+    links[1]!.events.onReply(answer(links[1]!.written[0]!));
+    links[0]!.events.onReply(answer(links[0]!.written[0]!));
+    pool.forward(request('www.example.test', 3, origin('192.0.2.3'), out), 2000);
+    expect(links[0]!.closed).toBe(true);
+    expect(links[1]!.closed).toBe(false);
+  });
+
+  it("with PROXY v2 a prefix holds at most its share of the connections; its further addresses wait for one of its own", () => {
+    const { connector, links } = fakeConnector();
+    const pool = new TcpBackendPool(spec(true), settings(8, { connectionsPerClient: 2 }), connector, new Counters());
+    const out: Outcome = { answers: [], failures: [] };
+    const v6 = (i: number): TcpOrigin => origin(`2001:db8:1:2::${i}`, '2001:db8:1:2::/64');
+    for (let i = 1; i <= 3; i++) pool.forward(request('www.example.test', i, v6(i), out), 2000);
+    expect(links).toHaveLength(2);
+    expect(pool.queued).toBe(1);
+    // another prefix is not held up by it
+    pool.forward(request('www.example.test', 9, origin('192.0.2.9'), out), 2000);
+    expect(links).toHaveLength(3);
+    // one of the /64's connections idle: the waiting address gets its slot
+    links[0]!.events.onReply(answer(links[0]!.written[0]!));
+    expect(links[0]!.closed).toBe(true);
+    expect(links).toHaveLength(4);
+    expect(pool.queued).toBe(0);
+  });
+
+  it('fails a query that no connection could carry within upstream_queue_timeout_ms as pool_full, not before', () => {
+    const { connector } = fakeConnector();
+    const counters = new Counters();
+    const pool = new TcpBackendPool(spec(true), settings(1, { queueTimeoutMs: 300 }), connector, counters);
+    const a: Outcome = { answers: [], failures: [] };
+    const c: Outcome = { answers: [], failures: [] };
+    pool.forward(request('www.example.test', 1, origin('192.0.2.1'), a), 2000);
+    pool.forward(request('www.example.test', 1, origin('192.0.2.3'), c), 2000);
+    vi.advanceTimersByTime(299);
+    expect(c.failures).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(c.failures).toEqual(['pool_full']);
+    expect(counters.tcpUpstreamFailures.pool_full).toBe(1);
+    expect(pool.queued).toBe(0);
+    // with no wait allowed it fails at once
+    const now = new TcpBackendPool(spec(true), settings(1, { queueTimeoutMs: 0 }), connector, counters);
+    now.forward(request('www.example.test', 1, origin('192.0.2.1'), a), 2000);
+    expect(now.forward(request('www.example.test', 1, origin('192.0.2.3'), c), 2000)).toBeNull();
+    expect(c.failures).toEqual(['pool_full', 'pool_full']);
+  });
+
+  it('a cancelled waiting query leaves the queue and is never reported', () => {
+    const { connector, links } = fakeConnector();
+    const pool = new TcpBackendPool(spec(false), settings(1), connector, new Counters());
+    const out: Outcome = { answers: [], failures: [] };
+    for (let i = 0; i < PIPELINE_DEPTH; i++) pool.forward(request('www.example.test', i, origin('192.0.2.1'), out), 2000);
+    const waiting = pool.forward(request('www.example.test', 99, origin('192.0.2.2'), out), 2000);
+    expect(pool.queued).toBe(1);
+    waiting!.cancel();
+    expect(pool.queued).toBe(0);
+    links[0]!.events.onReply(answer(links[0]!.written[0]!));
+    expect(links[0]!.written).toHaveLength(PIPELINE_DEPTH);
+    vi.advanceTimersByTime(5000);
+    expect(out.failures).toHaveLength(PIPELINE_DEPTH - 1); // the unanswered ones time out; the cancelled one is silent
   });
 
   it('fails the queries of a connection that never came up, once each, and counts it', () => {
     const { connector, links } = fakeConnector();
     const counters = new Counters();
-    const pool = new TcpBackendPool(spec(false), { connectionsPerBackend: 2, connectTimeoutMs: 1000 }, connector, counters);
+    const pool = new TcpBackendPool(spec(false), settings(2), connector, counters);
     const out: Outcome = { answers: [], failures: [] };
     for (let i = 0; i < 5; i++) pool.forward(request('www.example.test', i, origin('192.0.2.1'), out), 2000);
     links[0]!.events.onClose('connect_timeout');
@@ -186,7 +259,7 @@ describe('TcpBackendPool', () => {
 
   it('re-sends once the queries of an established connection the backend closed', () => {
     const { connector, links } = fakeConnector();
-    const pool = new TcpBackendPool(spec(false), { connectionsPerBackend: 2, connectTimeoutMs: 1000 }, connector, new Counters());
+    const pool = new TcpBackendPool(spec(false), settings(2), connector, new Counters());
     const out: Outcome = { answers: [], failures: [] };
     for (let i = 0; i < 3; i++) pool.forward(request('www.example.test', i, origin('192.0.2.1'), out), 2000);
     links[0]!.events.onConnect();
@@ -200,7 +273,7 @@ describe('TcpBackendPool', () => {
 
   it('times a query out after its deadline and frees its ID; a cancelled query is never reported', () => {
     const { connector, links } = fakeConnector();
-    const pool = new TcpBackendPool(spec(false), { connectionsPerBackend: 1, connectTimeoutMs: 1000 }, connector, new Counters());
+    const pool = new TcpBackendPool(spec(false), settings(1), connector, new Counters());
     const out: Outcome = { answers: [], failures: [] };
     pool.forward(request('www.example.test', 1, origin('192.0.2.1'), out), 500);
     const ticket = pool.forward(request('www.example.test', 2, origin('192.0.2.1'), out), 500);
@@ -217,15 +290,28 @@ describe('TcpBackendPool', () => {
     expect(links[0]!.closed).toBe(true);
   });
 
-  it('allocates IDs in O(1) with 65536 outstanding on one connection and more queued (no hang)', () => {
+  it('never writes a query behind PIPELINE_DEPTH others on a connection: the rest wait, and take turns by prefix as slots free', () => {
     const { connector, links } = fakeConnector();
     const counters = new Counters();
-    const pool = new TcpBackendPool(spec(false), { connectionsPerBackend: 1, connectTimeoutMs: 1000 }, connector, counters);
-    const out: Outcome = { answers: [], failures: [] };
-    const q = request('www.example.test', 1, origin('192.0.2.1'), out);
-    for (let i = 0; i < 65537; i++) pool.forward({ ...q, query: Buffer.from(q.query) }, 2000);
-    expect(links[0]!.written).toHaveLength(65536);
-    expect(new Set(links[0]!.written.map(readId)).size).toBe(65536);
-    expect(out.failures).toEqual(['pool_full']);
+    const pool = new TcpBackendPool(spec(false), settings(1), connector, counters);
+    const slow: Outcome = { answers: [], failures: [] };
+    const fast: Outcome = { answers: [], failures: [] };
+    // a slow client fills the only connection and has 20 more waiting; then another client asks
+    for (let i = 0; i < PIPELINE_DEPTH + 20; i++) pool.forward(request(`s${i}.example.test`, i, origin('192.0.2.1'), slow), 5000);
+    pool.forward(request('fast.example.test', 1, origin('192.0.2.2'), fast), 5000);
+    const link = links[0]!;
+    expect(link.written).toHaveLength(PIPELINE_DEPTH);
+    expect(pool.queued).toBe(21);
+    // one slot frees: the first in turn is the slow prefix's, the next the other client's, not 20 slow ones later
+    link.events.onReply(answer(link.written[0]!));
+    link.events.onReply(answer(link.written[1]!));
+    expect(link.written).toHaveLength(PIPELINE_DEPTH + 2);
+    expect(link.written.at(-1)!.includes(Buffer.from('fast'))).toBe(true);
+    link.events.onReply(answer(link.written.at(-1)!));
+    expect(fast.answers).toHaveLength(1);
+    // IDs stay unique among what is outstanding, reused last
+    const outstanding = link.written.slice(-PIPELINE_DEPTH).map(readId);
+    expect(new Set(outstanding).size).toBe(PIPELINE_DEPTH);
+    expect(counters.tcpUpstreamFailures.pool_full).toBe(0);
   });
 });

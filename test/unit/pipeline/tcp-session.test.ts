@@ -1,6 +1,7 @@
 // A TCP client's queries through TcpSession with a fake forwarder: only QUERY
 // reaches a backend; other opcodes get NOTIMP from ampguard, no larger than
-// the query, as over UDP.
+// the query, as over UDP. A prefix's queries in flight, over all its
+// connections, stay within its share.
 import { describe, expect, it } from 'vitest';
 import { TcpSession, type TcpClient } from '../../../src/pipeline/tcp-session.js';
 import { BackendPool } from '../../../src/backend/pool.js';
@@ -11,20 +12,22 @@ import { BudgetTable } from '../../../src/policy/budgets.js';
 import { BlockTable } from '../../../src/policy/block-table.js';
 import { Counters } from '../../../src/metrics/counters.js';
 import { parseHostPort } from '../../../src/config/address.js';
+import { ClientShares } from '../../../src/pipeline/client-shares.js';
 import { query } from '../../helpers/wire.js';
 
-function setup() {
+function setup(shares = new ClientShares(20), address = '198.18.0.10') {
   const env = { settings: compilePolicy(configSchema.parse({})), budgets: new BudgetTable(10), blocks: new BlockTable(10), counters: new Counters() };
   const pool = new BackendPool<unknown>([{ name: 'b', address: parseHostPort('127.0.0.1:53')!, weight: 1, proxyProtocol: false }], 100);
   const forwarded: TcpRequest[] = [];
   const forwarder = { forward: (_spec: unknown, r: TcpRequest) => (forwarded.push(r), { cancel: () => undefined }) } as unknown as TcpForwarder;
   const written: Buffer[] = [];
   const client: TcpClient = {
-    address: '198.18.0.10', port: 4000, localAddress: '127.0.0.1', localPort: 53, family: 4,
+    address, port: 4000, localAddress: '127.0.0.1', localPort: 53, family: 4, key: '198.18.0.0/24',
     write: (m) => written.push(m),
-    settled: () => undefined,
+    settled: () => void wakes.n++,
   };
-  return { env, session: new TcpSession(client, env, pool, forwarder, () => 0), forwarded, written };
+  const wakes = { n: 0 };
+  return { env, session: new TcpSession(client, env, pool, forwarder, shares, () => 0), forwarded, written, wakes };
 }
 
 describe('TcpSession', () => {
@@ -42,5 +45,30 @@ describe('TcpSession', () => {
     }
     expect(s.forwarded).toHaveLength(1);
     expect(s.env.counters.localAnswers.notimp).toBe(2);
+  });
+
+  it("counts a prefix's queries in flight over all its connections and wakes a waiting connection when one ends", () => {
+    const shares = new ClientShares(3);
+    const a = setup(shares, '198.18.0.10');
+    const b = setup(shares, '198.18.0.11'); // the same /24: the same share
+    for (let i = 0; i < 2; i++) a.session.onQuery(query('www.example.test', 'A', i));
+    expect(b.session.mayForward()).toBe(true);
+    b.session.onQuery(query('www.example.test', 'A', 9));
+    // the share is used up: neither connection may hand out another query
+    expect(a.session.mayForward()).toBe(false);
+    expect(b.session.mayForward()).toBe(false);
+    expect(shares.inFlightOf('198.18.0.0/24')).toBe(3);
+    // an answer to a's query: b is woken (and a, which answers its client)
+    a.forwarded[0]!.onAnswer(Buffer.from(a.forwarded[0]!.query));
+    expect(b.wakes.n).toBe(1);
+    expect(b.session.mayForward()).toBe(true);
+    // a connection that goes away gives its share back and waits no more
+    b.session.onQuery(query('www.example.test', 'A', 10));
+    expect(b.session.mayForward()).toBe(false);
+    b.session.close();
+    expect(shares.inFlightOf('198.18.0.0/24')).toBe(1);
+    a.forwarded[1]!.onFailure('timeout');
+    expect(b.wakes.n).toBe(1);
+    expect(shares.tracked).toBe(0);
   });
 });
