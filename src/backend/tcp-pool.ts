@@ -22,7 +22,7 @@ import type { Counters, TcpUpstreamFailure } from '../metrics/counters.js';
 import { readId, writeId } from '../dns/header.js';
 import { replyHeaderProblem, replyQuestionProblem } from '../dns/reply-check.js';
 import type { UpstreamRejectReason } from '../policy/verdict.js';
-import { FairQueue } from './fair-queue.js';
+import { FairQueue, type QueueSlot } from './fair-queue.js';
 import { proxyV2Header } from './proxy-protocol.js';
 import type { UpstreamConnector, UpstreamEvents, UpstreamLink } from './upstream-tcp.js';
 
@@ -69,29 +69,6 @@ export interface TcpTicket {
   cancel(): void;
 }
 
-/** IDs of one connection: a FIFO free list, O(1), so a just-freed ID is the last to come back (a late reply finds nothing). */
-class IdRing {
-  private readonly free = new Uint16Array(65536);
-  private head = 0;
-  private count = 65536;
-  constructor() {
-    for (let i = 0; i < 65536; i++) this.free[i] = i;
-  }
-  get available(): number {
-    return this.count;
-  }
-  take(): number {
-    const id = this.free[this.head]!;
-    this.head = (this.head + 1) & 0xffff;
-    this.count--;
-    return id;
-  }
-  give(id: number): void {
-    this.free[(this.head + this.count) & 0xffff] = id;
-    this.count++;
-  }
-}
-
 interface Entry {
   readonly request: TcpRequest;
   /** the connection carrying it; null while it waits in the queue */
@@ -101,13 +78,20 @@ interface Entry {
   timer: NodeJS.Timeout;
   /** the queue deadline, while it waits */
   queueTimer: NodeJS.Timeout | null;
+  /** its place in the queue, while it waits */
+  slot: QueueSlot<Entry> | null;
   retried: boolean;
   done: boolean;
 }
 
 class Connection implements UpstreamEvents {
   readonly entries = new Map<number, Entry>();
-  readonly ids = new IdRing();
+  /**
+   * IDs are taken in sequence, skipping the few outstanding (at most
+   * PIPELINE_DEPTH): O(1), no table, and a just-freed ID comes back only after
+   * 65535 others, so a late reply finds nothing.
+   */
+  private nextId = 0;
   link: UpstreamLink | null = null;
   connected = false;
   closed = false;
@@ -124,14 +108,16 @@ class Connection implements UpstreamEvents {
 
   /** room for another query without writing it behind more than the backend works on at once */
   get hasRoom(): boolean {
-    return !this.closed && this.entries.size < PIPELINE_DEPTH && this.ids.available > 0;
+    return !this.closed && this.entries.size < PIPELINE_DEPTH;
   }
 
   send(entry: Entry, seq: number): void {
     this.stopIdle();
     this.lastUsed = seq;
     entry.conn = this;
-    entry.id = this.ids.take();
+    while (this.entries.has(this.nextId)) this.nextId = (this.nextId + 1) & 0xffff;
+    entry.id = this.nextId;
+    this.nextId = (this.nextId + 1) & 0xffff;
     this.entries.set(entry.id, entry);
     writeId(entry.request.query, entry.id);
     this.link?.write(entry.request.query);
@@ -140,7 +126,6 @@ class Connection implements UpstreamEvents {
   release(entry: Entry): void {
     if (this.entries.get(entry.id) !== entry) return;
     this.entries.delete(entry.id);
-    this.ids.give(entry.id);
     if (this.entries.size === 0 && !this.closed) this.startIdle();
     this.pool.drain();
   }
@@ -215,7 +200,7 @@ export class TcpBackendPool {
 
   /** Sends `request`, or queues it until a connection can carry it; its answer or failure comes back through it. Null when it failed at once. */
   forward(request: TcpRequest, timeoutMs: number): TcpTicket | null {
-    const entry: Entry = { request, conn: null, id: -1, timer: setTimeout(() => this.expire(entry), timeoutMs), queueTimer: null, retried: false, done: false };
+    const entry: Entry = { request, conn: null, id: -1, timer: setTimeout(() => this.expire(entry), timeoutMs), queueTimer: null, slot: null, retried: false, done: false };
     this.dispatch(entry);
     if (entry.done) return null;
     return { cancel: () => this.settle(entry) };
@@ -226,7 +211,10 @@ export class TcpBackendPool {
     this.stopped = true;
     for (const c of [...this.conns]) c.close();
     for (const [key] of this.queue.heads()) {
-      for (let e = this.queue.take(key); e !== undefined; e = this.queue.take(key)) this.fail(e, 'pool_full');
+      for (let e = this.queue.take(key); e !== undefined; e = this.queue.take(key)) {
+        e.slot = null;
+        this.fail(e, 'pool_full');
+      }
     }
   }
 
@@ -235,11 +223,7 @@ export class TcpBackendPool {
     if (entry.done) return;
     entry.done = true;
     clearTimeout(entry.timer);
-    if (entry.queueTimer !== null) {
-      clearTimeout(entry.queueTimer);
-      entry.queueTimer = null;
-      this.queue.remove(entry.request.origin.key, entry);
-    }
+    this.unqueue(entry);
     entry.conn?.release(entry);
   }
 
@@ -277,8 +261,8 @@ export class TcpBackendPool {
           const conn = this.connectionFor(entry.request.origin);
           if (conn === null) continue;
           this.queue.take(key);
-          clearTimeout(entry.queueTimer!);
-          entry.queueTimer = null;
+          entry.slot = null;
+          this.unqueue(entry);
           conn.send(entry, ++this.seq);
           progress = true;
         }
@@ -293,7 +277,15 @@ export class TcpBackendPool {
     if (conn !== null) return conn.send(entry, ++this.seq);
     if (this.stopped || this.settings.queueTimeoutMs === 0) return this.fail(entry, 'pool_full');
     entry.queueTimer = setTimeout(() => this.fail(entry, 'pool_full'), this.settings.queueTimeoutMs);
-    this.queue.push(entry.request.origin.key, entry);
+    entry.slot = this.queue.push(entry.request.origin.key, entry);
+  }
+
+  /** the entry waits no more: its queue deadline and its place go */
+  private unqueue(entry: Entry): void {
+    if (entry.queueTimer !== null) clearTimeout(entry.queueTimer);
+    entry.queueTimer = null;
+    if (entry.slot !== null) this.queue.remove(entry.slot);
+    entry.slot = null;
   }
 
   private expire(entry: Entry): void {

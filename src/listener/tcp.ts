@@ -179,9 +179,11 @@ export class TcpListener {
       }
     };
 
-    // Idle: nothing received or sent, nothing outstanding and no query waiting for its prefix's share, for idle_timeout_ms.
+    // Idle: nothing received or sent and nothing outstanding for idle_timeout_ms. Whole
+    // queries waiting only for the prefix's share (its other connections busy) are our
+    // doing, not idleness; waiting for a client that does not read is its own.
     socket.setTimeout(this.settings.idle_timeout_ms, () => {
-      if (session.outstanding === 0 && reader.buffered === 0) close('idle');
+      if (session.outstanding === 0 && (writeBlocked || reader.buffered === 0)) close('idle');
     });
     socket.on('data', (chunk: Buffer) => {
       reader.append(chunk);

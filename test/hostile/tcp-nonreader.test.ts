@@ -14,7 +14,9 @@ let rec: Recursor;
 let ag: Ampguard;
 
 beforeAll(async () => {
-  ({ rec, ag } = await startPair({ block: { mode: 'off' }, workers: 1 }));
+  // each non-reader may have 100 answers coming (its connection's cap), not just its prefix's default
+  // share of 20: 100 answers of 3000 bytes pass max_buffered_bytes, 20 stay within it (docs/tcp.md)
+  ({ rec, ag } = await startPair({ block: { mode: 'off' }, workers: 1, tcp: { max_in_flight_per_client: 100 } }));
 });
 afterAll(() => stopPair({ rec, ag }));
 

@@ -1,7 +1,9 @@
 // Issue 8, item 5: pipeline floods on one TCP connection. The in-flight cap
 // holds per message (one write of 3000 queries never puts more than the cap
-// outstanding at the backend), ID allocation cannot hang at the schema maximum
-// (65535 in flight per connection), and SIGTERM under a flood exits promptly.
+// outstanding at the backend), the schema maxima cannot hang ampguard (65535 in
+// flight on one client connection: what the upstream connections cannot carry
+// waits in the queue and fails as pool_full at its deadline), and SIGTERM under
+// a flood exits promptly.
 // Against a stand-in TCP backend that counts what is outstanding at it.
 import { afterEach, describe, expect, it } from 'vitest';
 import net from 'node:net';
@@ -48,7 +50,7 @@ function pipelineOnce(port: number, count: number, localAddress: string): { answ
 
 describe('a pipeline flood on one TCP connection', () => {
   it('never has more than max_in_flight_per_connection outstanding, counted per message', async () => {
-    const { ag, standIn } = await setup({ delayMs: 5 }, { max_in_flight_per_connection: 100 });
+    const { ag, standIn } = await setup({ delayMs: 5 }, { max_in_flight_per_connection: 100, max_in_flight_per_client: 100 });
     const { answers } = pipelineOnce(ag.port, 3000, '127.0.0.41');
     expect(await until(() => answers.size === 3000, 30_000)).toBe(true);
     expect(standIn.received()).toBe(3000);
@@ -57,22 +59,29 @@ describe('a pipeline flood on one TCP connection', () => {
     expect(standIn.maxOutstanding()).toBeGreaterThan(10);
   });
 
-  it('allocates IDs without hanging at the schema maximum, and SIGTERM under the flood exits promptly', async () => {
-    const { ag, standIn } = await setup({ delayMs: 0, silent: true }, { max_in_flight_per_connection: 65_535 }, { backend_timeout_ms: 60_000 });
+  it('does not hang at the schema maxima: what no upstream connection can carry waits, fails as pool_full, and SIGTERM under the flood exits promptly', async () => {
+    const upstream = 1024; // the schema maximum, at 10 queries each
+    const { ag, standIn } = await setup(
+      { delayMs: 0, silent: true },
+      { max_in_flight_per_connection: 65_535, max_in_flight_per_client: 65_535, upstream_connections_per_backend: upstream, upstream_queue_timeout_ms: 200 },
+      { backend_timeout_ms: 60_000 },
+    );
     pipelineOnce(ag.port, 70_000, '127.0.0.42');
-    // all 65535 allowed go out; the rest wait, buffered
-    const ok = await until(() => standIn.received() >= 65_535, 40_000);
+    // every upstream slot is taken (the silent backend never frees one); the rest wait their deadline and fail
+    const ok = await until(async () => standIn.received() >= upstream * 10 && (await ag.metric('ampguard_tcp_upstream_failures_total{reason="pool_full"}')) > 1000, 40_000);
     if (!ok) console.log(`stand-in received ${standIn.received()}; ampguard tcp queries ${await ag.metric('ampguard_queries_total{proto="tcp"}')}`, ag.proc.output().slice(-2000));
     expect(ok).toBe(true);
+    // never more than 10 on a connection, never more than the cap of connections
+    expect(standIn.maxOutstanding()).toBe(upstream * 10);
     // the process still does other work: its metrics listener answers
-    expect(await ag.metric('ampguard_queries_total{proto="tcp"}')).toBeGreaterThanOrEqual(65_535);
-    expect(standIn.received()).toBe(65_535);
-    // more clients flood while it is stopped
+    expect(await ag.metric('ampguard_queries_total{proto="tcp"}')).toBeGreaterThan(upstream * 10);
+    // more clients flood while it is saturated: refused in turn, counted
+    const before = await ag.metric('ampguard_tcp_upstream_failures_total{reason="pool_full"}');
     const flood = nonReaderFlood({
       port: ag.port, localAddresses: ['127.0.0.43', '127.0.0.44'], query: query('www.example.test', 'A', 1), maxQueries: 500_000, maxMs: 30_000,
     });
     cleanups.push(() => flood.stop());
-    expect(await until(() => standIn.received() > 65_535 + 1000, 20_000)).toBe(true);
+    expect(await until(async () => (await ag.metric('ampguard_tcp_upstream_failures_total{reason="pool_full"}')) > before + 1000, 20_000)).toBe(true);
     const child = ag.proc.child;
     child.kill('SIGTERM');
     expect(await until(() => child.exitCode !== null || child.signalCode !== null, 5000)).toBe(true);
