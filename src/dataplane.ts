@@ -145,6 +145,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
       ladderPrefixes: () => ({ prefix: parts.budgets.truncatingCount('prefix'), aggregate: parts.budgets.truncatingCount('aggregate') }),
       maxTracked: parts.budgets.maxTracked,
       tcpConnections: () => limits.open,
+      tcpUpstreamQueued: () => tcpForwarder.queued,
       udpIoMode: udpIo.mode,
     },
     applySettings(settings) {

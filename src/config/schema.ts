@@ -93,7 +93,7 @@ export const configSchema = z.strictObject({
         description: 'queries of one budget prefix (policy.large_response.prefix_v4/prefix_v6) outstanding at the backends over TCP, over all its connections (split between workers); further queries wait in its connections (reading pauses), so a few prefixes sending slow queries cannot take every upstream slot',
       }),
       upstream_connections_per_backend: int(1, 1024).default(64).meta({
-        description: 'TCP connections to each backend, shared by all client connections (split between workers; at most 10 queries pipelined on each, pdns_recursor\'s max-concurrent-requests-per-tcp-connection; with proxy_protocol, one per client address within this cap); keep workers x this share within the recursor\'s max-tcp-clients (128)',
+        description: 'TCP connections to each backend, shared by all client connections (split between workers; at most 10 queries pipelined on each, pdns_recursor\'s max-concurrent-requests-per-tcp-connection; with proxy_protocol, one per client address within this cap); keep it, summed over the ampguard instances in front of one recursor, within the recursor\'s max-tcp-clients (128 by default)',
       }),
       upstream_connections_per_client: int(1, 1024).default(2).meta({
         description: 'with proxy_protocol: upstream connections (one per client address) that one budget prefix may hold to a backend, per worker; its further addresses wait for one of them to be idle',

@@ -15,6 +15,8 @@ export interface DataplaneSources {
   readonly maxTracked: number;
   /** TCP client connections open now */
   tcpConnections(): number;
+  /** TCP queries waiting for an upstream connection now (docs/tcp.md) */
+  tcpUpstreamQueued?(): number;
   /** prefixes (and aggregate networks) on rung 2 of the ladder now */
   ladderPrefixes?(): Readonly<Record<'prefix' | 'aggregate', number>>;
   /** UDP socket I/O of this process (docs/performance.md); the cluster primary gives its workers' counts */
@@ -87,7 +89,7 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
   mirroredCounter(registry, 'ampguard_upstream_rejected_total', 'datagrams or messages from a backend not taken as a reply: short (shorter than the header or the question), not_response (QR=0), unknown_id (late or stray), question_mismatch', 'reason', () => c.upstreamRejected);
   mirroredCounter(registry, 'ampguard_local_answers_total', 'answers ampguard made itself other than TC=1: notimp (an opcode other than QUERY, never forwarded)', 'reason', () => c.localAnswers);
   mirroredCounter(registry, 'ampguard_tcp_closed_total', 'client TCP connections closed by ampguard: buffer_full (answers not read, tcp.max_buffered_bytes), read_timeout, idle, framing (bad length), internal_error', 'reason', () => c.tcpClosed);
-  mirroredCounter(registry, 'ampguard_tcp_upstream_failures_total', 'TCP connections to backends that failed (connect_timeout, connect_error, reset) or queries refused for want of one (pool_full)', 'reason', () => c.tcpUpstreamFailures);
+  mirroredCounter(registry, 'ampguard_tcp_upstream_failures_total', 'TCP connections to backends that failed (connect_timeout, connect_error, reset) or queries that waited tcp.upstream_queue_timeout_ms for one in vain (pool_full)', 'reason', () => c.tcpUpstreamFailures);
   mirroredCounter(registry, 'ampguard_tcp_followups_total', 'TCP queries from prefixes on rung 2 of the ladder: clients coming back after a TC answer (a spoofed victim never does)', null, () => c.tcpFollowUps);
   mirroredCounter(registry, 'ampguard_would_truncate_total', 'block.mode off: replies the ladder would have replaced by TC=1 (the full reply was sent)', null, () => c.wouldTruncate);
   new Counter({
@@ -146,6 +148,14 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
     registers: [registry],
     collect() {
       this.set(src.tcpConnections());
+    },
+  });
+  new Gauge({
+    name: 'ampguard_tcp_upstream_queued',
+    help: 'TCP queries waiting for an upstream connection to carry them (bounded by tcp.max_in_flight_per_client per client prefix; each waits at most tcp.upstream_queue_timeout_ms)',
+    registers: [registry],
+    collect() {
+      this.set(src.tcpUpstreamQueued?.() ?? 0);
     },
   });
   new Gauge({

@@ -14,6 +14,7 @@ type CounterValues = Record<string, number | Record<string, number>>;
 export interface DataplaneSnapshot {
   readonly counters: CounterValues;
   readonly tcpConnections: number;
+  readonly tcpUpstreamQueued?: number;
   readonly trackedPrefixes: number;
   readonly maxTracked: number;
   readonly ladder?: Readonly<Record<'prefix' | 'aggregate', number>>;
@@ -31,6 +32,7 @@ export function takeSnapshot(src: DataplaneSources, latency: ReadonlyMap<string,
   return {
     counters: JSON.parse(JSON.stringify(src.counters)) as CounterValues,
     tcpConnections: src.tcpConnections(),
+    ...(src.tcpUpstreamQueued ? { tcpUpstreamQueued: src.tcpUpstreamQueued() } : {}),
     trackedPrefixes: src.trackedPrefixes(),
     maxTracked: src.maxTracked,
     ...(src.ladderPrefixes ? { ladder: src.ladderPrefixes() } : {}),
@@ -124,6 +126,7 @@ export class SnapshotSum {
         return max((s) => s.maxTracked);
       },
       tcpConnections: () => snapshots().reduce((n, s) => n + s.tcpConnections, 0),
+      tcpUpstreamQueued: () => snapshots().reduce((n, s) => n + (s.tcpUpstreamQueued ?? 0), 0),
       // every worker keeps its own rungs for the same shared budgets: the largest is the figure
       udpIoProcesses: () => ({
         native: snapshots().filter((s) => s.udpIoMode === 'native').length,

@@ -177,6 +177,14 @@ describe('the TCP fallback under slow clients', () => {
       const failures = [...metrics].filter(([k]) => k.startsWith('ampguard_tcp_upstream_failures_total'));
       const ok = run.fast.filter((r) => r === 0).length;
       const seen = { fast: run.fast, failures, holders: run.holders.map((c) => `${c.noerror()}/${c.sent}`), pipeliners: run.pipeliners.map((c) => `${c.noerror()}/${c.sent}`) };
+      const holderAnswers = run.holders.reduce((n, c) => n + c.noerror(), 0);
+      const holderSent = run.holders.reduce((n, c) => n + c.sent, 0);
+      console.log(
+        `${proxy ? 'PROXY v2' : 'no PROXY'}: other clients ${ok}/${run.fast.length} NOERROR within ${FAST_DEADLINE_MS} ms; ` +
+          `holders ${holderAnswers}/${holderSent} NOERROR; pipeliners ${run.pipeliners.map((c) => c.noerror()).join(', ')} answers of ${run.pipeliners.map((c) => c.sent).join(', ')} sent ` +
+          `in ${(run.loadMs / 1000).toFixed(1)} s (one at a time would be ${Math.floor(run.loadMs / SLOW_MS)}); ` +
+          `upstream failures ${failures.map(([k, v]) => `${/reason="(\w+)"/.exec(k)?.[1]}=${v}`).join(' ')}`,
+      );
       expect(ok, JSON.stringify(seen)).toBeGreaterThanOrEqual(99);
       // the holders' queries are all answered, NOERROR
       for (const c of run.holders) expect(c.noerror(), JSON.stringify(seen)).toBeGreaterThanOrEqual(c.sent - 1);
