@@ -175,18 +175,21 @@ describe('TcpBackendPool', () => {
     expect(counters.tcpUpstreamFailures.pool_full).toBe(0);
   });
 
-  it('gives up the least recently used idle PROXY v2 connection, not the newest', () => {
+  it('gives up the least recently used idle PROXY v2 connection, not the first opened', () => {
     const { connector, links } = fakeConnector();
     const pool = new TcpBackendPool(spec(true), settings(2), connector, new Counters());
     const out: Outcome = { answers: [], failures: [] };
     pool.forward(request('www.example.test', 1, origin('192.0.2.1'), out), 2000);
     pool.forward(request('www.example.test', 2, origin('192.0.2.2'), out), 2000);
-    // answered in the other order: 192.0.2.1 was used first, so it goes first
-    links[1]!.events.onReply(answer(links[1]!.written[0]!));
     links[0]!.events.onReply(answer(links[0]!.written[0]!));
-    pool.forward(request('www.example.test', 3, origin('192.0.2.3'), out), 2000);
-    expect(links[0]!.closed).toBe(true);
-    expect(links[1]!.closed).toBe(false);
+    links[1]!.events.onReply(answer(links[1]!.written[0]!));
+    // 192.0.2.1 asks again: now 192.0.2.2's connection, opened after it, is the least recently used
+    pool.forward(request('www.example.test', 3, origin('192.0.2.1'), out), 2000);
+    links[0]!.events.onReply(answer(links[0]!.written[1]!));
+    pool.forward(request('www.example.test', 4, origin('192.0.2.3'), out), 2000);
+    expect(links).toHaveLength(3);
+    expect(links[1]!.closed).toBe(true);
+    expect(links[0]!.closed).toBe(false);
   });
 
   it("with PROXY v2 a prefix holds at most its share of the connections; its further addresses wait for one of its own", () => {
