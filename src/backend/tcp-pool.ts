@@ -59,13 +59,20 @@ export interface TcpRequest {
   /** end of the question section: a reply must repeat query[HEADER_LEN, qEnd) */
   readonly qEnd: number;
   readonly origin: TcpOrigin;
-  /** the backend's reply (ID still the upstream one) */
+  /** the backend's reply (ID still the upstream one); never after cancel() */
   onAnswer(reply: Buffer): void;
   onFailure(reason: TcpFailure): void;
+  /** the query no longer takes a slot: answered, failed, or cancelled and then answered or expired; once, before onAnswer/onFailure */
+  onSettled(): void;
 }
 
 export interface TcpTicket {
-  /** the client went away: forget the query, free its ID or its place in the queue */
+  /**
+   * The client went away: the query is never reported. A waiting one leaves the
+   * queue; one at the backend keeps its slot until its answer or deadline, since
+   * the backend is still working on it (freeing the slot would write the next
+   * query behind it, and a client that closes and reconnects would escape its share).
+   */
   cancel(): void;
 }
 
@@ -81,6 +88,8 @@ interface Entry {
   /** its place in the queue, while it waits */
   slot: QueueSlot<Entry> | null;
   retried: boolean;
+  /** the client went away: settle silently */
+  cancelled: boolean;
   done: boolean;
 }
 
@@ -144,7 +153,7 @@ class Connection implements UpstreamEvents {
     const question = replyQuestionProblem(reply, q.query, q.qEnd);
     if (question !== null) return this.pool.rejected(question);
     this.pool.settle(entry);
-    q.onAnswer(reply);
+    if (!entry.cancelled) q.onAnswer(reply);
   }
 
   onClose(failure: Exclude<TcpUpstreamFailure, 'pool_full'> | null): void {
@@ -200,10 +209,10 @@ export class TcpBackendPool {
 
   /** Sends `request`, or queues it until a connection can carry it; its answer or failure comes back through it. Null when it failed at once. */
   forward(request: TcpRequest, timeoutMs: number): TcpTicket | null {
-    const entry: Entry = { request, conn: null, id: -1, timer: setTimeout(() => this.expire(entry), timeoutMs), queueTimer: null, slot: null, retried: false, done: false };
+    const entry: Entry = { request, conn: null, id: -1, timer: setTimeout(() => this.expire(entry), timeoutMs), queueTimer: null, slot: null, retried: false, cancelled: false, done: false };
     this.dispatch(entry);
     if (entry.done) return null;
-    return { cancel: () => this.settle(entry) };
+    return { cancel: () => this.cancel(entry) };
   }
 
   /** shutdown: every connection closed, every query failed, nothing re-sent */
@@ -218,13 +227,20 @@ export class TcpBackendPool {
     }
   }
 
-  /** the entry is answered, expired or cancelled: free its ID (or its place in the queue) and timers */
+  /** the entry is answered, failed, or cancelled while waiting: free its ID (or its place in the queue) and timers */
   settle(entry: Entry): void {
     if (entry.done) return;
     entry.done = true;
     clearTimeout(entry.timer);
     this.unqueue(entry);
     entry.conn?.release(entry);
+    entry.request.onSettled();
+  }
+
+  private cancel(entry: Entry): void {
+    if (entry.done) return;
+    entry.cancelled = true;
+    if (entry.conn === null) this.settle(entry);
   }
 
   /** a connection ended: its queries are re-sent once (the recursor may close a connection at any time), or fail */
@@ -238,6 +254,10 @@ export class TcpBackendPool {
     for (const entry of orphans) {
       if (entry.done) continue;
       entry.conn = null;
+      if (entry.cancelled) {
+        this.settle(entry);
+        continue;
+      }
       if (retry && !entry.retried) {
         entry.retried = true;
         this.dispatch(entry);
@@ -296,6 +316,7 @@ export class TcpBackendPool {
   private fail(entry: Entry, reason: TcpFailure): void {
     if (entry.done) return;
     this.settle(entry);
+    if (entry.cancelled) return;
     if (reason === 'pool_full') this.counters.tcpUpstreamFailures.pool_full++;
     entry.request.onFailure(reason);
   }

@@ -147,6 +147,7 @@ export class TcpListener {
     const pump = (): void => {
       if (closed || pumping) return;
       pumping = true;
+      let handed = 0;
       try {
         // mayForward last: it registers for a wake-up only when the prefix's share is all that stops us
         while (!closed && !writeBlocked && session.outstanding < maxInFlight && session.mayForward()) {
@@ -154,6 +155,7 @@ export class TcpListener {
           if (m === null) break;
           // a copy: the query outlives the read buffer it came in (until answered), and must not pin it
           session.onQuery(Buffer.from(m));
+          handed++;
         }
       } catch (err) {
         this.logError(err);
@@ -163,7 +165,13 @@ export class TcpListener {
       }
       if (closed) return;
       if (reader.broken) return close('framing');
-      // Read timeout: a message that has started must be complete in time (slowloris).
+      // Read timeout: a message that has started must be complete in time (slowloris). The
+      // clock is per message: a client streaming thousands of queries ends most reads in the
+      // middle of one, and each completed message restarts it.
+      if (handed > 0 && readTimer !== null) {
+        clearTimeout(readTimer);
+        readTimer = null;
+      }
       if (reader.partial) {
         readTimer ??= setTimeout(() => close('read_timeout'), this.settings.read_timeout_ms);
       } else if (readTimer !== null) {

@@ -86,11 +86,12 @@ export class TcpSession {
     let ticket: TcpTicket | null = null;
     let settled = false;
     const key = this.client.key;
+    // the share is the prefix's slots at the backend: given back when the pool lets go of the query,
+    // which for a cancelled one is its answer or deadline, not this connection's close
     this.shares.take(key);
     const finish = (): void => {
       settled = true;
       if (ticket) this.tickets.delete(ticket);
-      this.shares.give(key);
     };
     const request: TcpRequest = {
       query: msg,
@@ -103,6 +104,7 @@ export class TcpSession {
         this.reply(reply);
         this.client.settled();
       },
+      onSettled: () => this.shares.give(key),
       onFailure: () => {
         finish();
         if (this.closed) return;
@@ -120,13 +122,9 @@ export class TcpSession {
   close(): void {
     this.closed = true;
     this.shares.unwait(this.client.key, this.wake);
-    const tickets = [...this.tickets];
+    // a cancelled query is never reported; its share comes back when the backend is done with it
+    for (const t of this.tickets) t.cancel();
     this.tickets.clear();
-    // a cancelled query is never reported: its share goes back here
-    for (const t of tickets) {
-      t.cancel();
-      this.shares.give(this.client.key);
-    }
   }
 
   private reply(wire: Buffer): void {

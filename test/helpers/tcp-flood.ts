@@ -97,6 +97,8 @@ export interface TcpStandIn {
   /** queries received and not yet answered, now and at most */
   readonly outstanding: () => number;
   readonly maxOutstanding: () => number;
+  /** the most queries one connection had unanswered at once */
+  readonly maxOutstandingPerConnection: () => number;
   readonly received: () => number;
   close(): Promise<void>;
 }
@@ -108,6 +110,7 @@ export interface TcpStandIn {
 export async function tcpStandIn(opts: { delayMs: number; silent?: boolean }): Promise<TcpStandIn> {
   let outstanding = 0;
   let max = 0;
+  let maxPerConnection = 0;
   let received = 0;
   const sockets = new Set<net.Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -116,6 +119,7 @@ export async function tcpStandIn(opts: { delayMs: number; silent?: boolean }): P
     s.on('close', () => sockets.delete(s));
     s.on('error', () => undefined);
     let buf = Buffer.alloc(0);
+    let mine = 0;
     s.on('data', (chunk) => {
       buf = Buffer.concat([buf, chunk]);
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
@@ -124,10 +128,13 @@ export async function tcpStandIn(opts: { delayMs: number; silent?: boolean }): P
         received++;
         outstanding++;
         max = Math.max(max, outstanding);
+        mine++;
+        maxPerConnection = Math.max(maxPerConnection, mine);
         if (opts.silent) continue;
         const t = setTimeout(() => {
           timers.delete(t);
           outstanding--;
+          mine--;
           if (!s.destroyed) s.write(frame(goodReply(q)));
         }, opts.delayMs);
         timers.add(t);
@@ -139,6 +146,7 @@ export async function tcpStandIn(opts: { delayMs: number; silent?: boolean }): P
     port: (server.address() as net.AddressInfo).port,
     outstanding: () => outstanding,
     maxOutstanding: () => max,
+    maxOutstandingPerConnection: () => maxPerConnection,
     received: () => received,
     close: () =>
       new Promise<void>((r) => {

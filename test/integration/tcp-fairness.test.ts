@@ -120,7 +120,11 @@ async function underSlowLoad(ag: Ampguard, auth: SlowAuth): Promise<Run> {
         for (const c of pipeliners) for (let k = 0; k < PIPELINE_BATCH; k++) c.send(`p${m++}.slow.test`);
       }, 100),
     );
-    const stop = setTimeout(() => timers.forEach((t) => clearInterval(t)), LOAD_MS);
+    let loadOver = false;
+    const stop = setTimeout(() => {
+      loadOver = true;
+      timers.forEach((t) => clearInterval(t));
+    }, LOAD_MS);
     timers.push(stop);
     // the slow queries are at the authoritative (held upstream) before the others ask
     await poll(() => auth.received(), (r) => r >= 2 * HOLDERS, 5000);
@@ -131,7 +135,7 @@ async function underSlowLoad(ag: Ampguard, auth: SlowAuth): Promise<Run> {
     }
     const results = await Promise.all(fast);
     // the holders' last queries are answered once the load has stopped
-    await poll(() => Date.now() - started, (t) => t >= LOAD_MS, LOAD_MS + 1000);
+    await poll(() => loadOver, (over) => over, LOAD_MS + 1000);
     await poll(() => holders.every((c) => c.sentAt.size === 0), (done) => done, 2 * SLOW_MS + 2000);
     return { fast: results, holders, pipeliners, loadMs: Date.now() - started };
   } finally {

@@ -44,6 +44,7 @@ const settings = (connectionsPerBackend: number, more: Partial<TcpPoolSettings> 
 interface Outcome {
   answers: Buffer[];
   failures: TcpFailure[];
+  settled?: number;
 }
 
 function request(name: string, id: number, from: TcpOrigin, out: Outcome): TcpRequest {
@@ -54,6 +55,7 @@ function request(name: string, id: number, from: TcpOrigin, out: Outcome): TcpRe
     origin: from,
     onAnswer: (r) => out.answers.push(Buffer.from(r)),
     onFailure: (f) => out.failures.push(f),
+    onSettled: () => void (out.settled = (out.settled ?? 0) + 1),
   };
 }
 
@@ -229,6 +231,30 @@ describe('TcpBackendPool', () => {
     now.forward(request('www.example.test', 1, origin('192.0.2.1'), a), 2000);
     expect(now.forward(request('www.example.test', 1, origin('192.0.2.3'), c), 2000)).toBeNull();
     expect(c.failures).toEqual(['pool_full', 'pool_full']);
+  });
+
+  it('a cancelled query at the backend keeps its slot until its answer or deadline: the next is not written behind it', () => {
+    const { connector, links } = fakeConnector();
+    const pool = new TcpBackendPool(spec(false), settings(1), connector, new Counters());
+    const gone: Outcome = { answers: [], failures: [] };
+    const other: Outcome = { answers: [], failures: [] };
+    const tickets = Array.from({ length: PIPELINE_DEPTH }, (_, i) => pool.forward(request('www.example.test', i, origin('192.0.2.1'), gone), 2000));
+    // the client goes away: nothing is reported to it, and the backend still works on all 10
+    for (const t of tickets) t!.cancel();
+    pool.forward(request('other.example.test', 1, origin('192.0.2.2'), other), 2000);
+    const link = links[0]!;
+    expect(link.written).toHaveLength(PIPELINE_DEPTH);
+    expect(gone.settled ?? 0).toBe(0);
+    // one of them answered: its slot goes to the waiting query, the answer to nobody
+    link.events.onReply(answer(link.written[0]!));
+    expect(link.written).toHaveLength(PIPELINE_DEPTH + 1);
+    expect(gone.answers).toHaveLength(0);
+    expect(gone.settled).toBe(1);
+    // the rest expire silently, each settled once
+    vi.advanceTimersByTime(2000);
+    expect(gone.failures).toEqual([]);
+    expect(gone.settled).toBe(PIPELINE_DEPTH);
+    expect(other.failures).toEqual(['timeout']);
   });
 
   it('a cancelled waiting query leaves the queue and is never reported', () => {

@@ -59,14 +59,18 @@ describe('TcpSession', () => {
     expect(b.session.mayForward()).toBe(false);
     expect(shares.inFlightOf('198.18.0.0/24')).toBe(3);
     // an answer to a's query: b is woken (and a, which answers its client)
+    a.forwarded[0]!.onSettled();
     a.forwarded[0]!.onAnswer(Buffer.from(a.forwarded[0]!.query));
     expect(b.wakes.n).toBe(1);
     expect(b.session.mayForward()).toBe(true);
-    // a connection that goes away gives its share back and waits no more
+    // a connection that goes away waits no more; its share comes back as the pool lets go of its queries
     b.session.onQuery(query('www.example.test', 'A', 10));
     expect(b.session.mayForward()).toBe(false);
     b.session.close();
+    expect(shares.inFlightOf('198.18.0.0/24')).toBe(3);
+    for (const r of b.forwarded) r.onSettled();
     expect(shares.inFlightOf('198.18.0.0/24')).toBe(1);
+    a.forwarded[1]!.onSettled();
     a.forwarded[1]!.onFailure('timeout');
     expect(b.wakes.n).toBe(1);
     expect(shares.tracked).toBe(0);
