@@ -17,15 +17,15 @@ describe('TcpStreams', () => {
     const a = framed(query('a.example.test', 'A', 1));
     const b = framed(query('b.example.test', 'A', 2));
     const both = Buffer.concat([a, b]);
-    t.segment('c', 99, SYN, Buffer.alloc(0), on);
-    t.segment('c', 100, PSH, both.subarray(0, 1), on); // half a length prefix
-    t.segment('c', 101, PSH, both.subarray(1, a.length + 3), on); // the rest of a, 2 bytes of b
-    t.segment('c', 100, PSH, both.subarray(0, 10), on); // a retransmission
-    t.segment('c', 101 + a.length + 2, PSH, both.subarray(a.length + 3), on);
+    t.segment('c', 99, SYN, Buffer.alloc(0), false, on);
+    t.segment('c', 100, PSH, both.subarray(0, 1), false, on); // half a length prefix
+    t.segment('c', 101, PSH, both.subarray(1, a.length + 3), false, on); // the rest of a, 2 bytes of b
+    t.segment('c', 100, PSH, both.subarray(0, 10), false, on); // a retransmission
+    t.segment('c', 101 + a.length + 2, PSH, both.subarray(a.length + 3), false, on);
     expect(got.map((m) => m.readUInt16BE(0))).toEqual([1, 2]);
     // a lost segment: the partial message goes, the next whole one is taken
-    t.segment('c', 100 + both.length, PSH, a.subarray(0, 5), on);
-    t.segment('c', 100 + both.length + 50, PSH, b, on);
+    t.segment('c', 100 + both.length, PSH, a.subarray(0, 5), false, on);
+    t.segment('c', 100 + both.length + 50, PSH, b, false, on);
     expect(got.map((m) => m.readUInt16BE(0))).toEqual([1, 2, 2]);
     expect(t.gaps).toBeGreaterThan(0);
   });
@@ -33,7 +33,7 @@ describe('TcpStreams', () => {
   it('keeps at most maxFlows flows, the newest, and bounded unfinished bytes', () => {
     const t = new TcpStreams(100);
     const half = Buffer.concat([Buffer.from([0xff, 0xff]), Buffer.alloc(60_000)]);
-    for (let i = 0; i < 2000; i++) t.segment(`f${i}`, 1, PSH, half, () => undefined);
+    for (let i = 0; i < 2000; i++) t.segment(`f${i}`, 1, PSH, half, false, () => undefined);
     expect(t.size).toBe(100);
     expect(t.evicted).toBe(1900);
   });
