@@ -58,6 +58,11 @@ export async function replayCommand(a: ReplayArgs): Promise<number> {
   } finally {
     bar.end();
   }
+  const totals = outcome.totals;
+  if (totals.packets === 0 && totals.captureErrors.length > 0) {
+    // nothing was read: a report of nothing would only hide the error
+    throw new CliError('E_CAPTURE', totals.captureErrors.map((e) => e.message).join('\n'));
+  }
   if (a.plot) {
     writeFileSync(a.plot, sweepSvg(axes, outcome.lines, `ampguard replay sweep: ${a.captures.join(', ')}`));
   }
@@ -69,5 +74,9 @@ export async function replayCommand(a: ReplayArgs): Promise<number> {
   } else {
     process.stdout.write(formatReport(outcome.reports[0]!));
   }
+  // the report is out, for what was read; the exit says it is not the whole capture
+  const problems = totals.captureErrors.map((e) => `${e.message}; the report covers the ${totals.packets.toLocaleString('en-US')} frames read before it`);
+  if (totals.internalError !== null) problems.push(`internal error, ${totals.skipped.internal_error} frames skipped: ${totals.internalError}`);
+  if (problems.length > 0) throw new CliError('E_CAPTURE', problems.join('\nampguard: E_CAPTURE: '));
   return 0;
 }

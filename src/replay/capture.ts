@@ -51,6 +51,9 @@ const CHUNK = 4 << 20;
 /** no record of a sane capture is larger (tcpdump's snaplen is at most 256 KiB) */
 const MAX_RECORD = 16 << 20;
 
+/** the latest time a Date can hold (ECMA-262 21.4.1.22): a timestamp past it is corrupt, year 275760 */
+const MAX_TIME_MS = 8.64e15;
+
 const PCAP_US = 0xa1b2c3d4;
 const PCAP_NS = 0xa1b23c4d;
 const NG_SHB = 0x0a0d0d0a;
@@ -153,6 +156,7 @@ export class CaptureReader {
     }
     if (this.format === null) this.fail(0, `unknown magic 0x${be.toString(16).padStart(8, '0')}: not a pcap or pcapng file`);
     if (!this.fill(24)) this.fail(0, 'truncated pcap file header');
+    if (this.u16(4) !== 2) this.fail(0, `pcap version ${this.u16(4)}.${this.u16(6)}, expected 2.x`);
     // the upper bits of the link type field may carry an FCS length (pcap-linktype(7))
     this.pcapLinkType = this.u32(20) & 0x03ffffff;
     this.start += 24;
@@ -172,6 +176,8 @@ export class CaptureReader {
     const capLen = little ? le32(b, s + 8) : be32(b, s + 8);
     const origLen = little ? le32(b, s + 12) : be32(b, s + 12);
     if (capLen > MAX_RECORD) this.fail(at, `corrupt record: captured length ${capLen}`);
+    // a fraction of a second of a second or more: libpcap never writes one, so the record header is corrupt
+    if (frac >= (this.nanos ? 1e9 : 1e6)) this.fail(at, `corrupt record: timestamp fraction ${frac} ${this.nanos ? 'ns' : 'us'}`);
     if (!this.fill(16 + capLen)) this.fail(at, `truncated record (${this.end - this.start - 16} of ${capLen} bytes)`);
     const f = this.frame;
     f.ts = sec * 1000 + (this.nanos ? frac / 1e6 : frac / 1e3);
@@ -201,6 +207,7 @@ export class CaptureReader {
         else if (this.buf.readUInt32BE(s + 8) === NG_BYTE_ORDER) this.little = false;
         else this.fail(at, 'section header block with an unknown byte-order magic');
         this.interfaces = [];
+        if (this.u32(s + 4) < 28) this.fail(at, `corrupt section header block: length ${this.u32(s + 4)}`);
       } else {
         type = this.u32(s);
       }
@@ -225,6 +232,7 @@ export class CaptureReader {
       if (type === 3) {
         // simple packet block: interface 0, no timestamp
         iface = this.interfaces[0];
+        if (bodyEnd - body < 4) this.fail(at, 'simple packet block too short');
         f.origLen = this.u32(body);
         dataAt = body + 4;
         capLen = Math.min(f.origLen, bodyEnd - dataAt);
@@ -236,6 +244,10 @@ export class CaptureReader {
         if (iface === undefined) this.fail(at, `packet of interface ${id}, which no interface block described`);
         const units = this.u32(body + 4) * 4294967296 + this.u32(body + 8);
         f.ts = (units / iface.unitsPerSec + iface.offsetSec) * 1000;
+        // a high word of 0xffffffff, or microseconds read as seconds (if_tsresol 0): no clock reads that
+        if (!(Math.abs(f.ts) <= MAX_TIME_MS)) {
+          this.fail(at, `corrupt packet block: timestamp ${units} at ${iface.unitsPerSec} units/s is past the year 275760`);
+        }
         capLen = this.u32(body + 12);
         f.origLen = this.u32(body + 16);
         dataAt = body + 20;
@@ -260,13 +272,20 @@ export class CaptureReader {
       const olen = this.u16(o + 2);
       if (code === 0) break;
       if (o + 4 + olen > bodyEnd) this.fail(at, 'interface block option runs past the block');
-      if (code === 9 && olen >= 1) {
+      if (code === 9) {
+        if (olen !== 1) this.fail(at, `interface block option if_tsresol of ${olen} bytes, expected 1`);
         const v = this.buf[o + 4]!;
+        // units per second must fit the 64-bit timestamp: 10^19 or 2^63 at most (pcapng 4.2)
+        if (v & 0x80 ? (v & 0x7f) > 63 : v > 19) this.fail(at, `interface block option if_tsresol 0x${v.toString(16)} out of range`);
         iface.unitsPerSec = v & 0x80 ? 2 ** (v & 0x7f) : 10 ** v;
-      } else if (code === 14 && olen >= 8) {
-        const hi = this.u32(o + 4);
-        const lo = this.u32(o + 8);
-        iface.offsetSec = this.little ? lo * 4294967296 + hi : hi * 4294967296 + lo;
+      } else if (code === 14) {
+        if (olen !== 8) this.fail(at, `interface block option if_tsoffset of ${olen} bytes, expected 8`);
+        // signed seconds (pcapng 4.2)
+        const first = this.u32(o + 4);
+        const second = this.u32(o + 8);
+        const hi = this.little ? second : first;
+        const lo = this.little ? first : second;
+        iface.offsetSec = (hi | 0) * 4294967296 + lo;
       }
       o += 4 + ((olen + 3) & ~3);
     }

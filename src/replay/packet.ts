@@ -1,13 +1,15 @@
 // From a captured frame to the DNS payload and its endpoints: link layer
 // (Ethernet with any number of VLAN tags, Linux cooked SLL and SLL2, raw IP,
 // BSD loopback), IPv4 or IPv6 (with its extension headers), then UDP or TCP.
-// What is not a whole, unfragmented IP packet carrying UDP or TCP is a skip
-// with its reason, counted by the caller (docs/replay.md). One decoder object
+// What is not an IP packet carrying UDP or TCP is a skip with its reason,
+// counted by the caller (docs/replay.md); a fragment is described in the
+// fragment fields for the reassembler (reassembly.ts). One decoder object
 // is reused for every frame and allocates nothing: the payload is a range of
 // the frame's buffer (a Buffer view costs more than the rest of the decode),
 // and fields are read byte by byte, which V8 inlines, unlike Buffer's readers.
 import { formatIpv6 } from '../policy/block-target.js';
 import { Ipv4Names } from '../net/ipv4-names.js';
+import type { FragmentView } from './reassembly.js';
 
 export const LINK_NULL = 0;
 export const LINK_ETHERNET = 1;
@@ -37,7 +39,7 @@ function u32(d: Buffer, at: number): number {
   return ((d[at]! << 24) | (d[at + 1]! << 16) | (d[at + 2]! << 8) | d[at + 3]!) >>> 0;
 }
 
-export class Decoded {
+export class Decoded implements FragmentView {
   family: 4 | 6 = 4;
   proto = 0;
   srcPort = 0;
@@ -56,6 +58,17 @@ export class Decoded {
   private srcAt = 0;
   private dstAt = 0;
   private readonly groups = new Uint16Array(8);
+  // after decode() returned 'fragment': the fragment, as reassembly.ts reads it
+  fragHeaderAt = 0;
+  fragHeaderLen = 0;
+  fragId = 0;
+  fragOffset = 0;
+  fragMore = false;
+  fragNext = 0;
+  fragDataAt = 0;
+  fragCapEnd = 0;
+  fragWireEnd = 0;
+  fragAddrAt = 0;
   /** IPv4 address strings, the same object for the same client (net/ipv4-names.ts) */
   private readonly v4Names = new Ipv4Names();
 
@@ -158,13 +171,27 @@ export class Decoded {
     const ihl = (d[at]! & 15) * 4;
     const total = u16(d, at + 2);
     if (ihl < 20 || total < ihl) return 'short';
-    // more fragments, or not the first: only the whole datagram could be DNS
-    if ((u16(d, at + 6) & 0x3fff) !== 0) return 'fragment';
     this.family = 4;
     this.srcAt = at + 12;
     this.dstAt = at + 16;
     // Ethernet pads short frames: the IP total length says where the packet ends
     const end = Math.min(this.stop, at + total);
+    // more fragments, or not the first: for the reassembler
+    const frag = u16(d, at + 6);
+    if ((frag & 0x3fff) !== 0) {
+      if (at + ihl > end) return 'short';
+      this.fragHeaderAt = at;
+      this.fragHeaderLen = ihl;
+      this.fragId = u16(d, at + 4);
+      this.fragOffset = (frag & 0x1fff) * 8;
+      this.fragMore = (frag & 0x2000) !== 0;
+      this.fragNext = d[at + 9]!;
+      this.fragDataAt = at + ihl;
+      this.fragCapEnd = end;
+      this.fragWireEnd = at + total;
+      this.fragAddrAt = at + 12;
+      return 'fragment';
+    }
     return this.transport(d, d[at + 9]!, at + ihl, end, at + total);
   }
 
@@ -188,7 +215,20 @@ export class Decoded {
       } else if (next === 44) {
         if (o + 8 > end) return 'short';
         // an atomic fragment (offset 0, no more fragments) is the whole packet
-        if ((u16(d, o + 2) & 0xfff9) !== 0) return 'fragment';
+        const frag = u16(d, o + 2);
+        if ((frag & 0xfff9) !== 0) {
+          this.fragHeaderAt = at;
+          this.fragHeaderLen = 40;
+          this.fragId = u32(d, o + 4);
+          this.fragOffset = frag & 0xfff8;
+          this.fragMore = (frag & 1) !== 0;
+          this.fragNext = d[o]!;
+          this.fragDataAt = o + 8;
+          this.fragCapEnd = end;
+          this.fragWireEnd = wireEnd;
+          this.fragAddrAt = at + 8;
+          return 'fragment';
+        }
         next = d[o]!;
         o += 8;
       } else if (next === 51) {

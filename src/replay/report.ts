@@ -23,14 +23,46 @@ export interface ReportBlock {
   likely_false_positive: boolean;
 }
 
+/** the victim's side (reflection.ts): answers without their query, by reflector and target */
+export interface ReflectionReport {
+  /** most UDP answers came without their query: the capture was taken where a reflection attack's answers land */
+  detected: boolean;
+  answers_without_query: number;
+  bytes: number;
+  /** of all UDP answers in the capture */
+  share: number;
+  reflectors: number;
+  targets: number;
+  /** what the policy would have let all the reflectors send, had each run it */
+  allowed_bytes: number;
+  /** answers not run through the policy: past the reflectors simulated, or a question that does not walk */
+  not_simulated: number;
+  by_reflector: {
+    reflector: string; answers: number; bytes: number; first: string; last: string; bytes_per_s: number; targets: number;
+    allowed_answers: number | null; allowed_bytes: number | null; truncated: number | null; dropped: number | null;
+    /** when the policy would have blocked the target at this reflector (seconds since the first packet), or null */
+    blocked_t: number | null;
+  }[];
+  by_target: { target: string; answers: number; bytes: number; bytes_per_s: number; reflectors: number }[];
+}
+
 export interface Report {
   captures: string[];
+  /** files that broke off (truncated, corrupt): the report covers what came before each offset */
+  capture_errors: { file: string; offset: number; message: string }[];
+  /** a fault of the replay's own on a frame (a bug), or null */
+  internal_error: string | null;
   mode: 'enforce' | 'off (dry run)';
   span: { start: string | null; end: string | null; seconds: number };
-  packets: { total: number; skipped: Record<string, number>; cut_by_snaplen: number; out_of_order: number; tcp_gap_bytes: number };
+  packets: {
+    total: number; skipped: Record<string, number>; cut_by_snaplen: number; out_of_order: number;
+    tcp_gap_bytes: number; tcp_resync_bytes: number; tcp_mid_stream: number;
+    fragments: Record<string, number>;
+  };
   totals: {
     queries: { udp: number; tcp: number };
-    responses: { udp_captured: number; udp_after: number };
+    responses: { udp_captured: number; udp_after: number; tcp: number };
+    tcp_bytes_out: number;
     bytes_in: number;
     bytes_out_before: number;
     bytes_out_after: number;
@@ -58,10 +90,41 @@ export interface Report {
   likely_false_positives: number;
   rung_events: { at: string; t: number; key: string; level: string; rung: number }[];
   top: { prefix: string; queries: number; bytes_in: number; bytes_before: number; bytes_after: number; tcp: number; rung: number }[];
+  reflection: ReflectionReport;
 }
 
 const ratio = (a: number, b: number): number => (b > 0 ? Math.round((a / b) * 100) / 100 : 0);
-const iso = (ms: number): string => new Date(ms).toISOString();
+/** the capture reader keeps timestamps within a Date's range; anything else is shown as the number it is */
+const iso = (ms: number): string => (Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms));
+const per = (bytes: number, first: number, last: number): number => Math.round(bytes / Math.max(1, (last - first) / 1000));
+
+function reflectionReport(totals: CaptureTotals, run: RunResult, start: number, topN: number): ReflectionReport {
+  const t = totals.reflection;
+  const byBytes = <T extends { bytes: number }>(a: [string, T], b: [string, T]): number => b[1].bytes - a[1].bytes;
+  let allowed = 0;
+  for (const o of run.reflectors.values()) allowed += o.allowedBytes;
+  return {
+    detected: t.answers > 0 && t.answers * 2 > totals.udpReplies,
+    answers_without_query: t.answers,
+    bytes: t.bytes,
+    share: ratio(t.answers, totals.udpReplies),
+    reflectors: t.reflectors.size,
+    targets: t.targets.size,
+    allowed_bytes: allowed,
+    not_simulated: run.reflectorsNotSimulated,
+    by_reflector: [...t.reflectors].sort(byBytes).slice(0, topN).map(([reflector, s]) => {
+      const o = run.reflectors.get(reflector);
+      return {
+        reflector, answers: s.answers, bytes: s.bytes, first: iso(s.first), last: iso(s.last), bytes_per_s: per(s.bytes, s.first, s.last), targets: s.peers.size,
+        allowed_answers: o?.allowedAnswers ?? null, allowed_bytes: o?.allowedBytes ?? null, truncated: o?.truncated ?? null, dropped: o?.dropped ?? null,
+        blocked_t: o?.blockedAt != null ? Math.round((o.blockedAt - start) / 10) / 100 : null,
+      };
+    }),
+    by_target: [...t.targets].sort(byBytes).slice(0, topN).map(([target, s]) => ({
+      target, answers: s.answers, bytes: s.bytes, bytes_per_s: per(s.bytes, s.first, s.last), reflectors: s.peers.size,
+    })),
+  };
+}
 
 /** The TCP seen from a blocked key: its own messages, or (for a network) any of its addresses'. */
 function tcpOf(run: RunResult, prefix: string, level: string): { n: number; seen: boolean } {
@@ -89,16 +152,23 @@ export function buildReport(totals: CaptureTotals, run: RunResult, topN = 20): R
     .map(([prefix, p]) => ({ prefix, queries: p.queries, bytes_in: p.bytesIn, bytes_before: p.bytesBefore, bytes_after: p.bytesAfter, tcp: p.tcp, rung: p.rung }));
   return {
     captures: totals.files,
+    capture_errors: totals.captureErrors,
+    internal_error: totals.internalError,
     mode: run.dryRun ? 'off (dry run)' : 'enforce',
     span: {
       start: totals.packets > 0 ? iso(totals.firstTs) : null,
       end: totals.packets > 0 ? iso(totals.lastTs) : null,
       seconds: Math.round(totals.lastTs - totals.firstTs) / 1000,
     },
-    packets: { total: totals.packets, skipped: { ...totals.skipped }, cut_by_snaplen: totals.cutBySnaplen, out_of_order: totals.outOfOrder, tcp_gap_bytes: totals.tcpGapBytes },
+    packets: {
+      total: totals.packets, skipped: { ...totals.skipped }, cut_by_snaplen: totals.cutBySnaplen, out_of_order: totals.outOfOrder,
+      tcp_gap_bytes: totals.tcpGapBytes, tcp_resync_bytes: totals.tcpResyncBytes, tcp_mid_stream: totals.tcpMidStream,
+      fragments: { ...totals.reassembly },
+    },
     totals: {
       queries: { udp: totals.udpQueries, tcp: totals.tcpQueries },
-      responses: { udp_captured: totals.udpReplies, udp_after: run.repliesAfter },
+      responses: { udp_captured: totals.udpReplies, udp_after: run.repliesAfter, tcp: totals.tcpReplies },
+      tcp_bytes_out: totals.tcpReplyBytes,
       bytes_in: totals.udpQueryBytes,
       bytes_out_before: totals.udpReplyBytes,
       bytes_out_after: run.bytesAfter,
@@ -126,6 +196,7 @@ export function buildReport(totals: CaptureTotals, run: RunResult, topN = 20): R
     likely_false_positives: blocks.filter((b) => b.likely_false_positive).length,
     rung_events: run.rungEvents.map((e) => ({ at: iso(e.at), t: Math.round((e.at - start) / 10) / 100, key: e.key, level: e.level, rung: e.rung })),
     top,
+    reflection: reflectionReport(totals, run, start, topN),
   };
 }
 
@@ -144,11 +215,20 @@ export function formatReport(r: Report): string {
   out.push(`capture ${r.span.start ?? '-'} .. ${r.span.end ?? '-'} (${r.span.seconds} s), policy mode: ${r.mode}`);
   const skipped = Object.entries(r.packets.skipped).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${num(n)}`).join(', ');
   out.push(`packets ${num(r.packets.total)}; skipped: ${skipped || 'none'}${r.packets.cut_by_snaplen ? `; ${num(r.packets.cut_by_snaplen)} replies cut by snaplen (wire length used)` : ''}`);
+  const fr = r.packets.fragments;
+  if ((fr.fragments ?? 0) > 0) {
+    const lost = ['duplicate', 'overlap', 'timeout', 'evicted', 'invalid', 'incomplete'].filter((k) => (fr[k] ?? 0) > 0).map((k) => `${k} ${num(fr[k]!)}`).join(', ');
+    out.push(`IP fragments ${num(fr.fragments!)}: ${num(fr.reassembled!)} datagrams reassembled${lost ? `; ${lost}` : ''}`);
+  }
+  if (r.packets.tcp_mid_stream > 0 || r.packets.tcp_resync_bytes > 0 || r.packets.tcp_gap_bytes > 0) {
+    out.push(`TCP: ${num(r.packets.tcp_mid_stream)} streams picked up mid-way, ${num(r.packets.tcp_resync_bytes)} bytes passed over to find a message, ${num(r.packets.tcp_gap_bytes)} bytes missing from the capture`);
+  }
   out.push('');
   out.push(...table(['totals', 'value'], [
     ['UDP queries', num(t.queries.udp)],
     ['TCP queries', num(t.queries.tcp)],
     ['UDP replies (captured / after policy)', `${num(t.responses.udp_captured)} / ${num(t.responses.udp_after)}`],
+    ['TCP answers (bytes)', `${num(t.responses.tcp)} (${num(t.tcp_bytes_out)})`],
     ['bytes in (UDP queries)', num(t.bytes_in)],
     ['bytes out before policy', num(t.bytes_out_before)],
     ['bytes out after policy', num(t.bytes_out_after)],
@@ -189,5 +269,20 @@ export function formatReport(r: Report): string {
   out.push(...table(['prefix', 'queries', 'bytes in', 'bytes before', 'bytes after', 'TCP', 'rung'], r.top.map((p) => [
     p.prefix, num(p.queries), num(p.bytes_in), num(p.bytes_before), num(p.bytes_after), num(p.tcp), p.rung,
   ])));
+  const v = r.reflection;
+  if (v.detected) {
+    out.push('');
+    out.push(`THE VICTIM'S SIDE: ${Math.round(v.share * 100)}% of the UDP answers (${num(v.answers_without_query)}, ${num(v.bytes)} bytes) came without their query:`);
+    out.push('the capture was taken where a reflection attack lands; the totals above describe a resolver and do not apply.');
+    out.push(`${num(v.reflectors)} reflectors, ${num(v.targets)} targets. Had each reflector run this policy, it would have sent ${num(v.allowed_bytes)} of the ${num(v.bytes)} bytes.`);
+    out.push(...table(['reflector', 'answers', 'bytes', 'bytes/s', 'targets', 'first', 'policy: would send', 'TC', 'dropped', 'blocked at (s)'], v.by_reflector.map((x) => [
+      x.reflector, num(x.answers), num(x.bytes), num(x.bytes_per_s), num(x.targets), x.first,
+      x.allowed_bytes === null ? 'not simulated' : num(x.allowed_bytes), x.truncated ?? '-', x.dropped ?? '-', x.blocked_t === null ? '-' : x.blocked_t.toFixed(2),
+    ])));
+    out.push('');
+    out.push(...table(['target', 'answers', 'bytes', 'bytes/s', 'reflectors'], v.by_target.map((x) => [x.target, num(x.answers), num(x.bytes), num(x.bytes_per_s), num(x.reflectors)])));
+  }
+  for (const e of r.capture_errors) out.push(`\nWARNING: ${e.message}: the capture breaks off there; this report covers what came before it`);
+  if (r.internal_error !== null) out.push(`\nWARNING: internal error, frames skipped: ${r.internal_error}`);
   return out.join('\n') + '\n';
 }

@@ -55,6 +55,8 @@ export function runReplay(raw: unknown, files: string[], opts: RunOptions = {}):
     ports: dnsPorts(base.config, opts.ports),
     servers: opts.servers && opts.servers.length > 0 ? new Set(opts.servers) : undefined,
     progress: opts.progress,
+    // twice the backend timeout: a live frontend's SERVFAIL for a timed-out query leaves a little after it, and is no reflection
+    answerWindowMs: 2 * base.config.backend_timeout_ms,
   });
   const reports = runners.map((r) => buildReport(totals, r.result(), opts.top ?? 20));
   const lines = axes.length > 0 ? points.map((p, i) => sweepLine(axes, p, reports[i]!)) : [];

@@ -19,6 +19,7 @@ import { AS_IS, TO_BACKEND, judgeUdpQuery, judgeUdpReply, runQueryStages } from 
 import type { QueryContext } from '../policy/context.js';
 import type { Offender } from '../policy/verdict.js';
 import { IPV4_NAME_SLOTS } from '../net/ipv4-names.js';
+import { ReflectorPolicy, type ReflectorOutcome } from './reflection.js';
 
 export interface PrefixStat {
   queries: number;
@@ -79,6 +80,9 @@ export interface RunResult {
   readonly aggregateTcp: ReadonlyMap<string, number>;
   /** prefixes that sent TCP, whether or not their messages parsed */
   readonly tcpSenders: ReadonlySet<string>;
+  /** the victim's side: what this policy would have let each reflector send (reflection.ts) */
+  readonly reflectors: ReadonlyMap<string, ReflectorOutcome>;
+  readonly reflectorsNotSimulated: number;
 }
 
 /**
@@ -128,6 +132,7 @@ export class PolicyRunner {
   private readonly prefixes = new Map<string, PrefixStat>();
   private readonly aggregateTcp = new Map<string, number>();
   private readonly tcpSenders = new Set<string>();
+  private readonly reflection: ReflectorPolicy;
   /** clientStat(): [address, its PrefixStat] by decoder slot; emptied when the prefixes are trimmed */
   private readonly statBySlot: (string | PrefixStat | undefined)[] = new Array<string | PrefixStat | undefined>(2 * IPV4_NAME_SLOTS).fill(undefined);
 
@@ -139,6 +144,7 @@ export class PolicyRunner {
     // as many queries as the live path could have in flight to its backends
     this.maxPending = config.max_in_flight * Math.max(1, config.backends?.length ?? 1);
     this.budgets = new BudgetTable(this.maxTracked);
+    this.reflection = new ReflectorPolicy(s, config.block.max_elements, this.maxTracked);
     const clock = (): number => this.now;
     // every enforcing mode makes the same decisions as userspace: the kernel only holds the same table
     this.enforcer = new Enforcer(processOnlySink(s.dryRun ? 'off' : 'userspace'), config.block.max_elements, () => s, SILENT, clock, clock);
@@ -299,7 +305,18 @@ export class PolicyRunner {
     if (!this.aggregateTcp.has(net) && this.aggregateTcp.size < this.maxTracked) this.aggregateTcp.set(net, 0);
   }
 
-  /** TCP reply bytes to a client: counted, never charged (as live). */
+  /** An answer from `reflector` to `target` whose query is not in the capture: as if the reflector ran this policy. */
+  reflected(reflector: string, target: string, family: 4 | 6, frame: Buffer, at: number, length: number, wireLength: number, now: number): void {
+    this.now = now;
+    this.reflection.answer(reflector, target, family, frame, at, length, wireLength, now);
+  }
+
+  /** true when a tick now would change nothing: no key on rung 2, no query waiting (the replay skips such ticks) */
+  idle(): boolean {
+    return this.pending.size === 0 && this.budgets.truncatingCount('prefix') === 0 && this.budgets.truncatingCount('aggregate') === 0 && this.reflection.idle();
+  }
+
+  /** A TCP answer of `bytes` to a client: counted, never charged (as live). */
   tcpReply(bytes: number): void {
     this.counters.responses.tcp++;
     this.counters.responseBytes.tcp += bytes;
@@ -322,6 +339,7 @@ export class PolicyRunner {
   tick(now: number): void {
     this.now = now;
     for (const e of this.budgets.settle(this.settings, now)) this.offender(settledOffender(e, this.env), now);
+    this.reflection.tick(now);
     const cutoff = now - this.settings.backendTimeoutMs;
     for (const [key, q] of this.pending) {
       if (q.at > cutoff) break;
@@ -383,6 +401,8 @@ export class PolicyRunner {
       prefixes: this.prefixes,
       aggregateTcp: this.aggregateTcp,
       tcpSenders: this.tcpSenders,
+      reflectors: this.reflection.outcomes(),
+      reflectorsNotSimulated: this.reflection.notSimulated,
     };
   }
 }

@@ -3,8 +3,9 @@
 // schema like a file would be, all replayed in the same pass over the capture.
 // One line per configuration, so an operator picks a threshold from a table.
 import { parse as parseYamlValue } from 'yaml';
+import { z } from 'zod';
 import { validateConfig, formatIssues } from '../config/load.js';
-import type { Config } from '../config/schema.js';
+import { configSchema, type Config } from '../config/schema.js';
 import type { Report } from './report.js';
 
 export interface SweepAxis {
@@ -32,27 +33,60 @@ export interface SweepLine {
   likely_false_positives: number;
 }
 
+interface SchemaNode {
+  properties?: Record<string, SchemaNode>;
+}
+
+let leafPaths: Set<string> | null = null;
+
+/**
+ * Every key a sweep may set: the dotted paths of the schema's leaves (a value,
+ * or a list of values), never a section, an item of a list of sections
+ * (backends) or anything the schema does not name (__proto__, constructor).
+ */
+export function sweepableKeys(): ReadonlySet<string> {
+  if (leafPaths !== null) return leafPaths;
+  const out = new Set<string>();
+  const walk = (node: SchemaNode, prefix: string): void => {
+    for (const [key, child] of Object.entries(node.properties ?? {})) {
+      const path = prefix ? `${prefix}.${key}` : key;
+      if (child.properties) walk(child, path);
+      else out.add(path);
+    }
+  };
+  walk(z.toJSONSchema(configSchema, { io: 'input' }) as SchemaNode, '');
+  leafPaths = out;
+  return out;
+}
+
 /** Parses "a.b.c=1,2,3"; throws an Error naming what is wrong. */
 export function parseSweep(spec: string): SweepAxis {
   const eq = spec.indexOf('=');
   if (eq <= 0) throw new Error(`--sweep "${spec}": expected KEY=V1,V2,... (KEY a dotted config path)`);
   const key = spec.slice(0, eq).trim();
-  if (!/^[a-z0-9_]+(\.[a-z0-9_]+)*$/.test(key)) throw new Error(`--sweep "${spec}": "${key}" is not a dotted config path`);
+  // checked against the schema before anything is set: a key like __proto__.x would otherwise reach Object.prototype
+  if (!sweepableKeys().has(key)) {
+    throw new Error(`--sweep "${spec}": "${key}" is not a config key that takes a value (see config/reference.md, e.g. policy.large_response.rate)`);
+  }
   const texts = spec.slice(eq + 1).split(',').map((v) => v.trim()).filter((v) => v !== '');
   if (texts.length === 0) throw new Error(`--sweep "${spec}": no values`);
   // YAML scalars, as the value would be written in the config file (numbers, booleans, strings)
   return { key, texts, values: texts.map((t) => parseYamlValue(t) as unknown) };
 }
 
+/** Sets a path of sweepableKeys() (so no part of it is a prototype's name), as own properties only. */
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  if (!sweepableKeys().has(path)) throw new Error(`--sweep: "${path}" is not a config key`);
   const parts = path.split('.');
   let o = target;
   for (const p of parts.slice(0, -1)) {
-    const next = o[p];
-    if (next === undefined || next === null || typeof next !== 'object' || Array.isArray(next)) o[p] = {};
+    const next = Object.hasOwn(o, p) ? o[p] : undefined;
+    if (next === undefined || next === null || typeof next !== 'object' || Array.isArray(next)) {
+      Object.defineProperty(o, p, { value: {}, enumerable: true, writable: true, configurable: true });
+    }
     o = o[p] as Record<string, unknown>;
   }
-  o[parts[parts.length - 1]!] = value;
+  Object.defineProperty(o, parts[parts.length - 1]!, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** Every configuration of the sweep, each validated; throws with the key path of a bad value. */

@@ -61,14 +61,21 @@ describe('ampguard replay (CLI)', () => {
     expect(readFileSync(plot, 'utf8')).toMatch(/^<svg/);
   });
 
-  it('names the byte offset of a truncated capture and exits 1; refuses bad usage with 2', () => {
+  it('prints the report of what was read before a capture breaks off, names its byte offset and exits 1; refuses bad usage with 2', () => {
     const bytes = readFileSync(capture);
     const cut = join(dir, 'cut.pcap');
     writeFileSync(cut, bytes.subarray(0, bytes.length - 100));
     const r = cli(['--config', config, cut]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^ampguard: E_CAPTURE: .*cut\.pcap: truncated record \(\d+ of \d+ bytes\) at byte offset \d+\n$/);
+    expect(r.stderr).toMatch(/^ampguard: E_CAPTURE: .*cut\.pcap: truncated record \(\d+ of \d+ bytes\) at byte offset \d+; the report covers the 239 frames read before it\n$/);
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(r.stdout).toMatch(/^198\.18\.0\.12 .* prefix .* no_followup .* blocked/m);
+    expect(r.stdout).toMatch(/WARNING: .*truncated record.*this report covers what came before it/);
+    const j = cli(['--config', config, '--json', cut]);
+    expect(j.status).toBe(1);
+    expect((JSON.parse(j.stdout) as { capture_errors: unknown[] }).capture_errors).toHaveLength(1);
+    // a key that is not the schema's: refused before anything is set
+    expect(cli(['--config', config, '--sweep', '__proto__.block=1,2', capture])).toMatchObject({ status: 2, stderr: expect.stringMatching(/^ampguard: E_USAGE: .*"__proto__\.block" is not a config key/) });
     expect(cli(['--config', config, join(dir, 'missing.pcap')])).toMatchObject({ status: 1, stderr: expect.stringMatching(/E_CAPTURE: cannot read capture/) });
     expect(cli(['--config', config, '--plot', join(dir, 'x.svg'), capture])).toMatchObject({ status: 2, stderr: expect.stringMatching(/E_USAGE/) });
     expect(cli(['--config', config, '--sweep', 'policy.large_response.rate=fast', capture])).toMatchObject({ status: 1, stderr: expect.stringMatching(/E_CONFIG: .*policy\.large_response\.rate/s) });

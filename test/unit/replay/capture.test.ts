@@ -3,13 +3,14 @@
 // different link types and resolutions, Ethernet with VLAN tags, Linux cooked
 // SLL and SLL2, raw IP, IPv6 extension headers, fragments, and broken files,
 // which must give an error with the byte offset, never a crash.
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CaptureError, CaptureReader } from '../../../src/replay/capture.js';
 import { Decoded, LINK_ETHERNET, LINK_RAW, LINK_SLL, LINK_SLL2 } from '../../../src/replay/packet.js';
 import { runReplay } from '../../../src/replay/run.js';
+import { PolicyRunner } from '../../../src/replay/runner.js';
 import { ethernet, ipv4, ipv6, pcap, pcapng, sll, sll2, tcp, udp, framed, type Rec } from '../../fixtures/capture-writer.js';
 import { query } from '../../helpers/wire.js';
 
@@ -138,7 +139,7 @@ describe('packet decoder', () => {
 });
 
 describe('replay classification', () => {
-  it('counts fragments, non-DNS ports and non-IP in the report, and pairs a VLAN-tagged IPv6 exchange with extension headers', () => {
+  it('counts a lone fragment, non-DNS ports and non-IP in the report, and pairs a VLAN-tagged IPv6 exchange with extension headers', () => {
     const s6 = 'fd00:a3b1::10';
     const path = file(pcap(LINK_ETHERNET, [
       { ts: T0, data: ethernet(ipv6(s6, 'fd00:a3b1::1', 17, udp(4000, 53, Q), [{ type: 0 }, { type: 60 }]), [42]) },
@@ -149,7 +150,9 @@ describe('replay classification', () => {
       { ts: T0 + 5, data: ethernet(ipv4('198.18.0.10', '198.18.0.1', 6, tcp(5000, 53, 1, 0x18, framed(Q)))) },
     ]));
     const r = runReplay({}, [path]).reports[0]!;
-    expect(r.packets.skipped).toMatchObject({ fragment: 1, not_dns_port: 1, not_ip: 1 });
+    expect(r.packets.skipped).toMatchObject({ not_dns_port: 1, not_ip: 1 });
+    // a lone first fragment, of a length no non-final fragment has (not a multiple of 8): refused
+    expect(r.packets.fragments).toMatchObject({ fragments: 1, reassembled: 0, invalid: 1 });
     expect(r.totals.queries).toEqual({ udp: 1, tcp: 1 });
     expect(r.totals.responses.udp_captured).toBe(1);
     expect(r.totals.unpaired_responses).toBe(0);
@@ -169,5 +172,57 @@ describe('replay classification', () => {
     expect(r.totals.bytes_out_before).toBe(3000);
     // 3000 > truncate_above: size-to-tcp, as the live path would
     expect(r.rules.truncated.size).toBe(1);
+  });
+});
+
+describe('hostile captures', () => {
+  const ok = (): Buffer => pcapng([{ link: LINK_ETHERNET, tsresol: 6 }], [{ ts: T0, data: ethernet(v4('198.18.0.10', '198.18.0.1', 4000, 53, Q)) }]);
+  // SHB 28 bytes, IDB with if_tsresol 32 bytes, NRB 16 bytes: the EPB starts at 76
+  const EPB = 76;
+
+  it('refuses a timestamp past any clock (high word 0xffffffff, or microseconds read as seconds) with E_CAPTURE and the offset', () => {
+    const high = ok();
+    high.writeUInt32LE(0xffffffff, EPB + 12);
+    expect(() => frames(file(high))).toThrow(new RegExp(`timestamp .* past the year 275760 at byte offset ${EPB}$`));
+    const secs = ok();
+    expect(secs[48]).toBe(6);
+    secs[48] = 0; // if_tsresol 0: one unit a second
+    expect(() => frames(file(secs))).toThrow(/timestamp .* at 1 units\/s is past the year 275760 at byte offset 76/);
+    const res = ok();
+    res[48] = 0x7f;
+    expect(() => frames(file(res))).toThrow(/if_tsresol 0x7f out of range at byte offset 28/);
+    const olen = ok();
+    olen.writeUInt16LE(2, 46); // if_tsresol of 2 bytes
+    expect(() => frames(file(olen))).toThrow(/if_tsresol of 2 bytes, expected 1 at byte offset 28/);
+    const frac = pcap(LINK_ETHERNET, [{ ts: T0, data: ethernet(v4('198.18.0.10', '198.18.0.1', 4000, 53, Q)) }]);
+    frac.writeUInt32LE(1_000_000, 24 + 4);
+    expect(() => frames(file(frac))).toThrow(/timestamp fraction 1000000 us at byte offset 24/);
+  });
+
+  it('replays and reports what was read before a capture breaks off, with the error kept for the report', () => {
+    const recs: Rec[] = [];
+    for (let i = 0; i < 10; i++) recs.push({ ts: T0 + i, data: ethernet(v4('198.18.0.10', '198.18.0.1', 4000 + i, 53, Q)) });
+    const whole = pcap(LINK_ETHERNET, recs);
+    const cut = file(whole.subarray(0, whole.length - 20));
+    const second = file(pcap(LINK_ETHERNET, [{ ts: T0 + 100, data: ethernet(v4('198.18.0.11', '198.18.0.1', 4000, 53, Q)) }]));
+    const out = runReplay({}, [cut, second]);
+    expect(out.totals.udpQueries).toBe(10); // 9 of the first file, and the next file's
+    expect(out.reports[0]!.capture_errors).toEqual([{ file: cut, offset: expect.any(Number) as number, message: expect.stringMatching(/truncated record/) as string }]);
+    expect(out.reports[0]!.internal_error).toBeNull();
+  });
+
+  it('costs nothing for gaps in capture time: an hour, a decade and up to 2106 take a few settles, not one per second', () => {
+    const spy = vi.spyOn(PolicyRunner.prototype, 'tick');
+    try {
+      const at = [T0, T0 + 3_600_000, T0 + 10 * 365 * 86_400_000, 0xffffffff * 1000];
+      const recs = at.map((ts, i) => ({ ts, data: ethernet(v4('198.18.0.10', '198.18.0.1', 4000 + i, 53, Q)) }));
+      const out = runReplay({}, [file(pcap(LINK_ETHERNET, recs))]);
+      expect(out.totals.udpQueries).toBe(4);
+      // each gap: the settles while a query waits for its reply (backend_timeout_ms), then none
+      expect(spy.mock.calls.length).toBeLessThan(20);
+      expect(out.reports[0]!.span.end).toBe('2106-02-07T06:28:15.000Z');
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

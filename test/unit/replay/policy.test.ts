@@ -146,6 +146,18 @@ describe('replay policy', () => {
     expect(() => parseSweep('rate')).toThrow(/KEY=V1,V2/);
   });
 
+  it('takes only keys the schema names as values: no prototype keys, no sections, nothing pollutes Object.prototype', () => {
+    for (const key of ['__proto__.block', '__proto__', 'constructor.prototype.block', 'policy.__proto__.x', 'policy.ladder', 'backends.weight', 'policy.nope']) {
+      expect(() => parseSweep(`${key}=1,2`)).toThrow(/is not a config key/);
+    }
+    expect(({} as Record<string, unknown>).block).toBeUndefined();
+    // every key of the reference takes a value
+    expect(parseSweep('policy.ladder.min_tc=1,2').values).toEqual([1, 2]);
+    expect(parseSweep('block.mode=off,userspace').values).toEqual(['off', 'userspace']);
+    // and after all that, a config still parses
+    expect(runReplay({ block: { mode: 'off' } }, [capture]).reports[0]!.mode).toBe('off (dry run)');
+  });
+
   it('keeps its tables bounded by the policy limits on a capture of many spoofed sources', () => {
     const s: Scenario = { recs: [], id: 0 };
     for (let i = 0; i < 3000; i++) {
