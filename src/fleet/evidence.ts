@@ -91,7 +91,7 @@ export function parseEvidence(body: string): Evidence | null {
   } catch {
     return null;
   }
-  if (typeof v !== 'object' || v === null) return null;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
   const o = v as Record<string, unknown>;
   const pairs = (x: unknown): x is [string, number][] =>
     x === undefined || (Array.isArray(x) && x.length <= MAX_ENTRIES && x.every((e) => Array.isArray(e) && e.length === 2 && isKey(e[0]) && isCount(e[1])));

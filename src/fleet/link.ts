@@ -235,6 +235,7 @@ export class FleetLink {
     this.sub?.unsubscribe();
     const nc = this.nc;
     this.connected = false;
-    if (nc) await nc.close().catch(() => undefined);
+    // not awaited: a close while the server is away must not hold the node's stop
+    if (nc) void nc.close().catch(() => undefined);
   }
 }

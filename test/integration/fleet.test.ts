@@ -25,6 +25,7 @@ let nats: Nats;
 let keyFile: string;
 
 interface Totals {
+  tcpErrors: number;
   lookups: number;
   full: number;
   viaTcp: number;
@@ -63,6 +64,8 @@ async function blocked(ag: Ampguard): Promise<{ prefix: string; where: string }[
   const r = (await (await fetch(`http://127.0.0.1:${ag.metricsPort}/api/blocks`)).json()) as { blocks: { prefix: string; where: string }[] };
   return r.blocks;
 }
+const stats = async (ag: Ampguard): Promise<{ connected: boolean; peers: number } | null> =>
+  ((await (await fetch(`http://127.0.0.1:${ag.metricsPort}/api/stats`)).json()) as { fleet: { connected: boolean; peers: number } | null }).fleet;
 const has = async (ag: Ampguard, prefix: string): Promise<boolean> => (await blocked(ag)).some((b) => b.prefix === prefix);
 
 async function operator(ag: Ampguard, method: 'POST' | 'DELETE', address: string): Promise<number> {
@@ -91,6 +94,7 @@ describe('standalone nodes (the control)', () => {
   let nodes: Ampguard[] = [];
   beforeAll(async () => {
     nodes = await startNodes(false);
+    expect(await stats(nodes[0]!)).toBeNull();
   }, 120_000);
   afterAll(async () => {
     await stopNodes(nodes);
@@ -99,8 +103,8 @@ describe('standalone nodes (the control)', () => {
   it('block a client whose UDP goes to A and whose TCP retries go to B', async () => {
     const [a, b] = nodes as [Ampguard, Ampguard];
     const t = await traffic('nat-txt', [a.port], 6, 100, '127.0.0.50', b.port);
-    expect(t.tc).toBeGreaterThan(100);
-    expect(t.viaTcp).toBeGreaterThan(100);
+    console.log(`standalone: split client ${JSON.stringify({ ...t, perSecond: undefined })}`);
+    expect(t.tc).toBeGreaterThan(50);
     expect(await poll(() => has(a, '127.0.0.50'), (x) => x, 5000)).toBe(true);
   });
 
@@ -112,12 +116,21 @@ describe('standalone nodes (the control)', () => {
   });
 });
 
+it('refuses to start with fleet.nats and a key file it cannot read, naming the key', async () => {
+  const start = startAmpguard({
+    config: { backends: [{ address: `127.0.0.1:${rec.port}` }], block: { mode: 'userspace' }, workers: 1, fleet: { nats: [nats.url], key_file: '/nonexistent/site.key' } },
+  });
+  await expect(start).rejects.toThrow(/fleet\.key_file: .*nonexistent/);
+});
+
 describe('a fleet of three nodes', () => {
   let nodes: Ampguard[] = [];
   beforeAll(async () => {
     nodes = await startNodes(true);
     // each hears the other two (heartbeats every second)
     for (const n of nodes) expect(await poll(() => n.metric('ampguard_fleet_peers'), (p) => p === 2, 10_000)).toBe(2);
+    // what the dashboard shows
+    expect(await stats(nodes[0]!)).toEqual({ connected: true, peers: 2 });
   }, 120_000);
   afterAll(async () => {
     if (process.env.AG_DEBUG) for (const n of nodes) console.log(n.proc.output().slice(-4000));
@@ -127,9 +140,12 @@ describe('a fleet of three nodes', () => {
   it('never blocks a client whose UDP goes to A and whose TCP retries go to B', async () => {
     const [a, b] = nodes as [Ampguard, Ampguard];
     const t = await traffic('nat-txt', [a.port], 6, 100, '127.0.0.50', b.port);
-    expect(t.tc).toBeGreaterThan(100);
-    expect(t.viaTcp).toBe(t.tc);
-    expect(t.full).toBe(t.lookups);
+    console.log(`fleet: split client ${JSON.stringify({ ...t, perSecond: undefined })}`);
+    // on rung 2 all along (every large answer a TC), every TC retried over TCP on B
+    expect(t.tc).toBeGreaterThan(300);
+    expect(t.viaTcp).toBeGreaterThan(0.97 * t.tc);
+    // answered in full: a few may miss the helper's 3.5 s per lookup on a loaded machine, a blocked client would lose hundreds
+    expect(t.full).toBeGreaterThan(0.97 * t.lookups);
     for (const n of nodes) expect(await has(n, '127.0.0.50')).toBe(false);
   });
 
@@ -185,6 +201,7 @@ describe('a fleet of three nodes', () => {
     await nats.stop();
     for (const n of nodes) expect(await poll(() => n.metric('ampguard_fleet_connected'), (v) => v === 0, 5000)).toBe(0);
     for (const n of nodes) expect(await answers(n, '127.0.0.81')).toBe(true);
+    expect((await stats(a))?.connected).toBe(false);
     // enforcing alone: a block by hand on C holds on C at once
     expect(await operator(c, 'POST', '127.0.0.82')).toBe(200);
     expect(await answers(c, '127.0.0.82')).toBe(false);
