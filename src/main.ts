@@ -14,6 +14,7 @@ import { startEnforcer } from './enforce/start.js';
 import type { Enforcer } from './enforce/enforcer.js';
 import { clock, startDataplane } from './dataplane.js';
 import { DataPathHealth, dataPathSample } from './operator/health.js';
+import { debitAll, startFleet } from './fleet/start.js';
 
 export interface Frontend {
   readonly enforcer: Enforcer;
@@ -32,6 +33,22 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger, control
   const dataplane = await startDataplane(runtime, { budgets, blocks: enforcer.blocks, onOffender: (o, now) => enforcer.onOffender(o, now) }, log);
   const registry = new Registry();
   registerDataplaneMetrics(registry, dataplane.sources);
+  // the site's link (fleet.nats, docs/fleet.md): this process's charges go out, the peers' come in as debits
+  let fleet;
+  try {
+    fleet = startFleet({
+      runtime, enforcer, settings: () => settings, keyFile: control.fleetKeyFile ?? '', registry, log, clock,
+      deliver: (d) => debitAll(budgets, d, settings, clock()),
+    });
+  } catch (err) {
+    await Promise.all([dataplane.close(), enforcer.close()]);
+    throw err;
+  }
+  if (fleet) {
+    const batch = fleet.batch;
+    budgets.onCharge = (key, cost, level) => batch.charge(key, cost, level === 'aggregate');
+    budgets.onFollowUp = (key, n, level) => batch.followUp(key, n, level === 'prefix' ? 0 : 1);
+  }
   // one process: its own data path is sampled as a worker's would be (operator/health.ts)
   const health = new DataPathHealth();
   const sample = (): void => health.beat(0, clock(), dataPathSample(dataplane.sources.counters, dataplane.pool.anyUp));
@@ -58,6 +75,7 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger, control
       // stop taking work on every listener at once; a slow or keep-alive HTTP
       // client must not hold the stop (closeHttp drops its connection)
       clearInterval(healthTimer);
+      await fleet?.close();
       await Promise.all([closeHttp(metricsServer), dataplane.close()]);
       await enforcer.close();
     },

@@ -63,7 +63,8 @@ export async function runCommand(path: string): Promise<number> {
   const runtime = runtimeFromFile(path);
   const workers = runtime.workers;
   const log = createLogger(runtime.source.log.level);
-  const control = { tokenFile: tokenPath(path, runtime.source.metrics.token_file) };
+  const keyFile = runtime.source.fleet.key_file;
+  const control = { tokenFile: tokenPath(path, runtime.source.metrics.token_file), fleetKeyFile: keyFile ? tokenPath(path, keyFile) : '' };
   // a second instance (or anything else) on a listen address would silently get a share of the clients
   const inUse = await udpAddressesInUse(runtime.listenUdp);
   if (inUse.length > 0) throw new CliError('E_START', `cannot start: udp ${inUse.join(', ')} already served by another process (another ampguard?); SO_REUSEPORT would split the clients with it`);

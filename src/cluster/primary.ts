@@ -20,6 +20,7 @@ import { startEnforcer } from '../enforce/start.js';
 import { clock } from '../dataplane.js';
 import { readResolvConf, type Frontend } from '../main.js';
 import { closeHttp, logStarted, startControlPlane, type ControlOptions } from '../operator/control-plane.js';
+import { startFleet, type Fleet } from '../fleet/start.js';
 import { RespawnPolicy } from './respawn.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 
@@ -52,6 +53,8 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
   };
   enforcer.onChange = (c) => broadcast(c.kind === 'block' ? { t: 'block', prefix: c.prefix, ttlMs: c.ttlMs } : { t: 'unblock', prefix: c.prefix });
 
+  /** the site's link (fleet.nats): the workers' charges go out, the peers' come in as debits (docs/fleet.md) */
+  let fleet: Fleet | null = null;
   let nextAskId = 0;
   const answers = new Map<number, (data: unknown) => void>();
 
@@ -71,6 +74,7 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
             break;
           case 'charges':
             broadcast({ t: 'debits', d: m.d, a: m.a, f: m.f }, w);
+            fleet?.batch.add(m);
             break;
           case 'offender':
             enforcer.onOffender(m.o, clock());
@@ -132,6 +136,16 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
   const registry = new Registry();
   registerDataplaneMetrics(registry, sums.sources());
   registerWorkerMetrics(registry, () => restarts);
+  try {
+    fleet = startFleet({
+      runtime, enforcer, settings: () => settings, keyFile: control.fleetKeyFile ?? '', registry, log, clock,
+      deliver: (d) => broadcast({ t: 'debits', d: d.d, a: d.a, f: d.f }),
+    });
+  } catch (err) {
+    closing = true;
+    for (const w of workers) w.kill();
+    throw err;
+  }
   /** asks every worker; one that does not answer in time counts as an empty answer */
   const ask = <T>(question: { what: 'top'; n: number }, empty: T): Promise<T[]> =>
     Promise.all(
@@ -172,6 +186,7 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
     async close(): Promise<void> {
       closing = true;
       clearInterval(watchdog);
+      await fleet?.close();
       // stop taking work first: the HTTP listener and its connections, then the workers' DNS
       const http = closeHttp(metricsServer);
       await Promise.all(

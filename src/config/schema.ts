@@ -193,6 +193,32 @@ export const configSchema = z.strictObject({
     })
     .meta({ description: 'Prometheus metrics and health endpoint' })
     .prefault({}),
+  fleet: z
+    .strictObject({
+      nats: z
+        .array(z.string().regex(/^(nats|tls):\/\/\S+$/, 'expected a NATS URL, e.g. "nats://10.0.0.5:4222" or "tls://nats.example:4222"'))
+        .default([])
+        .meta({ description: 'NATS URLs the nodes of a site share evidence and verdicts through (docs/fleet.md); empty: this node stands alone' }),
+      site: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1 to 64 of A-Z a-z 0-9 _ - (it names NATS subjects and a bucket)')
+        .default('default')
+        .meta({ description: 'nodes with the same site share evidence and verdicts' }),
+      node: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{0,64}$/, 'expected up to 64 of A-Z a-z 0-9 _ . -')
+        .default('')
+        .meta({ description: "this node's name among its peers; empty: the host name" }),
+      key_file: z.string().default('').meta({
+        description:
+          'file holding the site\'s shared secret (16 or more characters, mode 0600); messages not sealed with it are dropped and counted; required with fleet.nats; a relative path is taken from the config file\'s directory',
+      }),
+    })
+    .superRefine((f, ctx) => {
+      if (f.nats.length > 0 && f.key_file === '') ctx.addIssue({ code: 'custom', path: ['key_file'], message: 'required when fleet.nats is set: the site key that seals every fleet message' });
+    })
+    .meta({ description: 'several nodes of one site sharing evidence and verdicts over NATS (docs/fleet.md)' })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').meta({

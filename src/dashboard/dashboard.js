@@ -135,7 +135,9 @@
       onStats(stats);
       onTop(top);
       onBlocks(blocks);
-      status.textContent = `block mode ${blocks.mode}${blocks.degraded ? ' (DEGRADED: userspace only)' : ''} · ${fmt(blocks.total)} blocked · updated ${new Date().toLocaleTimeString()}`;
+      // fleet.nats (docs/fleet.md): the peers this node hears, or that it judges alone while NATS is away
+      const fleet = stats.fleet ? ` · fleet: ${stats.fleet.connected ? `${stats.fleet.peers} peer${stats.fleet.peers === 1 ? '' : 's'}` : 'NATS unreachable, judging alone'}` : '';
+      status.textContent = `block mode ${blocks.mode}${blocks.degraded ? ' (DEGRADED: userspace only)' : ''} · ${fmt(blocks.total)} blocked${fleet} · updated ${new Date().toLocaleTimeString()}`;
     } catch (err) {
       status.textContent = `cannot reach ampguard: ${err.message}`;
     }

@@ -45,7 +45,10 @@ interface Queued {
 }
 
 /** What the enforcer tells other processes that keep a copy of the block table (cluster workers). */
-export type BlockChange = { readonly kind: 'block'; readonly prefix: string; readonly ttlMs: number } | { readonly kind: 'unblock'; readonly prefix: string };
+export type BlockChange =
+  /** `manual`: an operator's (the fleet shares those as verdicts; the ladder's travel as evidence) */
+  | { readonly kind: 'block'; readonly prefix: string; readonly ttlMs: number; readonly manual?: true }
+  | { readonly kind: 'unblock'; readonly prefix: string };
 
 export interface BlockEvent {
   readonly prefix: string;
@@ -178,19 +181,23 @@ export class Enforcer {
     return true;
   }
 
-  /** A block by hand (CLI, API): same tables, same timeout. Throws BlockRefusedError when it cannot be made. */
-  blockByHand(address: string, _family?: 4 | 6): string {
+  /**
+   * A block by hand (CLI, API): same tables, same timeout (or `ttlMs`: what is
+   * left of a site verdict made on another node). Throws BlockRefusedError when it cannot be made.
+   */
+  blockByHand(address: string, _family?: 4 | 6, ttlMs?: number): string {
     const s = this.settings();
     const target = blockTarget(address, s);
     if (!target.ok) throw new BlockRefusedError(target.reason === 'allowlist' ? `not blocked: ${target.error} (block.allowlist)` : `not blocked: ${target.error}`);
     const { prefix, family } = target;
     const now = this.clock();
-    if (!this.blocks.add(prefix, now + s.blockTimeoutMs, now)) {
+    const ttl = ttlMs ?? s.blockTimeoutMs;
+    if (!this.blocks.add(prefix, now + ttl, now)) {
       throw new BlockRefusedError(`not blocked: block.max_elements (${this.maxElements}) prefixes are blocked already`);
     }
-    this.onChange?.({ kind: 'block', prefix, ttlMs: s.blockTimeoutMs });
-    if (target.kernel) this.enqueue(prefix, family, now + s.blockTimeoutMs, false);
-    this.remember(prefix, target.address, 'manual', 0, s.blockTimeoutMs);
+    this.onChange?.({ kind: 'block', prefix, ttlMs: ttl, manual: true });
+    if (target.kernel) this.enqueue(prefix, family, now + ttl, false);
+    this.remember(prefix, target.address, 'manual', 0, ttl);
     this.log.warn({ address: target.address, prefix, mode: this.sink.mode, kernel: target.kernel && this.kernelMode }, 'prefix blocked by hand');
     return prefix;
   }

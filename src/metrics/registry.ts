@@ -200,6 +200,33 @@ export function registerWorkerMetrics(registry: Registry, restarts: () => Readon
   mirroredCounter(registry, 'ampguard_worker_restarts_total', 'workers the cluster primary replaced, by reason: crash (the worker exited) or hung (no report for a few seconds: stopped, or its event loop blocked; killed and replaced)', 'reason', restarts);
 }
 
+export interface FleetSources {
+  connected(): boolean;
+  peers(): number;
+  messages(): Readonly<Record<'in' | 'out' | 'rejected', number>>;
+}
+
+/** With fleet.nats only (the process that owns the enforcer): the NATS link (docs/fleet.md). */
+export function registerFleetMetrics(registry: Registry, src: FleetSources): void {
+  new Gauge({
+    name: 'ampguard_fleet_connected',
+    help: '1 while the fleet link to NATS is up; 0 while the node judges on its own evidence alone',
+    registers: [registry],
+    collect() {
+      this.set(src.connected() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'ampguard_fleet_peers',
+    help: 'other nodes of the site heard from in the last 5 s (each sends a heartbeat every second)',
+    registers: [registry],
+    collect() {
+      this.set(src.peers());
+    },
+  });
+  mirroredCounter(registry, 'ampguard_fleet_messages_total', 'fleet messages by direction: out (published), in (accepted from peers), rejected (unsealed, bad seal, stale, replayed or malformed: dropped)', 'direction', src.messages);
+}
+
 export function registerEnforcementMetrics(registry: Registry, src: EnforcementSources): void {
   // the HTTP listener lives in the process that owns the block set (the primary in cluster mode)
   mirroredCounter(registry, 'ampguard_http_errors_total', 'HTTP requests on metrics.listen refused as bad_request (unparseable, 400) or failed with internal_error (500)', 'reason', () => httpErrors);

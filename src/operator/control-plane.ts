@@ -19,6 +19,8 @@ import type { HealthVerdict } from './health.js';
 /** Where the operator's token lives (metrics.token_file, resolved against the config file's directory). */
 export interface ControlOptions {
   readonly tokenFile: string;
+  /** fleet.key_file resolved against the config file's directory ('' when unset) */
+  readonly fleetKeyFile?: string;
 }
 
 export interface ControlPlaneParts {

@@ -36,6 +36,8 @@ export interface Stats {
   readonly udpIoMode: string;
   /** processes serving UDP in each mode */
   readonly udpIo: Record<string, number>;
+  /** fleet.nats (docs/fleet.md): the link to NATS and the peers heard in the last 5 s; null for a node that stands alone */
+  readonly fleet: { readonly connected: boolean; readonly peers: number } | null;
 }
 
 function udpIoMode(byMode: Record<string, number>): string {
@@ -85,5 +87,8 @@ export function statsFromMetrics(metrics: readonly MetricJson[], time: number): 
     escalations: byLabel(metrics, 'ampguard_escalations_total', 'level'),
     udpIoMode: udpIoMode(byLabel(metrics, 'ampguard_udp_io_mode', 'mode')),
     udpIo: byLabel(metrics, 'ampguard_udp_io_mode', 'mode'),
+    fleet: metrics.some((m) => m.name === 'ampguard_fleet_connected')
+      ? { connected: single(metrics, 'ampguard_fleet_connected') > 0, peers: single(metrics, 'ampguard_fleet_peers') }
+      : null,
   };
 }

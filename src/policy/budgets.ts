@@ -166,14 +166,15 @@ export class BudgetTable {
 
   /**
    * TCP queries from `key`, counted while it is judged. Those seen here are also
-   * told to `onFollowUp` (for a key with any budget here), so that the worker
-   * whose UDP answers put the key on rung 2 hears of them; `fromPeer` marks
-   * another worker's, which are not told again.
+   * told to `onFollowUp`, so that the worker (or fleet node) whose UDP answers
+   * put the key on rung 2 hears of them, even when this one never charged the
+   * key (a client's TCP retry may reach another node than its UDP query);
+   * `fromPeer` marks another's, which are not told again.
    */
   followUp(level: BudgetLevel, key: string, n: number, fromPeer = false): boolean {
+    if (!fromPeer && this.onFollowUp !== null) this.onFollowUp(key, n, level);
     const entry = this.levels[level].entries.peek(key);
     if (entry === undefined) return false;
-    if (!fromPeer && this.onFollowUp !== null) this.onFollowUp(key, n, level);
     if (entry.rung !== RUNG_TRUNCATING) return false;
     onFollowUp(entry, n);
     return true;

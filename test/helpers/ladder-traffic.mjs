@@ -12,12 +12,16 @@
 //   stub   a stub that never retries over TCP, asking for ~900-byte TXT.
 //   nat-txt  the NAT, asking only for ~900-byte TXT.
 // usage: ladder-traffic.mjs MODE SERVER PORT SECONDS QPS SRC[,SRC...]
+// PORT may be a list (PORT,PORT,...): the UDP queries go to each in turn (a
+// client spread over the nodes of a site by ECMP); LADDER_TCP_PORT sends the
+// TCP retries to another port than the UDP query's (a split client).
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { encodeMessage } from '../../dist/src/dns/codec.js';
 
 const [mode, server, portText, secondsText, qpsText, sourcesText] = process.argv.slice(2);
-const port = Number(portText);
+const ports = portText.split(',').map(Number);
+const tcpPort = process.env.LADDER_TCP_PORT ? Number(process.env.LADDER_TCP_PORT) : null;
 const seconds = Math.min(Number(secondsText), 120);
 const qps = Math.min(Number(qpsText), 5000);
 const sources = sourcesText.split(',');
@@ -66,7 +70,7 @@ function finish(key, outcome) {
 function tcpRetry(key, p) {
   const q = encode(p.id, p.name, p.type);
   const frame = Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q]);
-  const sock = net.connect({ host: server, port, localAddress: p.src });
+  const sock = net.connect({ host: server, port: tcpPort ?? p.port, localAddress: p.src });
   let buf = Buffer.alloc(0);
   const fail = () => {
     if (!pending.has(key)) return;
@@ -122,7 +126,7 @@ const sockets = await Promise.all(sources.map((src, index) => new Promise((resol
 
 function send(sock, p) {
   const q = encode(p.id, p.name, p.type);
-  sock.s.send(q, port, server);
+  sock.s.send(q, p.port, server);
   totals.bytesSent += q.length;
   p.sentSecond = second();
   perSecond(p.sentSecond).sent += q.length;
@@ -149,7 +153,7 @@ for (let i = 0; i < total; i++) {
   // 37 is prime to the mixes' lengths: the rare types are spread out, not bunched
   const [name, type] = mix[(i * 37) % mix.length];
   const id = nextId = (nextId + 1) & 0xffff;
-  const p = { id, name, type, src: sock.src, sock: sock.index, firstAt: Date.now(), lastAt: Date.now(), sentSecond: 0, udpTries: 1, tcpTried: false, tcpFailed: false };
+  const p = { port: ports[i % ports.length], id, name, type, src: sock.src, sock: sock.index, firstAt: Date.now(), lastAt: Date.now(), sentSecond: 0, udpTries: 1, tcpTried: false, tcpFailed: false };
   pending.set(`${sock.index}:${id}`, p);
   totals.lookups++;
   send(sock, p);

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { generateDefaultYaml, generateReferenceMarkdown } from '../../src/config/reference.js';
 import { loadConfig } from '../../src/config/load.js';
-import { createRegistry, registerWorkerMetrics } from '../../src/metrics/registry.js';
+import { createRegistry, registerFleetMetrics, registerWorkerMetrics } from '../../src/metrics/registry.js';
 import { Counters } from '../../src/metrics/counters.js';
 
 describe('generated files', () => {
@@ -62,6 +62,8 @@ async function registeredMetrics(): Promise<{ name: string; type: string; labels
   const registry = createRegistry(sources as never);
   // the cluster primary's own (src/cluster/primary.ts)
   registerWorkerMetrics(registry, () => ({ crash: 0, hung: 0 }));
+  // with fleet.nats (src/fleet/start.ts)
+  registerFleetMetrics(registry, { connected: () => true, peers: () => 2, messages: () => ({ in: 1, out: 1, rejected: 0 }) });
   const out = [];
   for (const m of await registry.getMetricsAsJSON()) {
     if (m.name.startsWith('ampguard_process_')) continue; // prom-client's default metrics
@@ -165,6 +167,7 @@ describe('import boundaries (docs/architecture.md)', () => {
     firewall: below('config', 'kernel', 'net'),
     operator: below('config', 'enforce', 'log', 'metrics', 'net', 'policy'),
     replay: below('config', 'dns', 'enforce', 'log', 'metrics', 'net', 'pipeline', 'policy'),
+    fleet: below('config', 'enforce', 'log', 'metrics', 'net', 'operator', 'policy'),
   };
   const composition = Object.keys(ALLOWED);
   ALLOWED['.'] = composition.filter((f) => f !== 'replay'); // main.ts, dataplane.ts

@@ -1,0 +1,103 @@
+// What a node tells its site about the prefixes it serves, batched between two
+// publishes (docs/fleet.md): budget charges at the prefix (`d`) and aggregate
+// (`a`) levels in the rate's unit, TCP follow-ups (`f`: [key, count, 0 prefix |
+// 1 aggregate]), and keys this node blocked on its own evidence (`x`), which
+// the others take as a spent budget: they answer them with TC at once and
+// block only on their own judging. The same shape as the cluster's `charges`.
+import type { BudgetDeltas } from '../cluster/messages.js';
+
+export interface Evidence extends BudgetDeltas {
+  readonly x?: readonly string[];
+}
+
+/** entries one message may carry; a bigger batch is split over several publishes */
+export const MAX_ENTRIES = 20_000;
+const MAX_KEY = 64;
+
+export class EvidenceBatch {
+  private d = new Map<string, number>();
+  private a = new Map<string, number>();
+  private f = new Map<string, [string, number, 0 | 1]>();
+  private x = new Set<string>();
+
+  get size(): number {
+    return this.d.size + this.a.size + this.f.size + this.x.size;
+  }
+
+  charge(key: string, cost: number, aggregate: boolean): void {
+    const m = aggregate ? this.a : this.d;
+    m.set(key, (m.get(key) ?? 0) + cost);
+  }
+
+  followUp(key: string, n: number, level: 0 | 1): void {
+    const k = `${level}${key}`;
+    const seen = this.f.get(k);
+    if (seen) seen[1] += n;
+    else this.f.set(k, [key, n, level]);
+  }
+
+  /** a worker's `charges` message */
+  add(deltas: BudgetDeltas): void {
+    for (const [k, c] of deltas.d) this.charge(k, c, false);
+    for (const [k, c] of deltas.a ?? []) this.charge(k, c, true);
+    for (const [k, n, l] of deltas.f ?? []) this.followUp(k, n, l);
+  }
+
+  blocked(key: string): void {
+    this.x.add(key);
+  }
+
+  /** Empties the batch into message bodies of MAX_ENTRIES entries at most. */
+  take(): Evidence[] {
+    const out: Evidence[] = [];
+    let cur = { d: [] as [string, number][], a: [] as [string, number][], f: [] as [string, number, 0 | 1][], x: [] as string[] };
+    let n = 0;
+    const room = (): void => {
+      if (++n <= MAX_ENTRIES) return;
+      out.push(cur);
+      cur = { d: [], a: [], f: [], x: [] };
+      n = 1;
+    };
+    for (const [k, c] of this.d) (room(), cur.d.push([k, round(c)]));
+    for (const [k, c] of this.a) (room(), cur.a.push([k, round(c)]));
+    for (const e of this.f.values()) (room(), cur.f.push(e));
+    for (const k of this.x) (room(), cur.x.push(k));
+    if (n > 0) out.push(cur);
+    this.d = new Map();
+    this.a = new Map();
+    this.f = new Map();
+    this.x = new Set();
+    return out;
+  }
+}
+
+/** costs in the rate's unit are bytes or replies: a few decimals are all a bucket needs */
+function round(c: number): number {
+  return Math.round(c * 1000) / 1000;
+}
+
+const isKey = (k: unknown): k is string => typeof k === 'string' && k.length > 0 && k.length <= MAX_KEY;
+const isCount = (c: unknown): c is number => typeof c === 'number' && Number.isFinite(c) && c >= 0;
+
+/**
+ * A peer's body, checked entry by entry: a message that is not the shape above
+ * is refused whole (it was sealed with the key, so it is a bug, not an attack;
+ * still never thrown). Negative costs would refill a bucket: refused.
+ */
+export function parseEvidence(body: string): Evidence | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const o = v as Record<string, unknown>;
+  const pairs = (x: unknown): x is [string, number][] =>
+    x === undefined || (Array.isArray(x) && x.length <= MAX_ENTRIES && x.every((e) => Array.isArray(e) && e.length === 2 && isKey(e[0]) && isCount(e[1])));
+  const follow = (x: unknown): x is [string, number, 0 | 1][] =>
+    x === undefined || (Array.isArray(x) && x.length <= MAX_ENTRIES && x.every((e) => Array.isArray(e) && e.length === 3 && isKey(e[0]) && isCount(e[1]) && (e[2] === 0 || e[2] === 1)));
+  const keys = (x: unknown): x is string[] => x === undefined || (Array.isArray(x) && x.length <= MAX_ENTRIES && x.every(isKey));
+  if (!pairs(o.d) || !pairs(o.a) || !follow(o.f) || !keys(o.x)) return null;
+  return { d: o.d ?? [], a: o.a ?? [], f: o.f ?? [], x: o.x ?? [] };
+}
