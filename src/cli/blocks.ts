@@ -1,43 +1,17 @@
 // `ampguard blocks list|add IP|del IP --config FILE`. While ampguard runs, this
 // goes through its /api/blocks (so userspace table and kernel set change
-// together); when it does not run, straight to the kernel set of block.mode.
-// Changes send the operator's token (metrics.token_file, docs/security.md).
-import http from 'node:http';
+// together); when nothing listens, straight to the kernel set of block.mode.
+// Changes prove the operator's token (metrics.token_file) without sending it,
+// and only to a server that proved it first (docs/security.md).
 import { CliError, runtimeFromFile } from './common.js';
 import { parseBlockTargetText } from '../operator/control.js';
-import { readToken, tokenPath } from '../operator/token.js';
+import { readToken, cliTokenPath } from '../operator/token.js';
+import { callApi, provenRequest, type ApiAnswer } from '../operator/control-client.js';
 import { createExec } from '../enforce/exec.js';
 import { kernelSettings } from '../kernel/settings.js';
 import { kernelSink } from '../enforce/choose.js';
 import { prefixKey } from '../policy/prefix.js';
-import type { RuntimeConfig } from '../config/compile.js';
 import { formatHostPort } from '../config/address.js';
-
-interface ApiAnswer {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-function callApi(rt: RuntimeConfig, method: string, query: string, token: string | null): Promise<ApiAnswer | null> {
-  const { host, port } = rt.metricsListen;
-  const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
-  return new Promise((resolve) => {
-    const req = http.request({ host, port, method, path: `/api/blocks${query}`, headers, timeout: 3000 }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
-        } catch {
-          resolve(null);
-        }
-      });
-    });
-    req.on('error', () => resolve(null));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
-}
 
 function printList(body: Record<string, unknown>): void {
   const blocks = (body.blocks ?? []) as { prefix: string; expiresInSec: number; where: string }[];
@@ -57,24 +31,40 @@ export async function blocksCommand(path: string, args: string[]): Promise<numbe
   const bits = parsed?.ok ? parsed.bits : undefined;
 
   const method = action === 'list' ? 'GET' : action === 'add' ? 'POST' : 'DELETE';
-  const tokenFile = tokenPath(path, rt.source.metrics.token_file);
-  let token: string | null = null;
-  let tokenError = '';
-  if (action !== 'list') {
+  const tokenFile = cliTokenPath(path, rt.source.metrics.token_file);
+  const where = formatHostPort(rt.metricsListen);
+  const target = action === 'list' ? '/api/blocks' : `/api/blocks?address=${encodeURIComponent(bits === undefined ? (ip as string) : `${ip as string}/${bits}`)}`;
+  let answer: ApiAnswer | null;
+  if (action === 'list') {
+    answer = await callApi(rt.metricsListen, method, target);
+  } else {
+    let token: string | null = null;
+    let tokenError = '';
     try {
       token = readToken(tokenFile);
     } catch (err) {
       tokenError = (err as Error).message;
     }
-  }
-  const target = bits === undefined ? (ip as string) : `${ip as string}/${bits}`;
-  const answer = await callApi(rt, method, action === 'list' ? '' : `?address=${encodeURIComponent(target)}`, token);
-  if (answer) {
-    if (answer.status === 401 || answer.status === 503) {
-      const why = token === null ? `cannot read the token file ${tokenFile}: ${tokenError}` : `the token in ${tokenFile} was refused`;
-      throw new CliError('E_AUTH', `ampguard at ${formatHostPort(rt.metricsListen)} said ${answer.status}: ${String(answer.body.error)} (${why})`);
+    if (token === null) {
+      // without the token nothing is sent but a request for a nonce: is anyone there?
+      const probe = await callApi(rt.metricsListen, 'GET', '/healthz');
+      if (probe !== null) throw new CliError('E_AUTH', `cannot prove the token to ampguard at ${where}: cannot read the token file ${tokenFile}: ${tokenError}`);
+      answer = null;
+    } else {
+      const outcome = await provenRequest(rt.metricsListen, token, method, target);
+      if (outcome.kind === 'unproven') {
+        throw new CliError(
+          'E_AUTH',
+          `what listens at ${where} could not prove it holds the token in ${tokenFile} (${outcome.detail}): not ampguard, or ampguard with another token file; nothing was sent and nothing changed`,
+        );
+      }
+      if (outcome.kind === 'refused') throw new CliError('E_AUTH', `ampguard at ${where} said ${outcome.answer.status}: ${String(outcome.answer.body.error)}`);
+      answer = outcome.kind === 'answer' ? outcome.answer : null;
     }
-    if (answer.status !== 200) throw new CliError('E_UNREACHABLE', `ampguard at ${formatHostPort(rt.metricsListen)} said ${answer.status}: ${String(answer.body.error)}`);
+  }
+  if (answer) {
+    if (answer.status === 401) throw new CliError('E_AUTH', `ampguard at ${where} refused the proof of the token in ${tokenFile}: ${String(answer.body.error)}`);
+    if (answer.status !== 200) throw new CliError('E_UNREACHABLE', `ampguard at ${where} said ${answer.status}: ${String(answer.body.error)}`);
     if (action === 'list') printList(answer.body);
     else process.stdout.write(`${action === 'add' ? 'blocked' : 'unblocked'} ${String(answer.body.blocked ?? answer.body.unblocked)}\n`);
     return 0;
