@@ -51,8 +51,12 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
     new Promise((resolve, reject) => {
       const w = cluster.fork();
       workers.add(w);
+      let failure: string | undefined;
       w.on('message', (m: ToPrimary) => {
         switch (m.t) {
+          case 'failed':
+            failure = m.err;
+            break;
           case 'hello':
             w.send({ t: 'config', config, resolvConf } satisfies ToWorker);
             break;
@@ -80,7 +84,7 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
         sums.retire(w.id);
         if (closing) return;
         // A worker that cannot start (a port in use, say) fails the start: respawning it would loop.
-        if (!started) return reject(new Error(`a worker exited before it was ready (${code ?? signal}); see its log line above`));
+        if (!started) return reject(new Error(failure ?? `a worker exited before it was ready (${code ?? signal}); see its log line above`));
         const decision = respawn.onCrash(Date.now());
         if ('giveUp' in decision) {
           log.fatal({ worker: w.id, code, signal, reason: decision.giveUp }, 'workers keep dying, ampguard gives up');
