@@ -22,6 +22,9 @@ async function runAsWorker(): Promise<number> {
   // the primary handles signals (a reload reaches workers as a message); a worker
   // only leaves when it is disconnected, whatever `pkill` hits the whole group
   attachSignals({ reload: () => undefined, stop: () => undefined });
+  // a message to a primary that already left (it gave up on another worker's start
+  // error) fails with EPIPE: the disconnect that follows ends this worker, not a throw
+  cluster.worker?.on('error', () => undefined);
   const early = createLogger('info').child({ worker: cluster.worker?.id });
   let runtime;
   try {

@@ -52,10 +52,14 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
       const w = cluster.fork();
       workers.add(w);
       let failure: string | undefined;
+      // sending to a worker that just died fails with EPIPE; its 'exit' is what counts
+      w.on('error', () => undefined);
       w.on('message', (m: ToPrimary) => {
         switch (m.t) {
           case 'failed':
+            // reject now: the exit may be seen before this message
             failure = m.err;
+            if (!started) reject(new Error(m.err));
             break;
           case 'hello':
             w.send({ t: 'config', config, resolvConf } satisfies ToWorker);
