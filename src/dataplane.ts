@@ -22,11 +22,21 @@ import { UdpPath, type OffenderHandler, type PendingUdp } from './pipeline/udp-p
 import { TcpSession, type TcpClient } from './pipeline/tcp-session.js';
 import { UdpListener } from './listener/udp.js';
 import { NativeUdpListener } from './listener/udp-native.js';
-import { resolveUdpIo } from './native/index.js';
+import { resolveUdpIo, STAT } from './native/index.js';
+import type { UdpIoErrorKey, UdpIoSide } from './metrics/counters.js';
 import { ConnectionLimits, TcpListener } from './listener/tcp.js';
 import type { DataplaneSources } from './metrics/registry.js';
 
 export const clock = (): number => performance.now();
+
+/** Adds one native socket's error counters (its `stats()` slots) to the totals by reason. */
+function addSocketErrors(into: Record<UdpIoErrorKey, number>, side: UdpIoSide, stats: Float64Array): void {
+  into[`${side}:socket_error`] += stats[STAT.socketErrors] ?? 0;
+  into[`${side}:recv_error`] += stats[STAT.recvErrors] ?? 0;
+  into[`${side}:recv_truncated`] += stats[STAT.recvTruncated] ?? 0;
+  into[`${side}:send_error`] += stats[STAT.sendErrors] ?? 0;
+  into[`${side}:send_dropped`] += stats[STAT.sendDropped] ?? 0;
+}
 
 export interface DataplaneParts {
   readonly budgets: BudgetTable;
@@ -56,7 +66,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
   const upstreams = pool.backends.map((b) => {
     const onReply = (reply: Buffer): void => udpPath.onReply(b, reply);
     const backendLog = log.child({ module: 'backend' });
-    const upstream = native ? new NativeUdpUpstream(b.spec, onReply, backendLog, native, udpPath) : new UdpUpstream(b.spec, onReply, backendLog);
+    const upstream = native ? new NativeUdpUpstream(b.spec, onReply, backendLog, native, udpPath) : new UdpUpstream(b.spec, onReply, backendLog, counters.udpIoErrors);
     b.sender = upstream;
     return upstream;
   });
@@ -97,9 +107,22 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
   // per-client connection caps count a budget prefix, not an address: one /64 is one client
   const clientKey = (address: string, family: 4 | 6): string => prefixKey(address, family, env.settings.prefixV4, env.settings.prefixV6);
   const listenLog = log.child({ module: 'listener' });
-  const udpListeners = runtime.listenUdp.map((a) => (native ? new NativeUdpListener(a, udpPath, listenLog, native) : new UdpListener(a, udpPath, listenLog)));
+  const udpListeners = runtime.listenUdp.map((a) => (native ? new NativeUdpListener(a, udpPath, listenLog, native) : new UdpListener(a, udpPath, listenLog, counters.udpIoErrors)));
   const tcpListeners = runtime.listenTcp.map((a) => new TcpListener(a, config.tcp, limits, clientKey, counters, newSession, listenLog));
   await Promise.all([...udpListeners, ...tcpListeners].map((l) => l.start()));
+
+  // the addon counts its sockets' errors in C; their totals are copied into the counters
+  // once a second (the dgram sockets count theirs as they happen)
+  const nativeStatsTimer = setInterval(() => {
+    const sockets: [UdpIoSide, { stats(): Float64Array }][] = [
+      ...udpListeners.filter((l) => l instanceof NativeUdpListener).map((l) => ['listen', l] as [UdpIoSide, NativeUdpListener]),
+      ...upstreams.filter((u) => u instanceof NativeUdpUpstream).map((u) => ['upstream', u] as [UdpIoSide, NativeUdpUpstream]),
+    ];
+    if (sockets.length === 0) return;
+    for (const key of Object.keys(counters.udpIoErrors) as UdpIoErrorKey[]) counters.udpIoErrors[key] = 0;
+    for (const [side, socket] of sockets) addSocketErrors(counters.udpIoErrors, side, socket.stats());
+  }, 1000);
+  nativeStatsTimer.unref();
 
   const prober = new Prober(pool.backends, config.health_check, log.child({ module: 'health' }));
   prober.start();
@@ -122,6 +145,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
     async close() {
       clearInterval(sweepTimer);
       clearInterval(settleTimer);
+      clearInterval(nativeStatsTimer);
       prober.stop();
       tcpForwarder.close();
       await Promise.all([...udpListeners, ...tcpListeners].map((l) => l.close()));

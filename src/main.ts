@@ -13,6 +13,7 @@ import { BudgetTable } from './policy/budgets.js';
 import { startEnforcer } from './enforce/start.js';
 import type { Enforcer } from './enforce/enforcer.js';
 import { clock, startDataplane } from './dataplane.js';
+import { DataPathHealth, dataPathSample } from './operator/health.js';
 
 export interface Frontend {
   readonly enforcer: Enforcer;
@@ -31,9 +32,15 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger, control
   const dataplane = await startDataplane(runtime, { budgets, blocks: enforcer.blocks, onOffender: (o, now) => enforcer.onOffender(o, now) }, log);
   const registry = new Registry();
   registerDataplaneMetrics(registry, dataplane.sources);
+  // one process: its own data path is sampled as a worker's would be (operator/health.ts)
+  const health = new DataPathHealth();
+  const sample = (): void => health.beat(0, clock(), dataPathSample(dataplane.sources.counters, dataplane.pool.anyUp));
+  sample();
+  const healthTimer = setInterval(sample, 1000);
+  healthTimer.unref();
   const metricsServer = await startControlPlane({
     runtime, enforcer, registry, control, log,
-    healthy: () => dataplane.pool.anyUp,
+    health: () => health.verdict(clock(), 1),
     top: async (n) => budgets.top(n, clock()),
   });
   logStarted(log, runtime, enforcer, loaded, 1, control);
@@ -50,6 +57,7 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger, control
     async close(): Promise<void> {
       // stop taking work on every listener at once; a slow or keep-alive HTTP
       // client must not hold the stop (closeHttp drops its connection)
+      clearInterval(healthTimer);
       await Promise.all([closeHttp(metricsServer), dataplane.close()]);
       await enforcer.close();
     },

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { BackendSpec } from '../config/compile.js';
 import type { UdpSender } from './pool.js';
-import { META, type NativeBinding, type NativeUdpSocket } from '../native/index.js';
+import { META, STAT_SLOTS, type NativeBinding, type NativeUdpSocket } from '../native/index.js';
 import { copyOut } from '../net/bytes.js';
 
 /** a reply can be as large as a datagram gets */
@@ -62,6 +62,13 @@ export class NativeUdpUpstream implements UdpSender {
 
   send(query: Buffer, header: Buffer | null): void {
     if (!this.socket.send(header, query)) this.log.debug({ backend: this.spec.name }, 'send to backend not queued');
+  }
+
+  /** the addon's counters for this socket (native/index.ts STAT) */
+  stats(): Float64Array {
+    const out = new Float64Array(STAT_SLOTS);
+    this.socket.stats(out);
+    return out;
   }
 
   close(): void {

@@ -4,6 +4,7 @@ import dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import type { BackendSpec } from '../config/compile.js';
 import type { UdpSender } from './pool.js';
+import type { UdpIoErrorKey } from '../metrics/counters.js';
 
 export class UdpUpstream implements UdpSender {
   private readonly socket: dgram.Socket;
@@ -13,6 +14,8 @@ export class UdpUpstream implements UdpSender {
     private readonly spec: BackendSpec,
     onReply: (reply: Buffer) => void,
     private readonly log: Logger,
+    /** ampguard_udp_io_errors_total's numbers (metrics/counters.ts) */
+    private readonly errors: Record<UdpIoErrorKey, number>,
   ) {
     // Replies arrive in bursts under load: a default-sized receive buffer overflows
     // (UdpRcvbufErrors) and the queries end as backend timeouts.
@@ -20,7 +23,9 @@ export class UdpUpstream implements UdpSender {
     this.socket.on('message', onReply);
     // ECONNREFUSED and friends arrive here while a backend is down; the health
     // checks report that, so log at most once a minute.
-    this.socket.on('error', (err) => {
+    // dgram reads on after an error (an ICMP unreachable surfaces as ECONNREFUSED here)
+    this.socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.errors[err.syscall === 'send' ? 'upstream:send_error' : 'upstream:socket_error']++;
       const now = Date.now();
       if (now - this.lastErrorLog > 60_000) {
         this.lastErrorLog = now;
@@ -44,6 +49,7 @@ export class UdpUpstream implements UdpSender {
       if (header) this.socket.send([header, query]);
       else this.socket.send(query);
     } catch (err) {
+      this.errors['upstream:send_error']++;
       this.log.debug({ backend: this.spec.name, err: (err as Error).message }, 'send to backend failed');
     }
   }

@@ -14,6 +14,8 @@ import { loadConfig, formatIssues } from '../config/load.js';
 import { tokenPath } from '../operator/token.js';
 import { CliError, readConfigFile, runtimeFromFile } from './common.js';
 import { attachSignals } from './signals.js';
+import { notifySystemd } from './readiness.js';
+import { udpAddressesInUse } from '../listener/exclusive.js';
 
 /** what a stop may take before the process leaves anyway (systemd's stop, an operator's ^C) */
 export const STOP_DEADLINE_MS = 1500;
@@ -68,6 +70,9 @@ export async function runCommand(path: string): Promise<number> {
   const workers = runtime.workers;
   const log = createLogger(runtime.source.log.level);
   const control = { tokenFile: tokenPath(path, runtime.source.metrics.token_file) };
+  // a second instance (or anything else) on a listen address would silently get a share of the clients
+  const inUse = await udpAddressesInUse(runtime.listenUdp);
+  if (inUse.length > 0) throw new CliError('E_START', `cannot start: udp ${inUse.join(', ')} already served by another process (another ampguard?); SO_REUSEPORT would split the clients with it`);
   let frontend: Frontend;
   try {
     frontend = workers > 1 ? await startPrimary(runtime, workers, log, control) : await startFrontend(runtime, log, control);
@@ -79,6 +84,7 @@ export async function runCommand(path: string): Promise<number> {
     if (stopping) return;
     stopping = true;
     log.info({ reason }, 'ampguard stopping');
+    notifySystemd('STOPPING=1', log);
     const deadline = setTimeout(() => {
       log.warn({ deadline_ms: STOP_DEADLINE_MS }, 'stop took too long, leaving anyway');
       process.exit(code);
@@ -105,5 +111,7 @@ export async function runCommand(path: string): Promise<number> {
     },
     stop: (signal) => leave(0, signal),
   });
+  // only now: systemd queues a reload until READY=1, and the handlers above can take one
+  notifySystemd('READY=1', log);
   return new Promise(() => undefined); // leaves through process.exit in leave()
 }

@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import type { RuntimeConfig } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
 import { reloadConfig, type ReloadPlan } from '../config/reload.js';
-import { LATENCY_BOUNDS, registerDataplaneMetrics } from '../metrics/registry.js';
+import { LATENCY_BOUNDS, registerDataplaneMetrics, registerWorkerMetrics, type WorkerRestartReason } from '../metrics/registry.js';
+import { DataPathHealth, dataPathSample } from '../operator/health.js';
 import { warnUdpIoFallback } from '../native/index.js';
 import { mergeTop } from '../operator/view.js';
 import { SnapshotSum } from '../metrics/snapshot.js';
@@ -23,6 +24,8 @@ import { RespawnPolicy } from './respawn.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 
 const ASK_TIMEOUT_MS = 2000;
+/** how often the primary looks for workers that stopped reporting */
+const WATCHDOG_MS = 500;
 /** a worker that has not left this long after being disconnected at stop is killed */
 const STOP_KILL_MS = 1000;
 
@@ -37,6 +40,11 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
   const failed = new Promise<string>((resolve) => (fail = resolve));
   const respawn = new RespawnPolicy();
   const sums = new SnapshotSum(LATENCY_BOUNDS);
+  // every worker's snapshot is its heartbeat; the data path's health is judged from them
+  const health = new DataPathHealth();
+  const restarts: Record<WorkerRestartReason, number> = { crash: 0, hung: 0 };
+  /** workers killed for hanging, whose exit is not a crash */
+  const killedHung = new Set<number>();
   const { enforcer, loaded } = await startEnforcer(runtime, () => settings, log);
   const workers = new Set<Worker>();
   const broadcast = (m: ToWorker, except?: Worker): void => {
@@ -77,6 +85,7 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
             break;
           case 'stats':
             sums.update(w.id, m.s);
+            health.beat(w.id, clock(), dataPathSample(m.s.counters, m.s.backends.some((b) => b.up)));
             break;
           case 'answer':
             answers.get(m.id)?.(m.data);
@@ -86,6 +95,8 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
       w.on('exit', (code, signal) => {
         workers.delete(w);
         sums.retire(w.id);
+        health.forget(w.id);
+        const hung = killedHung.delete(w.id);
         if (closing) return;
         // A worker that cannot start (a port in use, say) fails the start: respawning it would loop.
         if (!started) return reject(new Error(failure ?? `a worker exited before it was ready (${code ?? signal}); see its log line above`));
@@ -95,7 +106,8 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
           fail(decision.giveUp);
           return;
         }
-        log.error({ worker: w.id, code, signal, respawn_in_ms: decision.respawnInMs }, 'worker died, starting another');
+        if (!hung) restarts.crash++;
+        log.error({ worker: w.id, code, signal, respawn_in_ms: decision.respawnInMs }, hung ? 'hung worker killed, starting another' : 'worker died, starting another');
         setTimeout(() => {
           if (!closing) fork().catch((err: Error) => log.error({ err: err.message }, 'worker restart failed'));
         }, decision.respawnInMs);
@@ -110,8 +122,24 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
   }
   started = true;
 
+  // A worker that stops reporting (SIGSTOP, a blocked event loop) still holds its
+  // share of the SO_REUSEPORT clients: it is killed, which hands them to the
+  // others at once, and replaced (docs/operations.md, "Health").
+  const watchdog = setInterval(() => {
+    for (const id of health.silent(clock())) {
+      const w = [...workers].find((x) => x.id === id);
+      if (!w || killedHung.has(id) || closing) continue;
+      killedHung.add(id);
+      restarts.hung++;
+      log.error({ worker: id, pid: w.process.pid }, 'worker stopped reporting: killing and replacing it');
+      w.process.kill('SIGKILL');
+    }
+  }, WATCHDOG_MS);
+  watchdog.unref();
+
   const registry = new Registry();
   registerDataplaneMetrics(registry, sums.sources());
+  registerWorkerMetrics(registry, () => restarts);
   /** asks every worker; one that does not answer in time counts as an empty answer */
   const ask = <T>(question: { what: 'top'; n: number }, empty: T): Promise<T[]> =>
     Promise.all(
@@ -132,7 +160,7 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
     );
   const metricsServer = await startControlPlane({
     runtime, enforcer, registry, control, log,
-    healthy: () => sums.anyBackendUp(),
+    health: () => health.verdict(clock(), workerCount),
     top: async (n) => mergeTop(await ask<TopTalker[]>({ what: 'top', n }, []), n),
   });
   // the workers open the UDP sockets; the fallback to dgram is said once, here (docs/performance.md)
@@ -151,6 +179,7 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
     },
     async close(): Promise<void> {
       closing = true;
+      clearInterval(watchdog);
       // stop taking work first: the HTTP listener and its connections, then the workers' DNS
       const http = closeHttp(metricsServer);
       await Promise.all(

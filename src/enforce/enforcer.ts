@@ -234,10 +234,10 @@ export class Enforcer {
     return this.blocks.isBlocked(prefix, this.clock());
   }
 
-  /** Every live block, and where it is really enforced: the kernel set only once the kernel took it. */
-  list(): BlockView[] {
+  /** Live blocks (a page of them: `offset`, `limit`), and where each is really enforced: the kernel set only once the kernel took it. */
+  list(offset = 0, limit = Infinity): BlockView[] {
     const now = this.clock();
-    return this.blocks.list(now).map((b) => ({
+    return this.blocks.list(now, offset, limit).map((b) => ({
       prefix: b.prefix,
       expiresInSec: Math.max(0, Math.round((b.expiresAt - now) / 1000)),
       expiresInMs: Math.max(0, b.expiresAt - now),

@@ -6,6 +6,8 @@ import type { HostPort } from '../config/address.js';
 import type { UdpPath, UdpReplyTarget } from '../pipeline/udp-path.js';
 import { unmapIpv4 } from './mapped.js';
 import { bindError } from '../net/bind-error.js';
+import type { UdpIoErrorKey } from '../metrics/counters.js';
+import { OncePerSecond } from '../log/once-per-second.js';
 
 function ipLiteralLookup(address: string, family: unknown, callback: (err: null, address: string, family: number) => void): void {
   callback(null, address, typeof family === 'number' ? family : address.includes(':') ? 6 : 4);
@@ -23,7 +25,9 @@ export class UdpListener implements UdpReplyTarget {
   constructor(
     readonly address: HostPort,
     private readonly path: UdpPath,
-    private readonly log: Logger,
+    log: Logger,
+    /** ampguard_udp_io_errors_total's numbers (metrics/counters.ts) */
+    errors: Record<UdpIoErrorKey, number>,
   ) {
     this.socket = dgram.createSocket({
       type: address.family === 6 ? 'udp6' : 'udp4',
@@ -42,7 +46,12 @@ export class UdpListener implements UdpReplyTarget {
         this.path.onQuery(msg, v4 ?? rinfo.address, v4 === null ? 6 : 4, rinfo.address, rinfo.port, this);
       });
     }
-    this.socket.on('error', (err) => this.log.warn({ listen: `${address.host}:${address.port}`, err: err.message }, 'udp socket error'));
+    // dgram reads on after an error; a flood of them is counted, not logged line by line
+    const errorLog = new OncePerSecond(log, 'udp socket error');
+    this.socket.on('error', (err: NodeJS.ErrnoException) => {
+      errors[err.syscall === 'send' ? 'listen:send_error' : 'listen:socket_error']++;
+      errorLog.report(`${address.host}:${address.port}`, err);
+    });
   }
 
   get localAddress(): string {

@@ -96,6 +96,19 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
   mirroredCounter(registry, 'ampguard_tcp_followups_total', 'TCP queries from prefixes on rung 2 of the ladder: clients coming back after a TC answer (a spoofed victim never does)', null, () => c.tcpFollowUps);
   mirroredCounter(registry, 'ampguard_would_truncate_total', 'block.mode off: replies the ladder would have replaced by TC=1 (the full reply was sent)', null, () => c.wouldTruncate);
   new Counter({
+    name: 'ampguard_udp_io_errors_total',
+    help: 'UDP socket errors recovered from, by side (listen: client-facing, upstream: to a backend) and reason (socket_error: an ICMP error, forged or real, cleared and read on; recv_error, send_error: a failing call; recv_truncated: a datagram longer than its slot; send_dropped: the send queue full)',
+    labelNames: ['side', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, n] of Object.entries(c.udpIoErrors)) {
+        const [side, reason] = key.split(':') as [string, string];
+        this.inc({ side, reason }, n);
+      }
+    },
+  });
+  new Counter({
     name: 'ampguard_escalations_total',
     help: 'offenders handed to enforcement, by level (prefix, or the aggregate network around it) and reason (no_followup: no TCP came back after the TC answers; over_budget: the ladder is off)',
     labelNames: ['level', 'reason'],
@@ -172,6 +185,14 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
   const series = src.latency?.bind(src) ?? ((latency) => () => latency.entries())(hookLatency(src.backends));
   registerHistogram(registry, 'ampguard_backend_latency_seconds', 'time from forwarding a UDP query to the backend reply', 'backend', series);
   collectDefaultMetrics({ register: registry, prefix: 'ampguard_process_' });
+}
+
+/** why the cluster primary replaced a worker: it exited (crash), or it stopped reporting (hung, operator/health.ts) */
+export type WorkerRestartReason = 'crash' | 'hung';
+
+/** The cluster primary's own numbers. */
+export function registerWorkerMetrics(registry: Registry, restarts: () => Readonly<Record<WorkerRestartReason, number>>): void {
+  mirroredCounter(registry, 'ampguard_worker_restarts_total', 'workers the cluster primary replaced, by reason: crash (the worker exited) or hung (no report for a few seconds: stopped, or its event loop blocked; killed and replaced)', 'reason', restarts);
 }
 
 export function registerEnforcementMetrics(registry: Registry, src: EnforcementSources): void {

@@ -23,7 +23,8 @@ export interface MetricsText {
 
 export interface MetricsServerDeps {
   readonly registry: MetricsText;
-  healthy(): boolean | Promise<boolean>;
+  /** ok, or the reasons why not, one per line in the 503's body */
+  health(): { readonly ok: boolean; readonly reasons: readonly string[] };
   /** further paths, e.g. /api/blocks */
   readonly routes?: Readonly<Record<string, Route>>;
   /** where faults are logged (at most once a second); a logger of its own when absent */
@@ -99,9 +100,9 @@ export function startMetricsServer(listen: HostPort, deps: MetricsServerDeps): P
     }
     if (path === '/healthz') {
       return Promise.resolve()
-        .then(() => deps.healthy())
+        .then(() => deps.health())
         .then(
-          (ok) => res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'no backend up\n'),
+          (h) => res.writeHead(h.ok ? 200 : 503, { 'content-type': 'text/plain' }).end(h.ok ? 'ok\n' : `${h.reasons.join('\n')}\n`),
           () => res.writeHead(503).end('health unknown\n'),
         );
     }

@@ -107,12 +107,6 @@ export class SnapshotSum {
     h.count += b.count;
   }
 
-  /** any worker sees a backend up */
-  anyBackendUp(): boolean {
-    for (const s of this.latest.values()) if (s.backends.some((b) => b.up)) return true;
-    return false;
-  }
-
   /** sources for registerDataplaneMetrics: sums, or the largest for the table sizes */
   sources(): DataplaneSources {
     const snapshots = (): DataplaneSnapshot[] => [...this.latest.values()];

@@ -24,4 +24,5 @@ chmod +x "$bindir/node"
 PATH="$bindir:$PATH" node src/native/asan-smoke.cjs
 PATH="$bindir:$PATH" npx vitest run "$@" \
   test/fuzz test/integration/udp-io.test.ts test/integration/frontend.test.ts \
-  test/integration/backends.test.ts test/integration/dual-stack.test.ts test/hostile/udp.test.ts
+  test/integration/backends.test.ts test/integration/dual-stack.test.ts test/hostile/udp.test.ts \
+  test/faults/upstream-errors.test.ts

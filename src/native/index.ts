@@ -34,6 +34,8 @@ export interface NativeBinding {
     batch: number,
     onBatch: (count: number) => void,
   ) => NativeUdpSocket;
+  /** one datagram to systemd's NOTIFY_SOCKET ("@name": abstract); 0 or the errno */
+  readonly sdNotify?: (path: string, message: string) => number;
   readonly maxBatch: number;
   readonly metaFields: number;
   readonly statCount: number;
@@ -43,8 +45,8 @@ export interface NativeBinding {
 export const META = { len: 0, port: 1, family: 2, mapped: 3 } as const;
 
 /** `stats()` slots (udp_batch.c ST_*). */
-export const STAT = { recvPackets: 0, recvBatches: 1, recvTruncated: 2, recvErrors: 3, sent: 4, sendCalls: 5, sendErrors: 6, sendDropped: 7 } as const;
-export const STAT_SLOTS = 8;
+export const STAT = { recvPackets: 0, recvBatches: 1, recvTruncated: 2, recvErrors: 3, sent: 4, sendCalls: 5, sendErrors: 6, sendDropped: 7, socketErrors: 8 } as const;
+export const STAT_SLOTS = 9;
 
 const here = dirname(fileURLToPath(import.meta.url));
 // from dist/src/native (compiled) or src/native (sources run directly) to src/native/build

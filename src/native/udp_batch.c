@@ -18,11 +18,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define MAX_BATCH 64
@@ -49,6 +51,7 @@ enum {
   ST_SEND_CALLS,
   ST_SEND_ERRORS,
   ST_SEND_DROPPED,
+  ST_SOCKET_ERRORS, /* asynchronous socket errors (ICMP unreachable and the like), cleared and polled again */
   ST_COUNT
 };
 
@@ -168,6 +171,7 @@ static void sock_update_poll(sock_t *s) {
 /* Sends what is queued. EAGAIN keeps the rest and waits for writability; any
  * other error belongs to the first unsent message: it is skipped and counted. */
 static void sock_flush(sock_t *s) {
+  int retried = 0;
   while (s->shead < s->scount) {
     int r = sendmmsg(s->fd, s->smsgs + s->shead, (unsigned)(s->scount - s->shead), MSG_DONTWAIT);
     s->stats[ST_SEND_CALLS]++;
@@ -177,6 +181,13 @@ static void sock_flush(sock_t *s) {
       continue;
     }
     if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && s->connected && errno == ECONNREFUSED && !retried) {
+      /* a pending ICMP error of an earlier datagram, reported (and cleared) by this
+       * call: this message was not sent and is not at fault, send it again */
+      s->stats[ST_SOCKET_ERRORS]++;
+      retried = 1;
+      continue;
+    }
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       if (!s->want_writable) {
         s->want_writable = 1;
@@ -186,6 +197,7 @@ static void sock_flush(sock_t *s) {
     }
     s->stats[ST_SEND_ERRORS]++;
     s->shead++;
+    retried = 0;
   }
   s->shead = 0;
   s->scount = 0;
@@ -218,7 +230,9 @@ static void flush_dirty(env_state *es) {
     es->dirty_head = s->next_dirty;
     s->dirty = 0;
     s->next_dirty = NULL;
-    if (!s->closing) sock_flush(s);
+    /* a socket waiting for writability flushes when libuv says it may: trying
+     * now would cost a failing sendmmsg per loop turn */
+    if (!s->closing && !s->want_writable) sock_flush(s);
   }
 }
 
@@ -231,7 +245,7 @@ static int sock_enqueue(sock_t *s, const uint8_t *a, size_t alen, const uint8_t 
     return 0;
   }
   if (s->scount == SEND_SLOTS || s->sused + total > SEND_ARENA_BYTES) {
-    sock_flush(s);
+    if (!s->want_writable) sock_flush(s);
     if (s->scount == SEND_SLOTS || s->sused + total > SEND_ARENA_BYTES) {
       s->stats[ST_SEND_DROPPED]++; /* the kernel does not take more: bounded, like a full socket buffer */
       return 0;
@@ -299,7 +313,8 @@ static void sock_read(sock_t *s) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       /* e.g. ECONNREFUSED on a connected socket: the error is consumed, go on */
-      s->stats[ST_RECV_ERRORS]++;
+      if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH) s->stats[ST_SOCKET_ERRORS]++;
+      else s->stats[ST_RECV_ERRORS]++;
       if (++errors >= MAX_ERRORS_PER_WAKEUP) break;
       continue;
     }
@@ -352,7 +367,17 @@ static void sock_read(sock_t *s) {
 static void on_poll(uv_poll_t *handle, int status, int events) {
   sock_t *s = (sock_t *)handle->data;
   if (s->closing) return;
-  if (status < 0) events = UV_READABLE; /* let recvmmsg consume the socket error */
+  if (status < 0) {
+    /* POLLERR: an ICMP error (a forged one, or a restarting backend's) set the
+     * socket's error, and libuv stopped this handle before calling us. Clear the
+     * error, count it and poll again, or the socket never reads another datagram. */
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) s->stats[ST_SOCKET_ERRORS]++;
+    else s->stats[ST_RECV_ERRORS]++;
+    uv_poll_start(&s->poll, UV_READABLE | (s->want_writable ? UV_WRITABLE : 0), on_poll);
+    events = UV_READABLE | (s->want_writable ? UV_WRITABLE : 0);
+  }
   if (events & UV_WRITABLE) sock_flush(s);
   if (events & UV_READABLE) sock_read(s);
   flush_dirty(s->es);
@@ -711,6 +736,39 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* sdNotify(path, message): one datagram to systemd's NOTIFY_SOCKET (a path, or
+ * "@name" in the abstract namespace), sent by this process itself so systemd
+ * attributes it to the main PID. Returns 0 or the errno. */
+static napi_value js_sd_notify(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+  char msg[512];
+  size_t plen = 0, mlen = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], msg, sizeof msg, &mlen) != napi_ok || plen == 0 ||
+      plen >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    napi_throw_type_error(env, "EINVAL", "sdNotify(path, message)");
+    return NULL;
+  }
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, path, plen);
+  if (path[0] == '@') sa.sun_path[0] = '\0';
+  socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
+  int err = 0;
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) err = errno;
+  else {
+    if (sendto(fd, msg, mlen, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0) err = errno;
+    close(fd);
+  }
+  napi_create_int32(env, err, &out);
+  return out;
+}
+
 /* the socket's own poll wakes the process; our flush handles must not keep the loop alive */
 static void start_env_handles(env_state *es) {
   uv_prepare_init(es->loop, &es->prepare);
@@ -761,6 +819,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value ctor;
   napi_define_class(env, "UdpSocket", NAPI_AUTO_LENGTH, js_ctor, NULL, sizeof methods / sizeof methods[0], methods, &ctor);
   napi_set_named_property(env, exports, "UdpSocket", ctor);
+  napi_value notify;
+  napi_create_function(env, "sdNotify", NAPI_AUTO_LENGTH, js_sd_notify, NULL, &notify);
+  napi_set_named_property(env, exports, "sdNotify", notify);
   napi_value v;
   napi_create_int32(env, MAX_BATCH, &v);
   napi_set_named_property(env, exports, "maxBatch", v);

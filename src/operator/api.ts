@@ -2,7 +2,8 @@
 // the dashboard at / and its JSON APIs, each answer bounded in size.
 //   GET  /api/stats            counters and gauges as one JSON object
 //   GET  /api/top?n=N          top prefixes by large-reply bytes, last minute (N <= 100)
-//   GET  /api/blocks?limit=N   current blocks (at most N, 10000 by default) and the latest 100 block events
+//   GET  /api/blocks?limit=N&offset=M   a page of the current blocks (at most N, 10000 by default,
+//        from the M-th; `next` is the offset of the following page, or null) and the latest 100 block events
 //   POST /api/challenge?client=NONCE     the server's nonce and its proof of the token (proof.ts)
 //   POST|DELETE /api/blocks?address=IP   block / unblock by hand: loopback peers proving the
 //                                        token of metrics.token_file, same-origin only
@@ -128,9 +129,13 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
     // HEAD and GET only ever read; everything else that is not a change is refused
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (!admitted(req, res, guard, 'read', challenges)) return;
-      const all = e.list();
+      // a page: only offset + limit entries are walked (the dashboard asks for none, every 2 s)
       const limit = Math.max(0, Math.min(MAX_LISTED, Number(query.get('limit') ?? MAX_LISTED) || 0));
-      json(res, 200, { mode: e.mode, degraded: e.stats.degraded, total: all.length, blocks: all.slice(0, limit), recent: e.recent() });
+      const offset = Math.max(0, Math.min(Number.MAX_SAFE_INTEGER, Math.floor(Number(query.get('offset') ?? 0)) || 0));
+      const blocks = e.list(offset, limit);
+      const total = e.blockedCount();
+      const next = limit > 0 && offset + blocks.length < total ? offset + blocks.length : null;
+      json(res, 200, { mode: e.mode, degraded: e.stats.degraded, total, offset, next, blocks, recent: e.recent() });
       return;
     }
     if (req.method !== 'POST' && req.method !== 'DELETE') return json(res, 405, { error: 'GET, POST or DELETE' });

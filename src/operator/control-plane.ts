@@ -14,6 +14,7 @@ import type { Enforcer } from '../enforce/enforcer.js';
 import type { TopTalker } from '../policy/budgets.js';
 import { operatorRoutes, type ControlGuard } from './api.js';
 import { ensureToken } from './token.js';
+import type { HealthVerdict } from './health.js';
 
 /** Where the operator's token lives (metrics.token_file, resolved against the config file's directory). */
 export interface ControlOptions {
@@ -25,7 +26,8 @@ export interface ControlPlaneParts {
   readonly enforcer: Enforcer;
   /** the registry with the data plane's metrics (this process's, or the sum of the workers'); the enforcement metrics are added here */
   readonly registry: Registry;
-  healthy(): boolean | Promise<boolean>;
+  /** what /healthz answers (operator/health.ts) */
+  health(): HealthVerdict;
   /** the top talkers by large-reply bytes in the last minute */
   top(n: number): Promise<TopTalker[]>;
   readonly control: ControlOptions;
@@ -46,7 +48,7 @@ export function startControlPlane(p: ControlPlaneParts): Promise<http.Server> {
   });
   return startMetricsServer(p.runtime.metricsListen, {
     registry: p.registry,
-    healthy: () => p.healthy(),
+    health: () => p.health(),
     errorLog: p.log.child({ module: 'http' }),
     routes: operatorRoutes({ enforcer: e, top: (n) => p.top(n), metricsJson: () => p.registry.getMetricsAsJSON() }, controlGuard(p.runtime, p.control, p.log)),
   });

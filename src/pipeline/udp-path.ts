@@ -89,6 +89,7 @@ export class UdpPath {
 
   /** A datagram from a backend's socket: any bytes at all. */
   onReply(backend: Backend<PendingUdp>, reply: Buffer): void {
+    this.env.counters.upstreamReplies++;
     try {
       this.handleReply(backend, reply);
     } catch (err) {
@@ -142,6 +143,7 @@ export class UdpPath {
       ? proxyV2Header('udp', address, port, target.localAddress, target.localPort)
       : null;
     sender.send(msg, header);
+    c.forwarded++;
   }
 
   private handleReply(backend: Backend<PendingUdp>, reply: Buffer): void {

@@ -80,12 +80,24 @@ export class BlockTable {
     return this.entries.delete(prefix);
   }
 
-  /** live entries, oldest block first; expired ones are purged on the way */
-  list(now: number): BlockEntry[] {
+  /**
+   * Live entries, oldest block first, from the `offset`-th on, at most `limit`:
+   * it walks offset + limit entries, never the whole table for a page (an
+   * operator's listing must not stall the packet path, docs/operations.md).
+   */
+  list(now: number, offset = 0, limit = Infinity): BlockEntry[] {
     this.reap(now);
     const out: BlockEntry[] = [];
+    if (limit <= 0) return out;
+    let skip = offset;
     for (const [prefix, slot] of this.entries) {
-      if (now < slot.expiresAt) out.push({ prefix, expiresAt: slot.expiresAt, inKernel: slot.inKernel });
+      if (now >= slot.expiresAt) continue;
+      if (skip > 0) {
+        skip--;
+        continue;
+      }
+      out.push({ prefix, expiresAt: slot.expiresAt, inKernel: slot.inKernel });
+      if (out.length >= limit) break;
     }
     return out;
   }

@@ -17,6 +17,8 @@ export interface StandIn {
   readonly port: number;
   /** every datagram received, in order */
   readonly received: Buffer[];
+  /** every reply goes out this late (a slow upstream); 0: at once */
+  delayMs: number;
   close(): Promise<void>;
 }
 
@@ -68,18 +70,33 @@ export function misbehave(q: Buffer): Buffer[] {
 export function startStandIn(): Promise<StandIn> {
   const socket = dgram.createSocket('udp4');
   const received: Buffer[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  let closed = false;
+  const standIn: StandIn = {
+    port: 0,
+    received,
+    delayMs: 0,
+    close: () => {
+      closed = true;
+      for (const t of timers) clearTimeout(t);
+      return new Promise((r) => socket.close(() => r()));
+    },
+  };
   socket.on('message', (msg, rinfo) => {
     received.push(msg);
     if (msg.length < 12) return;
-    for (const r of misbehave(msg)) socket.send(r, rinfo.port, rinfo.address);
+    const replies = misbehave(msg);
+    const send = (): void => {
+      if (!closed) for (const r of replies) socket.send(r, rinfo.port, rinfo.address);
+    };
+    if (standIn.delayMs <= 0) return send();
+    const t = setTimeout(() => {
+      timers.delete(t);
+      send();
+    }, standIn.delayMs);
+    timers.add(t);
   });
   return new Promise((resolve) => {
-    socket.bind(0, '127.0.0.1', () =>
-      resolve({
-        port: socket.address().port,
-        received,
-        close: () => new Promise((r) => socket.close(() => r())),
-      }),
-    );
+    socket.bind(0, '127.0.0.1', () => resolve(Object.assign(standIn, { port: socket.address().port })));
   });
 }

@@ -53,6 +53,13 @@ describe('operator API', () => {
     expect(b.total).toBe(1);
     expect(b.blocks).toEqual([]);
     expect(b.recent[0]).toMatchObject({ prefix: '127.0.0.200', reason: 'rate' });
+    // pages: offset and next
+    const first = await get<{ offset: number; next: number | null; blocks: { prefix: string }[] }>('/api/blocks?limit=1&offset=0');
+    expect(first).toMatchObject({ offset: 0, next: null, blocks: [{ prefix: '127.0.0.200' }] });
+    const past = await get<{ offset: number; next: number | null; blocks: unknown[] }>('/api/blocks?limit=1&offset=1');
+    expect(past).toMatchObject({ offset: 1, next: null, blocks: [] });
+    const hostile = await get<{ offset: number; blocks: unknown[] }>('/api/blocks?limit=abc&offset=-5');
+    expect(hostile).toMatchObject({ offset: 0, blocks: [] });
   });
 
   it('`ampguard top --once` prints the same list in the terminal', () => {

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { generateDefaultYaml, generateReferenceMarkdown } from '../../src/config/reference.js';
 import { loadConfig } from '../../src/config/load.js';
-import { createRegistry } from '../../src/metrics/registry.js';
+import { createRegistry, registerWorkerMetrics } from '../../src/metrics/registry.js';
 import { Counters } from '../../src/metrics/counters.js';
 
 describe('generated files', () => {
@@ -60,6 +60,8 @@ async function registeredMetrics(): Promise<{ name: string; type: string; labels
   };
   // `as never`: the sources interface grows with the code; the names are what this test is about
   const registry = createRegistry(sources as never);
+  // the cluster primary's own (src/cluster/primary.ts)
+  registerWorkerMetrics(registry, () => ({ crash: 0, hung: 0 }));
   const out = [];
   for (const m of await registry.getMetricsAsJSON()) {
     if (m.name.startsWith('ampguard_process_')) continue; // prom-client's default metrics

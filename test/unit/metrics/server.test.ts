@@ -29,7 +29,7 @@ describe('startMetricsServer', () => {
     const logged: object[] = [];
     server = await startMetricsServer({ host: '127.0.0.1', port: 0, family: 4 }, {
       registry: { contentType: 'text/plain', metrics: async () => 'm 1\n' },
-      healthy: () => {
+      health: () => {
         throw new Error('health exploded');
       },
       routes: {

@@ -28,10 +28,10 @@ describe('SnapshotSum', () => {
     expect(s.counters.largeResponses).toBe(15);
     expect(s.trackedPrefixes()).toBe(7);
     expect(s.tcpConnections()).toBe(2);
-    expect(sum.anyBackendUp()).toBe(true);
+    expect(s.backends.some((b) => b.up)).toBe(true);
     expect([...s.latency!()].find(([n]) => n === 'b1')![1].count).toBe(2);
-    // a snapshot is numbers only, small enough to send every second
-    expect(JSON.stringify(a.snap()).length).toBeLessThan(1000);
+    // a snapshot is numbers only, small enough to send every second (about 1.2 kB with the UDP error counters)
+    expect(JSON.stringify(a.snap()).length).toBeLessThan(2048);
   });
 
   it('keeps a dead worker counters in the totals', () => {

@@ -49,4 +49,29 @@ describe('BlockTable', () => {
     t.markKernel('a', true);
     expect(t.list(0)).toEqual([{ prefix: 'a', expiresAt: 100, inKernel: true }, { prefix: 'b', expiresAt: 100, inKernel: false }]);
   });
+
+  it('lists a page: offset and limit, expired entries never counted, only offset + limit walked', () => {
+    const t = new BlockTable(1000);
+    for (let i = 0; i < 10; i++) t.add(`p${i}`, i < 3 ? 10 : 100);
+    // at 50, p0..p2 have expired: the live ones are p3..p9
+    expect(t.list(50, 0, 3).map((e) => e.prefix)).toEqual(['p3', 'p4', 'p5']);
+    expect(t.list(50, 3, 3).map((e) => e.prefix)).toEqual(['p6', 'p7', 'p8']);
+    expect(t.list(50, 6, 3).map((e) => e.prefix)).toEqual(['p9']);
+    expect(t.list(50, 7, 3)).toEqual([]);
+    expect(t.list(50, 0, 0)).toEqual([]);
+    // a page of 1 from a table of 100,000 walks one entry, not the table
+    const big = new BlockTable(200_000);
+    for (let i = 0; i < 100_000; i++) big.add(`b${i}`, 1000);
+    const walked = { n: 0 };
+    const entries = (big as unknown as { entries: Map<string, unknown> }).entries;
+    const iterate = entries[Symbol.iterator].bind(entries);
+    entries[Symbol.iterator] = function* () {
+      for (const e of iterate()) {
+        walked.n++;
+        yield e;
+      }
+    } as never;
+    expect(big.list(0, 10, 1).map((e) => e.prefix)).toEqual(['b10']);
+    expect(walked.n).toBe(11);
+  });
 });
