@@ -1,54 +1,82 @@
 // `ampguard blocks list|add IP|del IP --config FILE`. While ampguard runs, this
 // goes through its /api/blocks (so userspace table and kernel set change
-// together); when it does not run, straight to the kernel set of block.mode.
-// Changes send the operator's token (metrics.token_file, docs/security.md).
-import http from 'node:http';
+// together); when nothing listens, straight to the kernel set of block.mode.
+// Changes prove the operator's token (metrics.token_file) without sending it,
+// and only to a server that proved it first (docs/security.md).
 import { CliError, runtimeFromFile } from './common.js';
 import { parseBlockTargetText } from '../operator/control.js';
-import { readToken, tokenPath } from '../operator/token.js';
+import { readToken, cliTokenPath } from '../operator/token.js';
+import { callApi, provenRequest, type ApiAnswer } from '../operator/control-client.js';
 import { createExec } from '../enforce/exec.js';
 import { kernelSettings } from '../kernel/settings.js';
 import { kernelSink } from '../enforce/choose.js';
 import { prefixKey } from '../policy/prefix.js';
-import type { RuntimeConfig } from '../config/compile.js';
 import { formatHostPort } from '../config/address.js';
 
-interface ApiAnswer {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-function callApi(rt: RuntimeConfig, method: string, query: string, token: string | null): Promise<ApiAnswer | null> {
-  const { host, port } = rt.metricsListen;
-  const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
-  return new Promise((resolve) => {
-    const req = http.request({ host, port, method, path: `/api/blocks${query}`, headers, timeout: 3000 }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
-        } catch {
-          resolve(null);
-        }
-      });
-    });
-    req.on('error', () => resolve(null));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
-}
-
-function printList(body: Record<string, unknown>): void {
+function printList(body: Record<string, unknown>, json = false): void {
+  if (json) return void process.stdout.write(JSON.stringify(body) + '\n');
   const blocks = (body.blocks ?? []) as { prefix: string; expiresInSec: number; where: string }[];
   process.stdout.write(`mode ${String(body.mode)}${body.degraded ? ' (degraded: userspace only)' : ''}, ${String(body.total)} blocked\n`);
   for (const b of blocks) process.stdout.write(`${b.prefix}\texpires in ${b.expiresInSec}s\t${b.where}\n`);
 }
 
-export async function blocksCommand(path: string, args: string[]): Promise<number> {
+interface BlockEventView {
+  prefix: string;
+  reason: string;
+  charged: number;
+  at: number;
+  expiresAt: number;
+}
+
+/** `blocks show IP`: the block covering IP (its prefix at the configured length, or a network) and what made it. */
+function showBlock(ip: string, family: 4 | 6, body: Record<string, unknown>, prefixV4: number, prefixV6: number, json: boolean): number {
+  const key = prefixKey(ip, family, prefixV4, prefixV6);
+  const blocks = (body.blocks ?? []) as { prefix: string; expiresInSec: number; where: string }[];
+  const block = blocks.find((b) => b.prefix === key) ?? blocks.find((b) => b.prefix.includes('/') && prefixCovers(b.prefix, ip, family));
+  const event = block ? ((body.recent ?? []) as BlockEventView[]).find((e) => e.prefix === block.prefix) : undefined;
+  if (json) {
+    process.stdout.write(JSON.stringify({ address: ip, blocked: block !== undefined, ...(block ?? {}), ...(event ? { reason: event.reason, bytes: event.charged, at: new Date(event.at).toISOString() } : {}) }) + '\n');
+    return block ? 0 : 1;
+  }
+  if (!block) {
+    process.stdout.write(`${ip} is not blocked (prefix ${key})\n`);
+    return 1;
+  }
+  const lines = [
+    `${ip}: blocked as ${block.prefix}`,
+    `  level:   ${block.where === 'userspace' ? 'userspace (ampguard drops its queries)' : `kernel (${block.where} set: dropped before ampguard)`}`,
+    `  expires: in ${block.expiresInSec} s`,
+  ];
+  if (event) {
+    lines.push(
+      `  reason:  ${event.reason}${event.reason === 'rate' ? ' (over its large-reply budget)' : event.reason === 'manual' ? ' (ampguard blocks add)' : ''}`,
+      `  when:    ${new Date(event.at).toISOString()}`,
+      `  bytes:   ${event.charged} large-reply bytes charged when it tripped`,
+    );
+  } else {
+    lines.push('  reason:  not among the latest 100 block events (loaded from the kernel set at start, or older)');
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+}
+
+function prefixCovers(net: string, ip: string, family: 4 | 6): boolean {
+  const bits = Number(net.split('/')[1]);
+  return !net.includes(':') === (family === 4) && prefixKey(ip, family, bits, bits) === net;
+}
+
+export async function blocksCommand(path: string, args: string[], opts: { json?: boolean } = {}): Promise<number> {
   const rt = runtimeFromFile(path);
   const [action, text] = args;
-  if (action !== 'list' && action !== 'add' && action !== 'del') throw new CliError('E_USAGE', 'blocks: list | add IP | del IP|NET/LEN', 2);
+  if (action !== 'list' && action !== 'add' && action !== 'del' && action !== 'show') throw new CliError('E_USAGE', 'blocks: list | show IP | add IP | del IP|NET/LEN', 2);
+  if (action === 'show') {
+    const parsed = parseBlockTargetText(text ?? '');
+    if (!parsed.ok || parsed.bits !== undefined) throw new CliError('E_USAGE', `blocks show: ${parsed.ok ? 'takes an address' : parsed.error}`, 2);
+    const k = kernelSettings(rt);
+    const answer = await callApi(rt.metricsListen, 'GET', '/api/blocks');
+    if (answer?.status === 200) return showBlock(parsed.address, parsed.family, answer.body, k.prefixV4, k.prefixV6, opts.json ?? false);
+    throw new CliError('E_UNREACHABLE', `ampguard is not running at ${formatHostPort(rt.metricsListen)}: \`blocks list\` reads the kernel set without it`);
+  }
   const parsed = action === 'list' ? null : parseBlockTargetText(text ?? '');
   if (parsed && !parsed.ok) throw new CliError('E_USAGE', `blocks ${action}: ${parsed.error}`, 2);
   if (parsed?.ok && parsed.bits !== undefined && action === 'add') throw new CliError('E_USAGE', 'blocks add takes an address; a network (NET/LEN) can only be unblocked', 2);
@@ -57,25 +85,41 @@ export async function blocksCommand(path: string, args: string[]): Promise<numbe
   const bits = parsed?.ok ? parsed.bits : undefined;
 
   const method = action === 'list' ? 'GET' : action === 'add' ? 'POST' : 'DELETE';
-  const tokenFile = tokenPath(path, rt.source.metrics.token_file);
-  let token: string | null = null;
-  let tokenError = '';
-  if (action !== 'list') {
+  const tokenFile = cliTokenPath(path, rt.source.metrics.token_file);
+  const where = formatHostPort(rt.metricsListen);
+  const target = action === 'list' ? '/api/blocks' : `/api/blocks?address=${encodeURIComponent(bits === undefined ? (ip as string) : `${ip as string}/${bits}`)}`;
+  let answer: ApiAnswer | null;
+  if (action === 'list') {
+    answer = await callApi(rt.metricsListen, method, target);
+  } else {
+    let token: string | null = null;
+    let tokenError = '';
     try {
       token = readToken(tokenFile);
     } catch (err) {
       tokenError = (err as Error).message;
     }
-  }
-  const target = bits === undefined ? (ip as string) : `${ip as string}/${bits}`;
-  const answer = await callApi(rt, method, action === 'list' ? '' : `?address=${encodeURIComponent(target)}`, token);
-  if (answer) {
-    if (answer.status === 401 || answer.status === 503) {
-      const why = token === null ? `cannot read the token file ${tokenFile}: ${tokenError}` : `the token in ${tokenFile} was refused`;
-      throw new CliError('E_AUTH', `ampguard at ${formatHostPort(rt.metricsListen)} said ${answer.status}: ${String(answer.body.error)} (${why})`);
+    if (token === null) {
+      // without the token nothing is sent but a request for a nonce: is anyone there?
+      const probe = await callApi(rt.metricsListen, 'GET', '/healthz');
+      if (probe !== null) throw new CliError('E_AUTH', `cannot prove the token to ampguard at ${where}: cannot read the token file ${tokenFile}: ${tokenError}`);
+      answer = null;
+    } else {
+      const outcome = await provenRequest(rt.metricsListen, token, method, target);
+      if (outcome.kind === 'unproven') {
+        throw new CliError(
+          'E_AUTH',
+          `what listens at ${where} could not prove it holds the token in ${tokenFile} (${outcome.detail}): not ampguard, or ampguard with another token file; nothing was sent and nothing changed`,
+        );
+      }
+      if (outcome.kind === 'refused') throw new CliError('E_AUTH', `ampguard at ${where} said ${outcome.answer.status}: ${String(outcome.answer.body.error)}`);
+      answer = outcome.kind === 'answer' ? outcome.answer : null;
     }
-    if (answer.status !== 200) throw new CliError('E_UNREACHABLE', `ampguard at ${formatHostPort(rt.metricsListen)} said ${answer.status}: ${String(answer.body.error)}`);
-    if (action === 'list') printList(answer.body);
+  }
+  if (answer) {
+    if (answer.status === 401) throw new CliError('E_AUTH', `ampguard at ${where} refused the proof of the token in ${tokenFile}: ${String(answer.body.error)}`);
+    if (answer.status !== 200) throw new CliError('E_UNREACHABLE', `ampguard at ${where} said ${answer.status}: ${String(answer.body.error)}`);
+    if (action === 'list') printList(answer.body, opts.json);
     else process.stdout.write(`${action === 'add' ? 'blocked' : 'unblocked'} ${String(answer.body.blocked ?? answer.body.unblocked)}\n`);
     return 0;
   }
@@ -90,7 +134,7 @@ export async function blocksCommand(path: string, args: string[]): Promise<numbe
     const entries = await sink.list();
     // the per-prefix sets and the aggregate networks' sets (docs/defence.md): networks are listed as net/len
     if (!entries) throw new CliError('E_KERNEL', `cannot read the ${sink.mode} sets ${[k.set, k.set6, k.setNet, k.setNet6].join(', ')}`);
-    printList({ mode: `${sink.mode} (kernel set; ampguard not running)`, total: entries.length, blocks: entries.map((e) => ({ prefix: e.prefix, expiresInSec: e.timeoutSec, where: sink.mode })) });
+    printList({ mode: `${sink.mode} (kernel set; ampguard not running)`, total: entries.length, blocks: entries.map((e) => ({ prefix: e.prefix, expiresInSec: e.timeoutSec, where: sink.mode })) }, opts.json);
     return 0;
   }
   const fam = family as 4 | 6;

@@ -2,6 +2,9 @@
 // parses it and hands over to one file per command. Control-plane errors print
 // their code and message, exit 1.
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { COMMANDS, commandUsage, globalUsage } from './usage.js';
 import { CliError } from './common.js';
 import { runCommand } from './run.js';
 import { checkConfigCommand } from './check-config.js';
@@ -11,14 +14,20 @@ import { genConfigCommand } from './gen-config.js';
 import { topCommand } from './top.js';
 import { replayCommand } from './replay.js';
 
-const USAGE = `usage:
-  ampguard run --config FILE
-  ampguard check-config --config FILE
-  ampguard firewall --config FILE [--format iptables|ip6tables|nft|ipset]
-  ampguard blocks list|add IP|del IP --config FILE
-  ampguard top --config FILE [--once] [--interval S] [-n N]
-  ampguard gen-config [--out DIR]
-  ampguard replay --config FILE [--json] [--sweep KEY=V1,V2,...] [--plot FILE.svg] [--port N] [--server IP] [-n N] CAPTURE...`;
+/** package.json's version: dist/src/cli/ is three levels below the package root */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** A number option: within [min, max] (and whole when asked), or an E_USAGE error naming it. */
+function numberOption(name: string, text: string, min: number, max: number, integer: boolean): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+    throw new CliError('E_USAGE', `${name} ${text}: expected ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`, 2);
+  }
+  return n;
+}
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -29,6 +38,7 @@ async function main(argv: string[]): Promise<number> {
       format: { type: 'string', default: 'iptables' },
       out: { type: 'string', default: 'config' },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'V' },
       once: { type: 'boolean', default: false },
       interval: { type: 'string', default: '2' },
       n: { type: 'string', short: 'n', default: '20' },
@@ -39,14 +49,26 @@ async function main(argv: string[]): Promise<number> {
       server: { type: 'string', multiple: true, default: [] },
     },
   });
-  const [command, ...rest] = positionals;
-  if (values.help || !command) {
-    process.stdout.write(`${USAGE}\n`);
-    return values.help ? 0 : 2;
+  let [command, ...rest] = positionals;
+  if (values.version) {
+    process.stdout.write(`ampguard ${version()}\n`);
+    return 0;
+  }
+  if (command === 'help') [command, ...rest] = rest;
+  if (command !== undefined && !(command in COMMANDS)) {
+    throw new CliError('E_USAGE', `unknown command "${command}"\n${globalUsage()}`, 2);
+  }
+  if (!command) {
+    process.stdout.write(`${globalUsage()}\n`);
+    return values.help || positionals[0] === 'help' ? 0 : 2;
+  }
+  if (values.help || positionals[0] === 'help') {
+    process.stdout.write(`${commandUsage(command)}\n`);
+    return 0;
   }
   if (command === 'gen-config') return genConfigCommand(values.out as string);
   const config = values.config;
-  if (!config) throw new CliError('E_USAGE', `${command}: --config FILE is required\n${USAGE}`, 2);
+  if (!config) throw new CliError('E_USAGE', `${command}: --config FILE is required\n${commandUsage(command)}`, 2);
   switch (command) {
     case 'run':
       return runCommand(config);
@@ -55,20 +77,25 @@ async function main(argv: string[]): Promise<number> {
     case 'firewall':
       return firewallCommand(config, values.format as string);
     case 'blocks':
-      return blocksCommand(config, rest);
+      return blocksCommand(config, rest, { json: values.json as boolean });
     case 'top':
       return topCommand(config, {
-        once: values.once as boolean,
-        intervalS: Math.max(0.5, Number(values.interval) || 2),
-        n: Math.max(1, Math.min(100, Number(values.n) || 20)),
+        once: (values.once as boolean) || (values.json as boolean),
+        json: values.json as boolean,
+        intervalS: numberOption('--interval', values.interval as string, 0.5, 3600, false),
+        n: numberOption('-n', values.n as string, 1, 100, true),
       });
-    case 'replay':
+    case 'replay': {
+      for (const s of values.server as string[]) {
+        if (isIP(s) === 0) throw new CliError('E_USAGE', `--server ${s}: expected an IP address`, 2);
+      }
       return replayCommand({
         config, captures: rest, json: values.json as boolean, sweep: values.sweep as string[], plot: values.plot as string | undefined,
-        ports: values.port as string[], servers: values.server as string[], top: Math.max(1, Math.min(10_000, Number(values.n) || 20)),
+        ports: values.port as string[], servers: values.server as string[], top: numberOption('-n', values.n as string, 1, 10_000, true),
       });
+    }
     default:
-      throw new CliError('E_USAGE', `unknown command "${command}"\n${USAGE}`, 2);
+      throw new CliError('E_USAGE', `unknown command "${command}"\n${globalUsage()}`, 2);
   }
 }
 
@@ -81,7 +108,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`ampguard: ${err.code}: ${err.message}\n`);
       process.exitCode = err.exitCode;
     } else if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`ampguard: E_USAGE: ${err.message}\n${USAGE}\n`);
+      process.stderr.write(`ampguard: E_USAGE: ${err.message}\n${globalUsage()}\n`);
       process.exitCode = 2;
     } else {
       process.stderr.write(`ampguard: ${(err as Error).stack ?? String(err)}\n`);

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig, formatIssues, type ConfigIssue } from '../config/load.js';
 import { compileConfig, type RuntimeConfig } from '../config/compile.js';
 import { readResolvConf } from '../main.js';
+import { forwardLoops } from '../config/sanity.js';
 
 export type CliErrorCode = 'E_USAGE' | 'E_CONFIG' | 'E_CONFIG_READ' | 'E_START' | 'E_KERNEL' | 'E_UNREACHABLE' | 'E_AUTH' | 'E_CAPTURE';
 
@@ -25,7 +26,9 @@ export function configIssues(text: string): { runtime: RuntimeConfig | null; iss
   const loaded = loadConfig(text);
   if (!loaded.ok) return { runtime: null, issues: loaded.issues };
   const compiled = compileConfig(loaded.config, readResolvConf());
-  return compiled.ok ? { runtime: compiled.runtime, issues: [] } : { runtime: null, issues: compiled.issues };
+  if (!compiled.ok) return { runtime: null, issues: compiled.issues };
+  const loops = forwardLoops(compiled.runtime);
+  return loops.length > 0 ? { runtime: null, issues: loops } : { runtime: compiled.runtime, issues: [] };
 }
 
 /** The runtime config from a file, or a CliError naming every problem by key path. */

@@ -4,6 +4,7 @@
 // listener and its connections and leaves within STOP_DEADLINE_MS whatever a
 // client does. A cluster worker reads no file: its configuration comes from
 // the primary.
+import type { ToPrimary } from '../cluster/messages.js';
 import cluster from 'node:cluster';
 import { createLogger } from '../log/logger.js';
 import { startFrontend, type Frontend } from '../main.js';
@@ -23,6 +24,9 @@ async function runAsWorker(): Promise<number> {
   // the primary handles signals (a reload reaches workers as a message); a worker
   // only leaves when it is disconnected, whatever `pkill` hits the whole group
   attachSignals({ reload: () => undefined, stop: () => undefined });
+  // a message to a primary that already left (it gave up on another worker's start
+  // error) fails with EPIPE: the disconnect that follows ends this worker, not a throw
+  cluster.worker?.on('error', () => undefined);
   const early = createLogger('info').child({ worker: cluster.worker?.id });
   let runtime;
   try {
@@ -36,7 +40,9 @@ async function runAsWorker(): Promise<number> {
     await runWorker(runtime, log);
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'worker cannot start');
-    process.exit(1);
+    // the primary's start error says why, not just that a worker left
+    if (process.send) process.send({ t: 'failed', err: (err as Error).message } satisfies ToPrimary, () => process.exit(1));
+    else process.exit(1);
   }
   return new Promise(() => undefined); // lives until the primary disconnects it
 }

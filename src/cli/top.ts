@@ -38,7 +38,7 @@ export function formatTop(answer: TopAnswer, blocked: ReadonlySet<string>, now: 
   return lines.join('\n') + '\n';
 }
 
-export async function topCommand(path: string, opts: { once: boolean; intervalS: number; n: number }): Promise<number> {
+export async function topCommand(path: string, opts: { once: boolean; json?: boolean; intervalS: number; n: number }): Promise<number> {
   const listen = runtimeFromFile(path).metricsListen;
   const show = async (): Promise<string> => {
     try {
@@ -46,7 +46,9 @@ export async function topCommand(path: string, opts: { once: boolean; intervalS:
         get<TopAnswer>(listen, `/api/top?n=${opts.n}`),
         get<{ blocks: { prefix: string }[] }>(listen, '/api/blocks?limit=10000'),
       ]);
-      return formatTop(top, new Set(blocks.blocks.map((b) => b.prefix)), new Date());
+      const blocked = new Set(blocks.blocks.map((b) => b.prefix));
+      if (opts.json) return JSON.stringify({ window_s: top.window_s, top: top.top.map((t) => ({ ...t, blocked: blocked.has(t.prefix) })) }) + '\n';
+      return formatTop(top, blocked, new Date());
     } catch (err) {
       throw new CliError('E_UNREACHABLE', `cannot reach ampguard at ${formatHostPort(listen)}: ${(err as Error).message}`);
     }

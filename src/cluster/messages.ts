@@ -24,7 +24,9 @@ export type ToPrimary =
   /** the worker's data-plane numbers, every SNAPSHOT_MS */
   | { readonly t: 'stats'; readonly s: DataplaneSnapshot }
   /** the answer to an `ask` */
-  | { readonly t: 'answer'; readonly id: number; readonly data: unknown };
+  | { readonly t: 'answer'; readonly id: number; readonly data: unknown }
+  /** why the worker cannot start (a bind error, say), sent just before it exits */
+  | { readonly t: 'failed'; readonly err: string };
 
 export type ToWorker =
   /**

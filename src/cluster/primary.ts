@@ -62,8 +62,16 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
     new Promise((resolve, reject) => {
       const w = cluster.fork();
       workers.add(w);
+      let failure: string | undefined;
+      // sending to a worker that just died fails with EPIPE; its 'exit' is what counts
+      w.on('error', () => undefined);
       w.on('message', (m: ToPrimary) => {
         switch (m.t) {
+          case 'failed':
+            // reject now: the exit may be seen before this message
+            failure = m.err;
+            if (!started) reject(new Error(m.err));
+            break;
           case 'hello':
             w.send({ t: 'config', config, resolvConf } satisfies ToWorker);
             break;
@@ -95,7 +103,7 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
         const hung = killedHung.delete(w.id);
         if (closing) return;
         // A worker that cannot start (a port in use, say) fails the start: respawning it would loop.
-        if (!started) return reject(new Error(`a worker exited before it was ready (${code ?? signal}); see its log line above`));
+        if (!started) return reject(new Error(failure ?? `a worker exited before it was ready (${code ?? signal}); see its log line above`));
         const decision = respawn.onCrash(Date.now());
         if ('giveUp' in decision) {
           log.fatal({ worker: w.id, code, signal, reason: decision.giveUp }, 'workers keep dying, ampguard gives up');

@@ -1,6 +1,6 @@
 // Pure: YAML text in, a validated Config or every problem with its key path out
 // (CONTRIBUTING.md rule 5). Reading files and exiting belong to the CLI.
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 
@@ -8,17 +8,36 @@ export interface ConfigIssue {
   /** dotted key path, e.g. "policy.large_response.rate" or "backends.0.address"; "" for the document */
   readonly path: string;
   readonly message: string;
+  /** where in the YAML text (1-based), when the problem has a place there */
+  readonly line?: number;
+  readonly col?: number;
 }
 
 export type LoadResult = { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] };
 
 export function loadConfig(text: string): LoadResult {
-  const doc = parseDocument(text, { prettyErrors: false });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, lineCounter: lines });
   if (doc.errors.length > 0) {
-    return { ok: false, issues: doc.errors.map((e) => ({ path: '', message: `YAML: ${e.message.split('\n')[0]}` })) };
+    return {
+      ok: false,
+      issues: doc.errors.map((e) => ({ path: '(YAML)', message: `YAML: ${e.message.split('\n')[0]}`, ...lines.linePos(e.pos[0]) })),
+    };
   }
   const raw: unknown = doc.toJS() ?? {};
-  return validateConfig(raw);
+  const result = validateConfig(raw);
+  return result.ok ? result : { ok: false, issues: result.issues.map((i) => ({ ...i, ...placeOf(doc, lines, i.path) })) };
+}
+
+/** The line and column of the deepest node of a key path that exists in the document. */
+function placeOf(doc: Document, lines: LineCounter, path: string): { line?: number; col?: number } {
+  if (path === '' || path === '(top level)') return {};
+  const keys: (string | number)[] = path.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k));
+  for (let n = keys.length; n > 0; n--) {
+    const node: unknown = doc.getIn(keys.slice(0, n), true);
+    if (isNode(node) && node.range) return lines.linePos(node.range[0]);
+  }
+  return {};
 }
 
 export function validateConfig(raw: unknown): LoadResult {
@@ -36,5 +55,5 @@ function toIssues(issue: z.core.$ZodIssue): ConfigIssue[] {
 }
 
 export function formatIssues(issues: readonly ConfigIssue[]): string {
-  return issues.map((i) => `${i.path}: ${i.message}`).join('\n');
+  return issues.map((i) => `${i.path}: ${i.message}${i.line !== undefined ? ` (line ${i.line}, column ${i.col ?? 1})` : ''}`).join('\n');
 }

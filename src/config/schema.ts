@@ -186,9 +186,9 @@ export const configSchema = z.strictObject({
   metrics: z
     .strictObject({
       listen: hostPort.default('127.0.0.1:9153').meta({ description: 'GET /metrics (Prometheus text) and GET /healthz' }),
-      token_file: z.string().min(1).default('ampguard.token').meta({
+      token_file: z.string().default('').meta({
         description:
-          'bearer token that POST/DELETE /api/blocks require (what `ampguard blocks add|del` sends); created 0600 with a random token at start when missing; a relative path is taken from the config file\'s directory',
+          'the operator\'s token, which `ampguard blocks add|del` proves it holds (challenge and HMAC, never sent) before POST/DELETE /api/blocks; created 0600 with a random token at start when missing; refused when others may read it or another user owns it. Empty: $RUNTIME_DIRECTORY/token under systemd (the shipped unit: /run/ampguard/token), else ampguard.token beside the config file; a relative path is taken from the config file\'s directory',
       }),
     })
     .meta({ description: 'Prometheus metrics and health endpoint' })

@@ -1,6 +1,7 @@
 // block.mode -> a started sink. `auto` tries ipset and falls back to userspace
-// with one warning; an explicit kernel mode that the kernel refuses also falls
-// back (never a crash) but logs an error, since the operator asked for it.
+// with one warning (ampguard_enforcement_mode says which it took); an explicit
+// kernel mode that the kernel refuses is a start-up error naming what it lacks,
+// since the operator asked for it (SPEC: "a startup error").
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Exec } from './exec.js';
@@ -22,7 +23,17 @@ export async function chooseSink(mode: Config['block']['mode'], k: KernelSetting
     for (const note of started.notes ?? []) log.warn({ mode: sink.mode }, note);
     return sink;
   }
-  if (mode === 'auto') log.warn({ err: started.error }, 'kernel set not available, blocking in userspace (block.mode auto)');
-  else log.error({ mode, err: started.error }, 'kernel enforcement could not start, blocking in userspace');
+  if (mode !== 'auto') throw new KernelModeError(mode, started.error ?? 'the kernel refused');
+  log.warn({ err: started.error }, 'kernel set not available, blocking in userspace (block.mode auto)');
   return processOnlySink('userspace');
+}
+
+/** block.mode ipset|nftables asked for, and the kernel set could not be made: ampguard does not start. */
+export class KernelModeError extends Error {
+  constructor(readonly mode: 'ipset' | 'nftables', cause: string) {
+    const needs = mode === 'ipset'
+      ? 'root or CAP_NET_ADMIN (and CAP_NET_RAW for iptables\' set match), and the ipset and iptables commands'
+      : 'root or CAP_NET_ADMIN, and the nft command';
+    super(`block.mode ${mode} cannot start: ${cause.split('\n')[0]}; it needs ${needs} (the shipped unit grants the capabilities); or set block.mode: auto (falls back to userspace) or userspace`);
+  }
 }

@@ -1,69 +1,96 @@
-// The stateless ruleset as `iptables-restore` / `ip6tables-restore` input.
+// The stateless ruleset as `iptables-restore --noflush` / `ip6tables-restore
+// --noflush` input: ampguard's own chains only, so loading it again replaces
+// them and nothing else (the operator's rules, fail2ban's and docker's stay).
+// deploy/firewall/install.sh then jumps to them from the built-in chains once
+// and sets INPUT's policy to DROP (IPTABLES_JUMPS says how).
 // Why each part: conntrack on a busy UDP service fills up and silently drops new
-// flows, so DNS flows (serving and backending, both directions) get NOTRACK;
-// without state, TCP is accepted with `! --syn` (every segment after the
-// handshake) and SYNs only to our ports; ICMP destination-unreachable (and
-// ICMPv6 packet-too-big) stay allowed or PMTU discovery breaks; offenders'
-// UDP is dropped in raw PREROUTING, before conntrack and before our socket.
+// flows, so DNS service flows (serving and backending, both directions) get
+// NOTRACK; the host's own flows (the recursor's queries upstream, NTP, apt) stay
+// tracked and their answers come back through ESTABLISHED,RELATED; without
+// state, TCP is accepted with `! --syn` (every segment after the handshake) and
+// SYNs only to our ports; ICMP destination-unreachable (and ICMPv6
+// packet-too-big) stay allowed or PMTU discovery breaks; offenders' UDP is
+// dropped in raw PREROUTING, before conntrack and before our socket.
 import type { FirewallInput } from './input.js';
 import { ipsetDropRuleArgs } from '../kernel/rules.js';
+
+export const CHAIN_PRE = 'AMPGUARD-PREROUTING';
+export const CHAIN_OUT = 'AMPGUARD-OUTPUT';
+export const CHAIN_IN = 'AMPGUARD-INPUT';
+
+/**
+ * Where each chain is jumped to from, and how: raw first (the set DROP and
+ * NOTRACK must see a packet before anything else), filter INPUT appended (the
+ * operator's own rules keep deciding first; ours accept what DNS needs, the
+ * policy drops the rest). install.sh adds each jump only when it is missing.
+ */
+export const IPTABLES_JUMPS = [
+  { table: 'raw', chain: 'PREROUTING', target: CHAIN_PRE, insert: true },
+  { table: 'raw', chain: 'OUTPUT', target: CHAIN_OUT, insert: true },
+  { table: 'filter', chain: 'INPUT', target: CHAIN_IN, insert: false },
+] as const;
 
 export function iptablesRuleset(f: FirewallInput, family: 4 | 6): string {
   const set = family === 4 ? f.set : f.set6;
   const netSet = family === 4 ? f.setNet : f.setNet6;
   const backends = f.backends.filter((b) => b.family === family);
-  const raw: string[] = [];
-  for (const port of f.udpPorts) raw.push(`-A PREROUTING ${ipsetDropRuleArgs(set, port).join(' ')}`);
-  for (const port of f.udpPorts) raw.push(`-A PREROUTING ${ipsetDropRuleArgs(netSet, port).join(' ')}`);
-  for (const port of f.udpPorts) {
-    raw.push(`-A PREROUTING -p udp --dport ${port} -j CT --notrack`, `-A OUTPUT -p udp --sport ${port} -j CT --notrack`);
-  }
-  for (const port of f.tcpPorts) {
-    raw.push(`-A PREROUTING -p tcp --dport ${port} -j CT --notrack`, `-A OUTPUT -p tcp --sport ${port} -j CT --notrack`);
+  const pre: string[] = [];
+  const out: string[] = [];
+  for (const port of f.udpPorts) pre.push(`-A ${CHAIN_PRE} ${ipsetDropRuleArgs(set, port).join(' ')}`);
+  for (const port of f.udpPorts) pre.push(`-A ${CHAIN_PRE} ${ipsetDropRuleArgs(netSet, port).join(' ')}`);
+  for (const [proto, ports] of [['udp', f.udpPorts], ['tcp', f.tcpPorts]] as const) {
+    for (const port of ports) {
+      pre.push(`-A ${CHAIN_PRE} -p ${proto} --dport ${port} -j CT --notrack`);
+      out.push(`-A ${CHAIN_OUT} -p ${proto} --sport ${port} -j CT --notrack`);
+    }
   }
   for (const b of backends) {
     for (const proto of ['udp', 'tcp']) {
-      raw.push(
-        `-A OUTPUT -p ${proto} -d ${b.host} --dport ${b.port} -j CT --notrack`,
-        `-A PREROUTING -p ${proto} -s ${b.host} --sport ${b.port} -j CT --notrack`,
-      );
+      out.push(`-A ${CHAIN_OUT} -p ${proto} -d ${b.host} --dport ${b.port} -j CT --notrack`);
+      pre.push(`-A ${CHAIN_PRE} -p ${proto} -s ${b.host} --sport ${b.port} -j CT --notrack`);
     }
   }
   const icmp = family === 4
-    ? ['-A INPUT -p icmp --icmp-type destination-unreachable -j ACCEPT', '-A INPUT -p icmp --icmp-type echo-request -j ACCEPT']
+    ? ['-p icmp --icmp-type destination-unreachable', '-p icmp --icmp-type echo-request']
     : [
-        '-A INPUT -p ipv6-icmp --icmpv6-type destination-unreachable -j ACCEPT',
-        '-A INPUT -p ipv6-icmp --icmpv6-type packet-too-big -j ACCEPT',
-        '-A INPUT -p ipv6-icmp --icmpv6-type echo-request -j ACCEPT',
+        '-p ipv6-icmp --icmpv6-type destination-unreachable',
+        '-p ipv6-icmp --icmpv6-type packet-too-big',
+        '-p ipv6-icmp --icmpv6-type echo-request',
         // neighbour discovery: without it IPv6 stops working on the link
-        '-A INPUT -p ipv6-icmp --icmpv6-type neighbour-solicitation -j ACCEPT',
-        '-A INPUT -p ipv6-icmp --icmpv6-type neighbour-advertisement -j ACCEPT',
-        '-A INPUT -p ipv6-icmp --icmpv6-type router-advertisement -j ACCEPT',
+        '-p ipv6-icmp --icmpv6-type neighbour-solicitation',
+        '-p ipv6-icmp --icmpv6-type neighbour-advertisement',
+        '-p ipv6-icmp --icmpv6-type router-advertisement',
       ];
-  const filter: string[] = [
-    '-A INPUT -i lo -j ACCEPT',
-    ...f.udpPorts.map((p) => `-A INPUT -p udp --dport ${p} -j ACCEPT`),
-    ...f.tcpPorts.map((p) => `-A INPUT -p tcp --dport ${p} -j ACCEPT`),
-    '-A INPUT -p tcp ! --syn -j ACCEPT',
-    ...backends.map((b) => `-A INPUT -p udp -s ${b.host} --sport ${b.port} -j ACCEPT`),
+  const accept = [
+    '-i lo',
+    // the host's own flows: the recursor's answers from upstream, NTP, package downloads
+    '-m conntrack --ctstate ESTABLISHED,RELATED',
+    ...f.udpPorts.map((p) => `-p udp --dport ${p}`),
+    ...f.tcpPorts.map((p) => `-p tcp --dport ${p}`),
+    '-p tcp ! --syn',
+    ...backends.map((b) => `-p udp -s ${b.host} --sport ${b.port}`),
     ...icmp,
-    `-A INPUT -p tcp --dport ${f.metricsPort} -j ACCEPT`,
-    ...f.allowTcp.map((p) => `-A INPUT -p tcp --dport ${p} -j ACCEPT`),
-    ...f.allowUdp.map((p) => `-A INPUT -p udp --dport ${p} -j ACCEPT`),
+    `-p tcp --dport ${f.metricsPort}`,
+    ...f.allowTcp.map((p) => `-p tcp --dport ${p}`),
+    ...f.allowUdp.map((p) => `-p udp --dport ${p}`),
   ];
+  const tool = family === 4 ? 'iptables' : 'ip6tables';
   return [
-    `# ampguard stateless ruleset (${family === 4 ? 'iptables' : 'ip6tables'}-restore); generated by \`ampguard firewall\``,
+    `# ampguard stateless ruleset for \`${tool}-restore --noflush\`; generated by \`ampguard firewall\``,
+    '# Only ampguard\'s own chains: loading it again replaces them and leaves every other rule alone.',
     `# the sets ${set} and ${netSet} must exist first: ampguard creates them at start, or \`ampguard firewall --format ipset | ipset restore\``,
+    '# deploy/firewall/install.sh then adds, once each:',
+    ...IPTABLES_JUMPS.map((j) => `#   ${tool} -t ${j.table} ${j.insert ? '-I' : '-A'} ${j.chain}${j.insert ? ' 1' : ''} -j ${j.target}`),
+    `#   ${tool} -P INPUT DROP`,
     '*raw',
-    ':PREROUTING ACCEPT [0:0]',
-    ':OUTPUT ACCEPT [0:0]',
-    ...raw,
+    `:${CHAIN_PRE} - [0:0]`,
+    `:${CHAIN_OUT} - [0:0]`,
+    ...pre,
+    ...out,
     'COMMIT',
     '*filter',
-    ':INPUT DROP [0:0]',
-    ':FORWARD DROP [0:0]',
-    ':OUTPUT ACCEPT [0:0]',
-    ...filter,
+    `:${CHAIN_IN} - [0:0]`,
+    ...accept.map((m) => `-A ${CHAIN_IN} ${m} -j ACCEPT`),
     'COMMIT',
     '',
   ].join('\n');

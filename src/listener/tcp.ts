@@ -13,6 +13,7 @@ import type { Counters, TcpCloseReason } from '../metrics/counters.js';
 import { FrameReader, frame } from '../dns/framing.js';
 import { unmapIpv4 } from './mapped.js';
 import type { TcpClient, TcpSession } from '../pipeline/tcp-session.js';
+import { bindError } from '../net/bind-error.js';
 
 export type SessionFactory = (client: TcpClient) => TcpSession;
 /** the key a client's connections are counted under: its budget prefix (/32, /64 by default) */
@@ -78,9 +79,10 @@ export class TcpListener {
 
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
+      const failed = (err: Error): void => reject(bindError(err, 'tcp', this.address));
+      this.server.once('error', failed);
       this.server.listen({ port: this.address.port, host: this.address.host, backlog: 1024 }, () => {
-        this.server.off('error', reject);
+        this.server.off('error', failed);
         resolve();
       });
     });

@@ -9,6 +9,7 @@ import { META, STAT_SLOTS, type NativeBinding, type NativeUdpSocket } from '../n
 import { formatIpv6 } from '../native/address.js';
 import { Ipv4Names } from '../net/ipv4-names.js';
 import { copyOut } from '../net/bytes.js';
+import { bindError } from '../net/bind-error.js';
 
 /** a query longer than this is dropped as malformed (the pipeline counts it): no real query comes close */
 export const QUERY_SLOT_BYTES = 4096;
@@ -79,7 +80,7 @@ export class NativeUdpListener implements UdpReplyTarget {
       return Promise.resolve();
     } catch (err) {
       this.socket.close();
-      return Promise.reject(err as Error);
+      return Promise.reject(bindError(err as Error, 'udp', this.address));
     }
   }
 

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import type { UdpPath, UdpReplyTarget } from '../pipeline/udp-path.js';
 import { unmapIpv4 } from './mapped.js';
+import { bindError } from '../net/bind-error.js';
 import type { UdpIoErrorKey } from '../metrics/counters.js';
 import { OncePerSecond } from '../log/once-per-second.js';
 
@@ -62,9 +63,10 @@ export class UdpListener implements UdpReplyTarget {
 
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.socket.once('error', reject);
+      const failed = (err: Error): void => reject(bindError(err, 'udp', this.address));
+      this.socket.once('error', failed);
       this.socket.bind({ port: this.address.port, address: this.address.host, exclusive: DGRAM_REUSE_PORT }, () => {
-        this.socket.off('error', reject);
+        this.socket.off('error', failed);
         resolve();
       });
     });

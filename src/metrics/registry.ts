@@ -51,7 +51,12 @@ export interface EnforcementSources {
   kernelRejected?(): Readonly<Record<string, number>>;
   /** offenders not blocked at all (allowlist | invalid | full) */
   blocksRefused?(): Readonly<Record<string, number>>;
+  /** the enforcement mode in effect (what block.mode auto chose) */
+  enforcementMode?(): string;
 }
+
+/** the values of ampguard_enforcement_mode's label: every sink there is */
+export const ENFORCEMENT_MODES = ['ipset', 'nftables', 'userspace', 'off'] as const;
 
 export type RegistrySources = DataplaneSources & EnforcementSources;
 
@@ -234,6 +239,16 @@ export function registerEnforcementMetrics(registry: Registry, src: EnforcementS
   mirroredCounter(registry, 'ampguard_kernel_errors_total', 'kernel set commands (ipset, nft) that failed; each is retried', null, () => src.kernelErrors());
   mirroredCounter(registry, 'ampguard_kernel_rejected_total', 'block entries the kernel set refused, by reason (full: block.max_elements reached; invalid: an element the kernel cannot hold); they stay blocked in userspace only', 'reason', () => src.kernelRejected?.() ?? { invalid: 0, full: 0 });
   mirroredCounter(registry, 'ampguard_blocks_refused_total', 'offenders not blocked: allowlist (the prefix covers an allowlisted address), invalid (no client has that address), full (block.max_elements are blocked); the tripping reply is still dropped', 'reason', () => src.blocksRefused?.() ?? { allowlist: 0, invalid: 0, full: 0 });
+  new Gauge({
+    name: 'ampguard_enforcement_mode',
+    help: 'the enforcement mode in effect, 1 on its mode label (ipset, nftables, userspace, off) and 0 on the others: what block.mode auto chose',
+    labelNames: ['mode'],
+    registers: [registry],
+    collect() {
+      const now = src.enforcementMode?.() ?? '';
+      for (const m of ENFORCEMENT_MODES) this.set({ mode: m }, m === now ? 1 : 0);
+    },
+  });
   new Gauge({
     name: 'ampguard_enforcement_degraded',
     help: '1 while kernel enforcement is configured but failing and blocks are held in userspace only',

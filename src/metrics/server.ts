@@ -10,6 +10,7 @@ import type { HostPort } from '../config/address.js';
 import { OncePerSecond, type ErrorSink } from '../log/once-per-second.js';
 import { httpErrors } from './http-errors.js';
 import { createLogger } from '../log/logger.js';
+import { bindError } from '../net/bind-error.js';
 
 /** A route may return a promise: a rejection is caught like a throw. */
 export type Route = (req: http.IncomingMessage, res: http.ServerResponse, query: URLSearchParams) => void | Promise<unknown>;
@@ -133,9 +134,10 @@ export function startMetricsServer(listen: HostPort, deps: MetricsServerDeps): P
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (err: Error): void => reject(bindError(err, 'http', listen));
+    server.once('error', failed);
     server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       // a listener error after start (EMFILE on accept, say) is logged, not thrown
       server.on('error', (err) => faults.report('http_request', err));
       resolve(server);

@@ -4,8 +4,9 @@
 //   GET  /api/top?n=N          top prefixes by large-reply bytes, last minute (N <= 100)
 //   GET  /api/blocks?limit=N&offset=M   a page of the current blocks (at most N, 10000 by default,
 //        from the M-th; `next` is the offset of the following page, or null) and the latest 100 block events
-//   POST|DELETE /api/blocks?address=IP   block / unblock by hand: loopback peers with the
-//                                        bearer token of metrics.token_file, same-origin only
+//   POST /api/challenge?client=NONCE     the server's nonce and its proof of the token (proof.ts)
+//   POST|DELETE /api/blocks?address=IP   block / unblock by hand: loopback peers proving the
+//                                        token of metrics.token_file, same-origin only
 // Every /api path answers only to a Host this listener owns (DNS rebinding);
 // the rules are in control.ts and docs/security.md.
 import type http from 'node:http';
@@ -15,7 +16,9 @@ import { fileURLToPath } from 'node:url';
 import type { Route } from '../metrics/server.js';
 import type { OperatorView } from './view.js';
 import { statsFromMetrics } from './stats.js';
-import { hostAllowed, originAllowed, parseBlockTargetText, tokenMatches } from './control.js';
+import { hostAllowed, originAllowed, parseBlockTargetText, requestProven } from './control.js';
+import { Challenges } from './challenges.js';
+import { NONCE_RE, newNonce, serverProof, SCHEME } from './proof.js';
 import type { HostPort } from '../config/address.js';
 
 const MAX_TOP = 100;
@@ -55,15 +58,19 @@ export interface ControlGuard {
   readonly token: string | null;
   /** why there is no token, for the 503 answer */
   readonly tokenError?: string;
+  /** the clock of the nonces' expiry (Date.now) */
+  readonly now?: () => number;
 }
 
+type Access = 'read' | 'challenge' | 'change';
+
 /** Refuses what the caller may not do, answering for it; true when the request may go on. */
-function admitted(req: http.IncomingMessage, res: http.ServerResponse, guard: ControlGuard, changes: boolean): boolean {
+function admitted(req: http.IncomingMessage, res: http.ServerResponse, guard: ControlGuard, access: Access, challenges: Challenges): boolean {
   if (!hostAllowed(req.headers.host, guard.listen)) {
     json(res, 403, { error: 'Host is not this listener (use its address or localhost)' });
     return false;
   }
-  if (!changes) return true;
+  if (access === 'read') return true;
   if (!isLoopback(req.socket.remoteAddress)) {
     json(res, 403, { error: 'changes only from loopback' });
     return false;
@@ -76,9 +83,11 @@ function admitted(req: http.IncomingMessage, res: http.ServerResponse, guard: Co
     json(res, 503, { error: `no control token: ${guard.tokenError ?? 'unavailable'}` });
     return false;
   }
-  if (!tokenMatches(req.headers.authorization, guard.token)) {
-    res.setHeader('www-authenticate', 'Bearer');
-    json(res, 401, { error: 'a bearer token (metrics.token_file) is required' });
+  if (access === 'challenge') return true;
+  const now = (guard.now ?? Date.now)();
+  if (!requestProven(req.headers.authorization, req.method ?? '', req.url ?? '', guard.token, challenges, now)) {
+    res.setHeader('www-authenticate', SCHEME);
+    json(res, 401, { error: 'a proof of the token of metrics.token_file is required (use `ampguard blocks`)' });
     return false;
   }
   return true;
@@ -86,17 +95,18 @@ function admitted(req: http.IncomingMessage, res: http.ServerResponse, guard: Co
 
 export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<string, Route> {
   const routes: Record<string, Route> = {};
+  const challenges = new Challenges();
   for (const [path, asset] of Object.entries(assets())) {
     routes[path] = (_req, res) => {
       res.writeHead(200, { 'content-type': asset.type, 'cache-control': 'no-cache' }).end(asset.body);
     };
   }
   routes['/api/stats'] = (req, res) => {
-    if (!admitted(req, res, guard, false)) return;
+    if (!admitted(req, res, guard, 'read', challenges)) return;
     return view.metricsJson().then((m) => json(res, 200, statsFromMetrics(m, Date.now())), failed(res));
   };
   routes['/api/top'] = (req, res, query) => {
-    if (!admitted(req, res, guard, false)) return;
+    if (!admitted(req, res, guard, 'read', challenges)) return;
     const n = Math.max(1, Math.min(MAX_TOP, Number(query.get('n') ?? 20) || 20));
     return view.top(n).then(
       // rung 3 is the enforcer's to say: a blocked prefix still shows the bytes it was sent
@@ -104,12 +114,21 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
       failed(res),
     );
   };
+  routes['/api/challenge'] = (req, res, query) => {
+    if (req.method !== 'POST') return json(res, 405, { error: 'POST' });
+    if (!admitted(req, res, guard, 'challenge', challenges)) return;
+    const client = query.get('client') ?? '';
+    if (!NONCE_RE.test(client)) return json(res, 400, { error: 'client must be 64 hex digits' });
+    const nonce = newNonce();
+    challenges.issue(nonce, (guard.now ?? Date.now)());
+    json(res, 200, { nonce, proof: serverProof(guard.token as string, client, nonce) });
+  };
   routes['/api/blocks'] = (req, res, query) => {
     const e = view.enforcer;
     // promises are returned to the server's fault barrier: a throw in a callback is a 500, not an unhandled rejection
     // HEAD and GET only ever read; everything else that is not a change is refused
     if (req.method === 'GET' || req.method === 'HEAD') {
-      if (!admitted(req, res, guard, false)) return;
+      if (!admitted(req, res, guard, 'read', challenges)) return;
       // a page: only offset + limit entries are walked (the dashboard asks for none, every 2 s)
       const limit = Math.max(0, Math.min(MAX_LISTED, Number(query.get('limit') ?? MAX_LISTED) || 0));
       const offset = Math.max(0, Math.min(Number.MAX_SAFE_INTEGER, Math.floor(Number(query.get('offset') ?? 0)) || 0));
@@ -120,7 +139,7 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
       return;
     }
     if (req.method !== 'POST' && req.method !== 'DELETE') return json(res, 405, { error: 'GET, POST or DELETE' });
-    if (!admitted(req, res, guard, true)) return;
+    if (!admitted(req, res, guard, 'change', challenges)) return;
     const parsed = parseBlockTargetText(query.get('address') ?? '');
     if (!parsed.ok) return json(res, 400, { error: parsed.error });
     if (parsed.bits !== undefined) {

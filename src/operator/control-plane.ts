@@ -46,6 +46,7 @@ export function startControlPlane(p: ControlPlaneParts): Promise<http.Server> {
     kernelRejected: () => e.stats.kernelRejected,
     blocksRefused: () => e.stats.refused,
     enforcementDegraded: () => e.stats.degraded,
+    enforcementMode: () => e.mode,
   });
   return startMetricsServer(p.runtime.metricsListen, {
     registry: p.registry,

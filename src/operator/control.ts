@@ -1,21 +1,25 @@
 // Pure checks in front of the operator API's state changes (docs/security.md):
-// who may change the block set (the bearer token), from where (Host and Origin,
+// who may change the block set (a proof made with the token, proof.ts), from where (Host and Origin,
 // against cross-site pages and DNS rebinding), and which addresses make sense
 // to block at all.
-import { timingSafeEqual, createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { HostPort } from '../config/address.js';
 import { parseIpv6 } from '../net/ip.js';
+import { clientProof, parseAuthorization, proofEqual } from './proof.js';
+import type { Challenges } from './challenges.js';
 
-/** Constant-time comparison: the answer's timing says nothing about how much of the token matched. */
-export function tokenMatches(presented: string | undefined, expected: string | null): boolean {
-  if (expected === null || presented === undefined) return false;
-  const m = /^Bearer[ ]+(\S+)\s*$/i.exec(presented);
-  if (!m) return false;
-  // hashing first gives both sides the same length, which timingSafeEqual needs
-  const a = createHash('sha256').update(m[1]!).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
+/**
+ * A change request's Authorization proves the token: a nonce this server
+ * issued (used up now, whatever the outcome: no replay) and the HMAC of it,
+ * the method and the request target.
+ */
+export function requestProven(
+  header: string | undefined, method: string, target: string, token: string | null, challenges: Challenges, now: number,
+): boolean {
+  const auth = parseAuthorization(header);
+  if (token === null || auth === null) return false;
+  if (!challenges.take(auth.nonce, now)) return false;
+  return proofEqual(auth.proof, clientProof(token, auth.nonce, method, target));
 }
 
 function stripPort(host: string): { name: string; port: string | null } | null {

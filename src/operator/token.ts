@@ -1,19 +1,62 @@
 // The operator's credential for the API's state changes (docs/security.md): a
 // random token in a file only its owner can read (0600), created at the first
-// start, read by `ampguard blocks add|del`. Whoever can read the file may
-// change the block set; everyone else may only look.
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+// start, used by `ampguard blocks add|del` to prove (never send, proof.ts) that
+// it holds it. Whoever can read the file may change the block set; everyone
+// else may only look.
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, isAbsolute, resolve } from 'node:path';
 
 const MAX_TOKEN_FILE = 4096;
+/** where the shipped unit's RuntimeDirectory=ampguard puts it */
+export const SERVICE_TOKEN = '/run/ampguard/token';
 
-/** metrics.token_file as a path: relative to the config file's directory. */
-export function tokenPath(configPath: string, tokenFile: string): string {
+/** systemd's $RUNTIME_DIRECTORY (its first entry), when the service runs under a unit that sets one */
+function runtimeDirectory(env: NodeJS.ProcessEnv): string | null {
+  const first = (env.RUNTIME_DIRECTORY ?? '').split(':')[0] ?? '';
+  return isAbsolute(first) ? first : null;
+}
+
+/**
+ * metrics.token_file as a path, for the service: as configured (relative to
+ * the config file's directory), or, when empty, `$RUNTIME_DIRECTORY/token`
+ * under systemd and `ampguard.token` beside the config file otherwise.
+ */
+export function tokenPath(configPath: string, tokenFile: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (tokenFile === '') {
+    const rt = runtimeDirectory(env);
+    if (rt !== null) return resolve(rt, 'token');
+    return resolve(dirname(resolve(configPath)), 'ampguard.token');
+  }
   return isAbsolute(tokenFile) ? tokenFile : resolve(dirname(resolve(configPath)), tokenFile);
 }
 
-/** The token in `path`; throws when it is missing, empty, not a plain file, or readable by others. */
+/**
+ * The same file, as the CLI finds it: the CLI does not run under the unit, so
+ * with an empty metrics.token_file it takes the unit's /run/ampguard/token
+ * when that exists (and it may see it), else the file beside the config.
+ */
+export function cliTokenPath(configPath: string, tokenFile: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (tokenFile === '' && runtimeDirectory(env) === null && existsSync(SERVICE_TOKEN)) return SERVICE_TOKEN;
+  return tokenPath(configPath, tokenFile, env);
+}
+
+/**
+ * Who may own a token file its reader trusts: the reader, root, or the owner of
+ * the directory it is in (the service's user for /run/ampguard/token, read by
+ * root). A file another user planted in a directory open to them is none of these.
+ */
+function ownerTrusted(path: string, uid: number): boolean {
+  const me = process.geteuid?.() ?? uid;
+  if (uid === me || uid === 0) return true;
+  try {
+    return statSync(dirname(path)).uid === uid;
+  } catch {
+    return false;
+  }
+}
+
+/** The token in `path`; throws when it is missing, empty, not a plain file, readable by others, or owned by someone untrusted. */
 export function readToken(path: string): string {
   // O_NOFOLLOW: a symlink planted where the token should be is refused, not followed
   const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -21,6 +64,9 @@ export function readToken(path: string): string {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new Error(`${path} is not a regular file`);
     if ((st.mode & 0o077) !== 0) throw new Error(`${path} may be read by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
+    if (!ownerTrusted(path, st.uid)) {
+      throw new Error(`${path} belongs to uid ${st.uid}, neither this user (uid ${process.geteuid?.() ?? '?'}), root, nor the owner of its directory: refused (planted?)`);
+    }
     const buf = Buffer.alloc(MAX_TOKEN_FILE);
     const n = readSync(fd, buf, 0, buf.length, 0);
     const token = buf.subarray(0, n).toString('utf8').trim();

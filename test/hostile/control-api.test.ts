@@ -4,11 +4,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import { execFile } from 'node:child_process';
-import { chmodSync, readFileSync, statSync } from 'node:fs';
+import net from 'node:net';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { stringify } from 'yaml';
 import { CLI, startAmpguard, type Ampguard } from '../helpers/ampguard.js';
 import { freePort } from '../helpers/ports.js';
 import { stopAll } from '../helpers/process.js';
+import { proofHeader } from '../helpers/control.js';
+import { ensureToken } from '../../src/operator/token.js';
 
 let ag: Ampguard;
 let tokenFile: string;
@@ -18,7 +23,9 @@ interface Answer {
   body: Record<string, unknown>;
 }
 
-function request(method: string, path: string, headers: Record<string, string> = {}): Promise<Answer> {
+async function request(method: string, path: string, headers: Record<string, string> = {}): Promise<Answer> {
+  // auth() asks for a fresh proof of the token for exactly this request
+  if (headers.authorization === PROVE) headers = { ...headers, authorization: await proofHeader(ag.metricsPort, tokenFile, method, path) };
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port: ag.metricsPort, method, path, headers, timeout: 5000 }, (res) => {
       let text = '';
@@ -39,7 +46,8 @@ function request(method: string, path: string, headers: Record<string, string> =
 }
 
 const token = (): string => readFileSync(tokenFile, 'utf8').trim();
-const auth = (): Record<string, string> => ({ authorization: `Bearer ${token()}` });
+const PROVE = 'prove';
+const auth = (): Record<string, string> => ({ authorization: PROVE });
 const listed = async (): Promise<string[]> =>
   ((await request('GET', '/api/blocks')).body.blocks as { prefix: string }[]).map((b) => b.prefix);
 
@@ -141,5 +149,95 @@ describe('control plane', () => {
     const bad = await cli(['blocks', 'add', '::', '--config', ag.configPath]);
     expect(bad.code).toBe(2);
     expect(ag.proc.child.exitCode).toBeNull();
+  });
+});
+
+describe('the token never leaves the CLI', () => {
+  it('a replayed proof changes nothing; a bearer token is no longer taken', async () => {
+    const target = '/api/blocks?address=127.0.0.13';
+    const header = await proofHeader(ag.metricsPort, tokenFile, 'POST', target);
+    expect((await request('POST', target, { authorization: header })).status).toBe(200);
+    expect((await request('DELETE', target, auth())).status).toBe(200);
+    // the same proof again, as someone who captured it on loopback would send it
+    expect((await request('POST', target, { authorization: header })).status).toBe(401);
+    // a proof for one request does not stand for another
+    const other = await proofHeader(ag.metricsPort, tokenFile, 'POST', target);
+    expect((await request('POST', '/api/blocks?address=127.0.0.14', { authorization: other })).status).toBe(401);
+    expect((await request('POST', target, { authorization: `Bearer ${token()}` })).status).toBe(401);
+    const now = await listed();
+    expect(now).not.toContain('127.0.0.13');
+    expect(now).not.toContain('127.0.0.14');
+  });
+
+  /** A local user's listener on a metrics port while ampguard is down: records every byte, answers as told. */
+  async function impostor(answer: (path: string) => string): Promise<{ port: number; received: () => string; close: () => Promise<void> }> {
+    let bytes = '';
+    const server = net.createServer((sock) => {
+      let req = '';
+      sock.on('data', (d: Buffer) => {
+        bytes += d.toString('latin1');
+        req += d.toString('latin1');
+        if (!req.includes('\r\n\r\n')) return;
+        const path = /^[A-Z]+ (\S+)/.exec(req)?.[1] ?? '';
+        const body = answer(path);
+        sock.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+        req = '';
+      });
+      sock.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    return { port, received: () => bytes, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  }
+
+  for (const [kind, answer] of [
+    // answers every request as ampguard would have before there were proofs
+    ['a naive impostor', (): string => JSON.stringify({ unblocked: '127.0.0.6', blocked: '127.0.0.6' })],
+    // makes up a nonce and a proof it cannot compute
+    ['an impostor with a made-up proof', (): string => JSON.stringify({ nonce: 'e'.repeat(64), proof: 'f'.repeat(64), unblocked: '127.0.0.6' })],
+  ] as const) {
+    it(`${kind} on the metrics port gets nothing usable, and the CLI says so and fails`, async () => {
+      const fake = await impostor(answer);
+      const dir = mkdtempSync(join(tmpdir(), 'ampguard-impostor-'));
+      try {
+        // the operator's config while ampguard is down: the impostor holds its metrics port
+        const config = join(dir, 'ampguard.yaml');
+        writeFileSync(config, stringify({ backends: [{ address: '127.0.0.1:9' }], block: { mode: 'userspace' }, metrics: { listen: `127.0.0.1:${fake.port}`, token_file: tokenFile } }));
+        const r = await cli(['blocks', 'del', '127.0.0.6', '--config', config]);
+        expect(r.code, r.stderr).not.toBe(0);
+        expect(r.stderr).toContain('E_AUTH');
+        expect(r.stderr).toContain('could not prove it holds the token');
+        expect(r.stdout).not.toContain('unblocked');
+        const got = fake.received();
+        expect(got).toContain('/api/challenge?client=');
+        expect(got).not.toContain(token());
+        expect(got.toLowerCase()).not.toContain('authorization');
+        expect(got).not.toContain('/api/blocks');
+      } finally {
+        await fake.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it('a token file planted by another user is refused by the CLI and by ampguard', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ampguard-planted-'));
+    try {
+      // a config directory anyone may write to, and a file in it that user nobody made
+      chmodSync(dir, 0o1777);
+      const planted = join(dir, 'ampguard.token');
+      writeFileSync(planted, `${'9'.repeat(64)}\n`, { mode: 0o600 });
+      chownSync(planted, 65534, 65534);
+      const config = join(dir, 'ampguard.yaml');
+      writeFileSync(config, stringify({ backends: [{ address: '127.0.0.1:9' }], block: { mode: 'userspace' }, metrics: { listen: `127.0.0.1:${ag.metricsPort}`, token_file: planted } }));
+      const r = await cli(['blocks', 'add', '127.0.0.15', '--config', config]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('belongs to uid 65534');
+      expect(await listed()).not.toContain('127.0.0.15');
+      // ampguard does not adopt it either (what it does with the file at start: no token, every change refused)
+      expect(() => ensureToken(planted)).toThrow(/belongs to uid 65534/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -70,6 +70,36 @@ describe('check-config', () => {
     expect(missing.stderr).toContain('E_CONFIG_READ');
   });
 
+  it('gives the YAML line and column of a syntax error and of a bad value', async () => {
+    const broken = await cli(['check-config', '--config', configFile('broken-lc.yaml', 'listen:\n  udp: ["127.0.0.1:5353"\nblock: {}\n')]);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toMatch(/YAML: .*\(line \d+, column \d+\)/);
+    const bad = await cli(['check-config', '--config', configFile('bad-lc.yaml', 'policy:\n  truncate_above: abc\n')]);
+    expect(bad.stderr).toContain('policy.truncate_above: ');
+    expect(bad.stderr).toContain('(line 2, column 19)');
+  });
+
+  it('catches a forward loop (a backend that is its own listen address), at check-config and at run', async () => {
+    const loop = configFile('loop.yaml', 'listen:\n  udp: ["0.0.0.0:5399"]\n  tcp: ["127.0.0.1:5398"]\nbackends:\n  - address: "127.0.0.1:5399"\n');
+    const r = await cli(['check-config', '--config', loop]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("backends.0.address: 127.0.0.1:5399 is ampguard's own listen address (listen.udp.0)");
+    const run = await cli(['run', '--config', loop]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('E_CONFIG');
+    const fine = await cli(['check-config', '--config', configFile('noloop.yaml', 'listen:\n  udp: ["127.0.0.1:5399"]\nbackends:\n  - address: "127.0.0.1:5300"\n')]);
+    expect(fine.code).toBe(0);
+  });
+
+  it('warns, and still exits 0, when metrics.listen is not loopback', async () => {
+    const r = await cli(['check-config', '--config', configFile('exposed.yaml', 'backends:\n  - address: "127.0.0.1:5300"\nmetrics:\n  listen: "0.0.0.0:9153"\n')]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('warning');
+    expect(r.stderr).toContain('metrics.listen: 0.0.0.0:9153 is not loopback');
+    const quiet = await cli(['check-config', '--config', 'config/ampguard.yaml']);
+    expect(quiet.stderr).toBe('');
+  });
+
   it('refuses to run with a bad config, naming the key', async () => {
     const r = await cli(['run', '--config', configFile('bad-run.yaml', 'backend_timeout_ms: -5\n')]);
     expect(r.code).toBe(1);
@@ -117,3 +147,60 @@ describe('SIGHUP', () => {
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('the CLI explains itself', () => {
+  it('each command has its own --help with options, defaults and an example', async () => {
+    for (const command of ['run', 'check-config', 'firewall', 'blocks', 'top', 'gen-config', 'replay']) {
+      const r = await cli([command, '--help']);
+      expect(r.code, command).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^usage: ampguard ${command}`));
+      expect(r.stdout).toContain('options:');
+      expect(r.stdout).toContain(`example:\n  ampguard ${command}`);
+    }
+    expect((await cli(['top', '--help'])).stdout).toMatch(/--interval S +seconds between refreshes, 0\.5 to 3600 \(default: 2\)/);
+    expect((await cli(['help', 'firewall'])).stdout).toContain('(default: iptables)');
+  });
+
+  it('--version, unknown commands and bad option values', async () => {
+    const v = await cli(['--version']);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/^ampguard \d+\.\d+\.\d+\n$/);
+    const unknown = await cli(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('E_USAGE: unknown command "frobnicate"');
+    expect(unknown.stderr).not.toContain('--config FILE is required');
+    for (const args of [
+      ['top', '--interval', 'abc'], ['top', '--interval', '0.1'], ['top', '-n', 'many'], ['top', '-n', '0'],
+      ['replay', '--server', 'nonsense', 'x.pcap'], ['replay', '-n', '2.5', 'x.pcap'], ['blocks', 'frob'], ['blocks', 'show', 'nonsense'],
+    ]) {
+      const r = await cli([...args, '--config', 'config/ampguard.yaml']);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toContain('E_USAGE');
+    }
+    const opt = await cli(['top', '--frobnicate', '--config', 'config/ampguard.yaml']);
+    expect(opt.code).toBe(2);
+  });
+
+  it('blocks list --json, blocks show IP (reason, level, when, bytes, expiry)', async () => {
+    const ag = await startAmpguard({ config: { backends: [{ address: '127.0.0.1:9' }], block: { mode: 'userspace', timeout: 300 } } });
+    cleanups.push(() => ag.stop());
+    expect((await cli(['blocks', 'add', '127.0.0.77', '--config', ag.configPath])).code).toBe(0);
+    const list = await cli(['blocks', 'list', '--json', '--config', ag.configPath]);
+    expect(list.code).toBe(0);
+    const body = JSON.parse(list.stdout) as { total: number; blocks: { prefix: string; where: string }[] };
+    expect(body.blocks.map((b) => b.prefix)).toContain('127.0.0.77');
+    const show = await cli(['blocks', 'show', '127.0.0.77', '--config', ag.configPath]);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain('127.0.0.77: blocked as 127.0.0.77');
+    expect(show.stdout).toMatch(/level: +userspace/);
+    expect(show.stdout).toMatch(/expires: in (29\d|300) s/);
+    expect(show.stdout).toMatch(/reason: +manual/);
+    expect(show.stdout).toMatch(/when: +\d{4}-\d\d-\d\dT/);
+    expect(show.stdout).toMatch(/bytes: +0 /);
+    const json = JSON.parse((await cli(['blocks', 'show', '127.0.0.77', '--json', '--config', ag.configPath])).stdout) as Record<string, unknown>;
+    expect(json).toMatchObject({ address: '127.0.0.77', blocked: true, reason: 'manual', where: 'userspace', bytes: 0 });
+    const not = await cli(['blocks', 'show', '127.0.0.78', '--config', ag.configPath]);
+    expect(not.code).toBe(1);
+    expect(not.stdout).toContain('127.0.0.78 is not blocked');
+  });
+});

@@ -2,6 +2,7 @@
 // its datagrams over the workers, a block made by one worker drops the client
 // in all of them, metrics summed over workers, a dead worker replaced with the
 // primary's configuration (never the file on disk).
+import { proofHeader } from '../helpers/control.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -20,7 +21,8 @@ function blast(src: string, count: number, name = 'medium.example.test', interva
   return JSON.parse(execFileSync('node', [BLAST, '127.0.0.1', String(ag.port), src, String(count), name, 'TXT', '1232', String(interval), '400'], { encoding: 'utf8' }));
 }
 
-const withToken = (): Record<string, string> => ({ authorization: `Bearer ${readFileSync(join(dirname(ag.configPath), 'ampguard.token'), 'utf8').trim()}` });
+const withToken = async (method: string, url: string): Promise<Record<string, string>> =>
+  ({ authorization: await proofHeader(ag.metricsPort, join(dirname(ag.configPath), 'ampguard.token'), method, new URL(url).pathname + new URL(url).search) });
 
 /** metrics reach the primary as snapshots every second: poll for the value */
 async function metricBecomes(name: string, value: number): Promise<number> {
@@ -86,11 +88,11 @@ describe('cluster', () => {
 
   it('blocks by hand in every worker through the primary', async () => {
     const url = `http://127.0.0.1:${ag.metricsPort}/api/blocks?address=127.0.0.23`;
-    expect((await fetch(url, { method: 'POST', headers: withToken() })).status).toBe(200);
+    expect((await fetch(url, { method: 'POST', headers: await withToken('POST', url) })).status).toBe(200);
     // the block reaches the workers over IPC: poll until both drop the client
     expect(await until(() => blast('127.0.0.23', 5, 'www.example.test', 0).received === 0, 5000)).toBe(true);
     expect(blast('127.0.0.23', 30, 'www.example.test', 0).received).toBe(0);
-    expect((await fetch(url, { method: 'DELETE', headers: withToken() })).status).toBe(200);
+    expect((await fetch(url, { method: 'DELETE', headers: await withToken('DELETE', url) })).status).toBe(200);
     expect(await until(() => blast('127.0.0.23', 5, 'www.example.test', 0).received === 5, 5000)).toBe(true);
     expect(blast('127.0.0.23', 30, 'www.example.test', 0).received).toBe(30);
   });

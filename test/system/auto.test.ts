@@ -26,6 +26,8 @@ describe.skipIf(unavailable !== null)('block.mode auto', () => {
     hosts = createHosts();
     const ag = await start(hosts);
     expect(ag.proc.output()).toMatch(/"block_mode":"ipset"/);
+    expect(await ag.metric('ampguard_enforcement_mode{mode="ipset"}')).toBe(1);
+    expect(await ag.metric('ampguard_enforcement_mode{mode="userspace"}')).toBe(0);
   });
 
   it('falls back to userspace with one warning, and userspace still blocks', async () => {
@@ -35,6 +37,9 @@ describe.skipIf(unavailable !== null)('block.mode auto', () => {
     const ag = await start(hosts);
     expect(ag.proc.output()).toMatch(/"block_mode":"userspace"/);
     expect(ag.proc.output().match(/kernel set not available/g)).toHaveLength(1);
+    // what auto chose, for an alert: not the ipset it would have liked
+    expect(await ag.metric('ampguard_enforcement_mode{mode="userspace"}')).toBe(1);
+    expect(await ag.metric('ampguard_enforcement_mode{mode="ipset"}')).toBe(0);
     // over budget: TC answers first (the ladder), blocked when its window is judged without TCP follow-ups
     expect(blast(hosts, SERVER_V4, FLOODER, 40).truncated).toBeGreaterThanOrEqual(10);
     expect(await until(async () => (await ag.metric('ampguard_blocked_clients')) === 1, 5000)).toBe(true);

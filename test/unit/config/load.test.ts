@@ -61,7 +61,12 @@ describe('loadConfig', () => {
   });
 
   it('reports YAML syntax errors', () => {
-    expect(issues('listen: [')[0]).toMatch(/^: YAML: /);
+    expect(issues('listen: [')[0]).toMatch(/^\(YAML\): YAML: /);
+    // with the place in the text (the issue said "empty key path and no line or column")
+    const r = loadConfig('listen:\n  udp: ["127.0.0.1:5353"\n');
+    expect(r.ok ? null : r.issues[0]).toMatchObject({ path: '(YAML)', line: expect.any(Number), col: expect.any(Number) });
+    const bad = loadConfig('policy:\n  truncate_above: abc\n');
+    expect(bad.ok ? null : bad.issues[0]).toMatchObject({ path: 'policy.truncate_above', line: 2, col: 19 });
   });
 
   it('accepts IPv6 addresses in brackets', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { iptablesRuleset, ipsetCreateScript } from '../../../src/firewall/iptables.js';
+import { readFileSync } from 'node:fs';
+import { iptablesRuleset, ipsetCreateScript, IPTABLES_JUMPS } from '../../../src/firewall/iptables.js';
 import { nftRuleset } from '../../../src/firewall/nft.js';
 import { parseIpsetSave } from '../../../src/enforce/ipset.js';
 import { parseNftSetJson } from '../../../src/enforce/nftables.js';
@@ -14,22 +15,46 @@ const f: FirewallInput = {
 
 describe('iptables ruleset', () => {
   const v4 = iptablesRuleset(f, 4);
-  it('drops the set before NOTRACK, in raw PREROUTING', () => {
-    const drop = v4.indexOf('--match-set throttled-ips src -j DROP');
-    const notrack = v4.indexOf('-A PREROUTING -p udp --dport 53 -j CT --notrack');
+  it('drops the set before NOTRACK, in its raw PREROUTING chain', () => {
+    const drop = v4.indexOf('-A AMPGUARD-PREROUTING -p udp --dport 53 -m set --match-set throttled-ips src -j DROP');
+    const notrack = v4.indexOf('-A AMPGUARD-PREROUTING -p udp --dport 53 -j CT --notrack');
     expect(drop).toBeGreaterThan(v4.indexOf('*raw'));
     expect(drop).toBeLessThan(notrack);
   });
   it('untracks serving and backending in both directions, for the right family only', () => {
-    for (const rule of ['-A OUTPUT -p udp --sport 53', '-A PREROUTING -p tcp --dport 853', '-A OUTPUT -p tcp -d 127.0.0.1 --dport 5300', '-A PREROUTING -p udp -s 127.0.0.1 --sport 5300']) {
+    for (const rule of ['-A AMPGUARD-OUTPUT -p udp --sport 53', '-A AMPGUARD-PREROUTING -p tcp --dport 853', '-A AMPGUARD-OUTPUT -p tcp -d 127.0.0.1 --dport 5300', '-A AMPGUARD-PREROUTING -p udp -s 127.0.0.1 --sport 5300']) {
       expect(v4).toContain(`${rule}`);
     }
     expect(v4).not.toContain('fd00::53');
-    expect(iptablesRuleset(f, 6)).toContain('-A OUTPUT -p udp -d fd00::53 --dport 53 -j CT --notrack');
+    expect(iptablesRuleset(f, 6)).toContain('-A AMPGUARD-OUTPUT -p udp -d fd00::53 --dport 53 -j CT --notrack');
   });
   it('keeps SSH and the metrics port open under the DROP policy', () => {
-    expect(v4).toContain('-A INPUT -p tcp --dport 22 -j ACCEPT');
-    expect(v4).toContain('-A INPUT -p tcp --dport 9153 -j ACCEPT');
+    expect(v4).toContain('-A AMPGUARD-INPUT -p tcp --dport 22 -j ACCEPT');
+    expect(v4).toContain('-A AMPGUARD-INPUT -p tcp --dport 9153 -j ACCEPT');
+  });
+  it('lets the host\'s own flows back in through conntrack, after loopback', () => {
+    const est = v4.indexOf('-A AMPGUARD-INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT');
+    expect(est).toBeGreaterThan(v4.indexOf('-A AMPGUARD-INPUT -i lo -j ACCEPT'));
+  });
+  it('declares only chains of its own, so --noflush leaves every other rule and policy alone', () => {
+    for (const text of [v4, iptablesRuleset(f, 6)]) {
+      const declared = text.split('\n').filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0]);
+      expect(declared).toEqual(['AMPGUARD-PREROUTING', 'AMPGUARD-OUTPUT', 'AMPGUARD-INPUT']);
+      expect(text.split('\n').filter((l) => l.startsWith('-A ')).every((l) => l.startsWith('-A AMPGUARD-'))).toBe(true);
+    }
+  });
+  it('install.sh adds exactly the jumps the generator names, each only when missing', () => {
+    const sh = readFileSync('deploy/firewall/install.sh', 'utf8');
+    for (const j of IPTABLES_JUMPS) {
+      const add = `"$tool" -w -t ${j.table} ${j.insert ? `-I ${j.chain} 1` : `-A ${j.chain}`} -j ${j.target}`;
+      expect(sh).toContain(`"$tool" -w -t ${j.table} -C ${j.chain} -j ${j.target} 2>/dev/null || ${add}`);
+    }
+    expect(sh).toContain('--noflush');
+    expect(sh).not.toMatch(/\/tmp\//);
+    // nft mode touches no ipset
+    const nftBranch = /\n  nft\)\n([\s\S]*?);;/.exec(sh)?.[1] ?? '';
+    expect(nftBranch).toContain('nft -f -');
+    expect(nftBranch).not.toContain('ipset');
   });
   it('creates sets with the budget prefix as netmask, and hash:net sets for the aggregate networks', () => {
     expect(ipsetCreateScript(f)).toBe(
@@ -40,10 +65,10 @@ describe('iptables ruleset', () => {
     );
   });
   it('drops the network sets in raw PREROUTING too, before NOTRACK', () => {
-    const drop = v4.indexOf('-A PREROUTING -p udp --dport 53 -m set --match-set throttled-ips-net src -j DROP');
+    const drop = v4.indexOf('-A AMPGUARD-PREROUTING -p udp --dport 53 -m set --match-set throttled-ips-net src -j DROP');
     expect(drop).toBeGreaterThan(v4.indexOf('*raw'));
-    expect(drop).toBeLessThan(v4.indexOf('-A PREROUTING -p udp --dport 53 -j CT --notrack'));
-    expect(iptablesRuleset(f, 6)).toContain('-A PREROUTING -p udp --dport 53 -m set --match-set throttled-ips-net-v6 src -j DROP');
+    expect(drop).toBeLessThan(v4.indexOf('-A AMPGUARD-PREROUTING -p udp --dport 53 -j CT --notrack'));
+    expect(iptablesRuleset(f, 6)).toContain('-A AMPGUARD-PREROUTING -p udp --dport 53 -m set --match-set throttled-ips-net-v6 src -j DROP');
     expect(v4).not.toContain('throttled-ips-net-v6');
   });
 });
@@ -59,9 +84,12 @@ describe('nft ruleset', () => {
     expect(nft).toContain('udp dport { 53 } ip saddr @throttled-ips-net counter drop');
     expect(nft).toContain('udp dport { 53 } ip6 saddr @throttled-ips-net-v6 counter drop');
   });
-  it('never flushes the enforcement table (its sets hold the blocks)', () => {
-    expect(nft).not.toMatch(/flush table inet ampguard\b(?!_)/);
-    expect(nft).toContain('flush table inet ampguard_firewall');
+  it('never flushes or deletes the enforcement table (its sets hold the blocks); replaces its own table whole', () => {
+    expect(nft).not.toMatch(/(flush|delete) table inet ampguard\b(?!_)/);
+    expect(nft).toContain('add table inet ampguard_firewall\ndelete table inet ampguard_firewall\nadd table inet ampguard_firewall\n');
+  });
+  it('accepts the host\'s own flows through conntrack', () => {
+    expect(nft).toContain('add rule inet ampguard_firewall input ct state established,related accept');
   });
 });
 

@@ -1,20 +1,76 @@
-// The control plane's pure checks: token comparison, Host and Origin rules,
-// which addresses may be blocked by hand.
+// The control plane's pure checks: the token's proofs and their one-time
+// nonces, Host and Origin rules, which addresses may be blocked by hand.
 import { describe, expect, it } from 'vitest';
-import { hostAllowed, originAllowed, parseBlockAddress, parseBlockTargetText, tokenMatches } from '../../../src/operator/control.js';
+import { hostAllowed, originAllowed, parseBlockAddress, parseBlockTargetText, requestProven } from '../../../src/operator/control.js';
+import { Challenges, CHALLENGE_TTL_MS } from '../../../src/operator/challenges.js';
+import { authorizationHeader, clientProof, newNonce, parseAuthorization, serverProof } from '../../../src/operator/proof.js';
 
 const listen = { host: '127.0.0.1', port: 9153, family: 4 } as const;
 
-describe('tokenMatches', () => {
-  it('takes only the exact bearer token', () => {
-    const t = 'a'.repeat(64);
-    expect(tokenMatches(`Bearer ${t}`, t)).toBe(true);
-    expect(tokenMatches(`bearer ${t}`, t)).toBe(true);
-    expect(tokenMatches(`Bearer ${t}b`, t)).toBe(false);
-    expect(tokenMatches(`Bearer ${t.slice(1)}`, t)).toBe(false);
-    expect(tokenMatches(`Basic ${t}`, t)).toBe(false);
-    expect(tokenMatches(undefined, t)).toBe(false);
-    expect(tokenMatches(`Bearer ${t}`, null)).toBe(false);
+describe('requestProven', () => {
+  const t = 'a'.repeat(64);
+  const target = '/api/blocks?address=198.18.0.9';
+  const signed = (c: Challenges, now = 0, token = t, method = 'POST', tgt = target): { header: string; nonce: string } => {
+    const nonce = newNonce();
+    c.issue(nonce, now);
+    return { nonce, header: authorizationHeader(nonce, clientProof(token, nonce, method, tgt)) };
+  };
+  it('takes a proof made with the token over a nonce this server issued, for that method and target', () => {
+    const c = new Challenges();
+    expect(requestProven(signed(c).header, 'POST', target, t, c, 1)).toBe(true);
+  });
+  it('takes each nonce once: a replayed proof is refused', () => {
+    const c = new Challenges();
+    const { header } = signed(c);
+    expect(requestProven(header, 'POST', target, t, c, 1)).toBe(true);
+    expect(requestProven(header, 'POST', target, t, c, 2)).toBe(false);
+  });
+  it('refuses another token, method or target, a nonce it never issued, an expired one, and no token at all', () => {
+    const c = new Challenges();
+    expect(requestProven(signed(c, 0, 'b'.repeat(64)).header, 'POST', target, t, c, 1)).toBe(false);
+    expect(requestProven(signed(c).header, 'DELETE', target, t, c, 1)).toBe(false);
+    expect(requestProven(signed(c).header, 'POST', '/api/blocks?address=198.18.0.10', t, c, 1)).toBe(false);
+    const nonce = newNonce();
+    expect(requestProven(authorizationHeader(nonce, clientProof(t, nonce, 'POST', target)), 'POST', target, t, c, 1)).toBe(false);
+    expect(requestProven(signed(c).header, 'POST', target, t, c, CHALLENGE_TTL_MS)).toBe(true);
+    expect(requestProven(signed(c).header, 'POST', target, t, c, CHALLENGE_TTL_MS + 1)).toBe(false);
+    expect(requestProven(signed(c).header, 'POST', target, null, c, 1)).toBe(false);
+    expect(requestProven(`Bearer ${t}`, 'POST', target, t, c, 1)).toBe(false);
+    expect(requestProven(undefined, 'POST', target, t, c, 1)).toBe(false);
+  });
+  it('a wrong proof uses the nonce up too', () => {
+    const c = new Challenges();
+    const { nonce } = signed(c);
+    expect(requestProven(authorizationHeader(nonce, '0'.repeat(64)), 'POST', target, t, c, 1)).toBe(false);
+    expect(requestProven(authorizationHeader(nonce, clientProof(t, nonce, 'POST', target)), 'POST', target, t, c, 1)).toBe(false);
+  });
+  it('server and client proofs differ for the same nonces (one cannot stand for the other)', () => {
+    const a = newNonce();
+    const b = newNonce();
+    expect(serverProof(t, a, b)).not.toBe(clientProof(t, a, 'POST', b));
+    expect(serverProof(t, a, b)).toMatch(/^[0-9a-f]{64}$/);
+  });
+  it('parses only its own Authorization scheme', () => {
+    const n = 'c'.repeat(64);
+    expect(parseAuthorization(authorizationHeader(n, 'd'.repeat(64)))).toEqual({ nonce: n, proof: 'd'.repeat(64) });
+    for (const h of [`Bearer ${n}`, `Ampguard-HMAC nonce=${n}`, `Ampguard-HMAC nonce=${n}, proof=xyz`, 'x'.repeat(400)]) expect(parseAuthorization(h), h).toBeNull();
+  });
+});
+
+describe('Challenges', () => {
+  it('keeps at most its bound of outstanding nonces, forgetting the oldest first', () => {
+    const c = new Challenges(1000, 3);
+    for (const n of ['a', 'b', 'c', 'd']) c.issue(n, 0);
+    expect(c.size).toBe(3);
+    expect(c.take('a', 1)).toBe(false);
+    expect(c.take('d', 1)).toBe(true);
+  });
+  it('drops expired nonces when it issues new ones', () => {
+    const c = new Challenges(10, 100);
+    c.issue('a', 0);
+    c.issue('b', 5);
+    c.issue('c', 11);
+    expect(c.size).toBe(2);
   });
 });
 
