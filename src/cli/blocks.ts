@@ -41,7 +41,8 @@ function callApi(rt: RuntimeConfig, method: string, query: string, token: string
 
 function printList(body: Record<string, unknown>): void {
   const blocks = (body.blocks ?? []) as { prefix: string; expiresInSec: number; where: string }[];
-  process.stdout.write(`mode ${String(body.mode)}${body.degraded ? ' (degraded: userspace only)' : ''}, ${String(body.total)} blocked\n`);
+  const why = typeof body.degraded_reason === 'string' ? `: ${body.degraded_reason}` : '';
+  process.stdout.write(`mode ${String(body.mode)}${body.degraded ? ` (degraded, blocking in userspace${why})` : ''}, ${String(body.total)} blocked\n`);
   for (const b of blocks) process.stdout.write(`${b.prefix}\texpires in ${b.expiresInSec}s\t${b.where}\n`);
 }
 

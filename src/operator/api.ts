@@ -111,7 +111,7 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
       if (!admitted(req, res, guard, false)) return;
       const all = e.list();
       const limit = Math.max(0, Math.min(MAX_LISTED, Number(query.get('limit') ?? MAX_LISTED) || 0));
-      json(res, 200, { mode: e.mode, degraded: e.stats.degraded, total: all.length, blocks: all.slice(0, limit), recent: e.recent() });
+      json(res, 200, { mode: e.mode, degraded: e.stats.degraded, degraded_reason: e.stats.degradedReason, total: all.length, blocks: all.slice(0, limit), recent: e.recent() });
       return;
     }
     if (req.method !== 'POST' && req.method !== 'DELETE') return json(res, 405, { error: 'GET, POST or DELETE' });

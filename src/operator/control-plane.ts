@@ -42,6 +42,8 @@ export function startControlPlane(p: ControlPlaneParts): Promise<http.Server> {
     kernelRejected: () => e.stats.kernelRejected,
     blocksRefused: () => e.stats.refused,
     enforcementDegraded: () => e.stats.degraded,
+    kernelChecks: () => e.reconciler.checks,
+    kernelRepairs: () => e.reconciler.repairs,
   });
   return startMetricsServer(p.runtime.metricsListen, {
     registry: p.registry,
