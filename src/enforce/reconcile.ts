@@ -17,11 +17,12 @@ import { elementKey, prefixAddress, type AddResult, type BlockSink, type KernelE
 /** how often the kernel is looked at, at most */
 export const CHECK_INTERVAL_MS = 2000;
 /**
- * The next check waits at least this many times as long as the last one took,
- * so checking costs at most about a tenth of the time (nft 1.0.6 fetches every
- * element for any listing: about a second at 100,000 members).
+ * The next check waits at least this many times as long as the last look at
+ * the kernel took, so looking keeps the checker busy a fifth of the time at
+ * most (nft 1.0.6 fetches every element for any listing of the table: about a
+ * second at 100,000 members; docs/enforcement.md has the figures).
  */
-const COST_FACTOR = 10;
+const COST_FACTOR = 5;
 /** even when the counts agree, the members are read every this many checks (an entry deleted by hand can hide behind an expired one the kernel has not collected yet) */
 export const AUDIT_EVERY = 15;
 /** an entry with less than this left is not put back */
@@ -138,8 +139,8 @@ export class Reconciler {
   readonly checks: Record<CheckResult, number> = { ok: 0, repaired: 0, failed: 0 };
   /** why the kernel cannot be read or repaired now; null while it is in step */
   failing: string | null = null;
-  /** wall time the last check took, ms */
-  lastCheckMs = 0;
+  /** wall time the last look at the kernel took (inspect, and the members when read), ms: sets the pace */
+  lastLookMs = 0;
   /** entries were marked userspace: read the members until they are confirmed again */
   private unconfirmed = false;
   private sinceAudit = 0;
@@ -164,7 +165,7 @@ export class Reconciler {
     if (this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      void this.checkNow().then(() => this.schedule(Math.max(CHECK_INTERVAL_MS, COST_FACTOR * this.lastCheckMs)));
+      void this.checkNow().then(() => this.schedule(Math.max(CHECK_INTERVAL_MS, COST_FACTOR * this.lastLookMs)));
     }, delayMs);
     this.timer.unref();
   }
@@ -172,12 +173,10 @@ export class Reconciler {
   /** One check now (the timer's, or a test's); never two at once. */
   checkNow(): Promise<CheckResult> {
     if (this.running) return this.running;
-    const started = this.timeNow();
     this.running = this.host
       .serial(() => this.check())
       .catch((err: Error) => this.fail(`kernel check: ${err.message}`, this.setNames))
       .then((result) => {
-        this.lastCheckMs = this.timeNow() - started;
         this.checks[result]++;
         this.running = null;
         return result;
@@ -192,7 +191,9 @@ export class Reconciler {
 
   private async check(): Promise<CheckResult> {
     const { sink, blocks, clock, log } = this.host;
+    const started = this.timeNow();
     let look = await sink.inspect();
+    this.lastLookMs = this.timeNow() - started;
     if (!look.ok) return this.fail(look.error ?? 'the kernel sets cannot be read', this.setNames);
     let repaired = false;
     if (look.missing.length > 0) {
@@ -212,7 +213,9 @@ export class Reconciler {
     let restored = 0;
     if (repaired || needMembers(look, blocks.kernelCount(now), this.unconfirmed, audit)) {
       this.sinceAudit = 0;
+      const reading = this.timeNow();
       const members = await this.members(look);
+      if (!repaired) this.lastLookMs += this.timeNow() - reading;
       if (!members) return this.fail('the kernel set members cannot be read', []);
       const plan = planMembers(blocks.list(now), members, (f, n) => sink.setName(f, n), now, (p) => this.host.queued(p));
       for (const p of plan.unconfirm) blocks.markKernel(p, false);
