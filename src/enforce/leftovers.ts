@@ -100,7 +100,7 @@ async function readNft(k: KernelSettings, exec: Exec, log: Logger): Promise<Kern
   const look = inspectNftTable(listed.stdout, specs(k), { timeoutSec: k.timeoutSec, size: k.maxElements, udpPorts: k.udpPorts });
   const out: KernelEntry[] = [];
   for (const s of look.sets) {
-    for (const [element, timeoutSec] of s.members ?? []) {
+    for (const [element, timeoutSec] of s.members ?? s.load?.() ?? []) {
       // elementKey spells a network with its length and IPv6 as 8 groups: both are what the sets take
       out.push(rekey(s.network ? { prefix: element, family: s.family, timeoutSec, network: true } : { prefix: element, family: s.family, timeoutSec }, k));
     }

@@ -24,7 +24,7 @@ export const CHECK_INTERVAL_MS = 2000;
  */
 const COST_FACTOR = 5;
 /** even when the counts agree, the members are read every this many checks (an entry deleted by hand can hide behind an expired one the kernel has not collected yet) */
-export const AUDIT_EVERY = 15;
+export const AUDIT_EVERY = 30;
 /** an entry with less than this left is not put back */
 export const MIN_RESTORE_MS = 1000;
 /** a kernel expiry this much (s) earlier than the table's is refreshed */
@@ -242,6 +242,7 @@ export class Reconciler {
     const unread: string[] = [];
     for (const s of look.sets) {
       if (s.members) out.set(s.name, s.members);
+      else if (s.load) out.set(s.name, s.load());
       else unread.push(s.name);
     }
     if (unread.length === 0) return out;

@@ -65,6 +65,8 @@ export interface SetLook {
   readonly count: number | null;
   /** canonical element (elementKey) -> seconds left, when this check read the members; null otherwise */
   readonly members: ReadonlyMap<string, number> | null;
+  /** the members from what the look read already (nftables), built only when a check needs them */
+  load?(): ReadonlyMap<string, number>;
 }
 
 /**

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import type { BlockEntry } from '../../../src/policy/block-table.js';
-import { affectedSets, MIN_RESTORE_MS, needMembers, planMembers } from '../../../src/enforce/reconcile.js';
+import { affectedSets, AUDIT_EVERY, MIN_RESTORE_MS, needMembers, planMembers } from '../../../src/enforce/reconcile.js';
 import { elementKey, type AddResult, type BlockSink, type KernelEntry, type KernelLook, type SinkResult } from '../../../src/enforce/sink.js';
 import { Enforcer } from '../../../src/enforce/enforcer.js';
 import { compilePolicy } from '../../../src/config/compile.js';
@@ -209,7 +209,7 @@ describe('Reconciler', () => {
     const e = await blocked(kernel, now);
     kernel.sets.get('s4')?.set('198.18.0.10', 7);
     // counts agree: only the audit reads the members
-    for (let i = 0; i < 14; i++) expect(await e.reconciler.checkNow()).toBe('ok');
+    for (let i = 0; i < AUDIT_EVERY - 1; i++) expect(await e.reconciler.checkNow()).toBe('ok');
     expect(await e.reconciler.checkNow()).toBe('repaired');
     expect(kernel.sets.get('s4')?.get('198.18.0.10')).toBe(60);
     expect(e.reconciler.repairs.expiry).toBe(1);
