@@ -92,6 +92,8 @@ export class Enforcer {
   private flushDegraded: string | null = null;
   /** every kernel command of this enforcer runs after the one before: a check never races a batch or an unblock */
   private kernelTail: Promise<unknown> = Promise.resolve();
+  /** bumped by every batch settled and every removal: the reconciler's look is stale across one */
+  private kernelGeneration = 0;
   /** the periodic check of the kernel against the table (docs/enforcement.md, "Drift") */
   readonly reconciler: Reconciler;
   private readonly recentEvents: BlockEvent[] = [];
@@ -116,6 +118,7 @@ export class Enforcer {
       log,
       serial: (fn) => this.serial(fn),
       queued: (prefix) => this.queue.has(prefix),
+      generation: () => this.kernelGeneration,
       settle: (batch, r) => this.settle(batch, r),
       kernelFailure: (error) => this.kernelFailure(error),
       onFailing: () => this.updateDegraded(),
@@ -128,7 +131,7 @@ export class Enforcer {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.kernelTail.then(fn, fn);
+    const run = this.kernelTail.then(fn, fn).finally(() => this.kernelGeneration++);
     this.kernelTail = run.catch(() => undefined);
     return run;
   }

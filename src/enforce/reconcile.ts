@@ -25,6 +25,8 @@ export const CHECK_INTERVAL_MS = 2000;
 const COST_FACTOR = 5;
 /** even when the counts agree, the members are read every this many checks (an entry deleted by hand can hide behind an expired one the kernel has not collected yet) */
 export const AUDIT_EVERY = 30;
+/** member comparisons put off in a row at most, while batches keep changing the kernel during the look */
+const MAX_STALE_LOOKS = 2;
 /** an entry with less than this left is not put back */
 export const MIN_RESTORE_MS = 1000;
 /** a kernel expiry this much (s) earlier than the table's is refreshed */
@@ -125,6 +127,8 @@ export interface ReconcileHost {
   serial<T>(fn: () => Promise<T>): Promise<T>;
   /** whether a prefix waits in the flush queue */
   queued(prefix: string): boolean;
+  /** counts every batch settled and every unblock: a look taken across one is stale for the members */
+  generation(): number;
   /** marks what a batch put in the kernel and counts what it refused */
   settle(batch: readonly KernelEntry[], r: AddResult): void;
   /** a kernel command failed: counted (ampguard_kernel_errors_total) */
@@ -144,6 +148,8 @@ export class Reconciler {
   /** entries were marked userspace: read the members until they are confirmed again */
   private unconfirmed = false;
   private sinceAudit = 0;
+  /** member comparisons put off in a row because the kernel changed during the look */
+  private staleLooks = 0;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<CheckResult> | null = null;
   private closed = false;
@@ -173,8 +179,8 @@ export class Reconciler {
   /** One check now (the timer's, or a test's); never two at once. */
   checkNow(): Promise<CheckResult> {
     if (this.running) return this.running;
-    this.running = this.host
-      .serial(() => this.check())
+    this.running = this
+      .check()
       .catch((err: Error) => this.fail(`kernel check: ${err.message}`, this.setNames))
       .then((result) => {
         this.checks[result]++;
@@ -189,9 +195,17 @@ export class Reconciler {
     return [s.setName(4, false), s.setName(6, false), s.setName(4, true), s.setName(6, true)];
   }
 
+  /**
+   * Looks without holding the enforcer's kernel lock (a look at 100,000 nft
+   * members takes a second; new blocks must not wait for it) and writes under
+   * it: a repair or a restore never races a batch or an unblock, and what it
+   * puts back is checked against the table right before (an entry unblocked
+   * meanwhile is not put back).
+   */
   private async check(): Promise<CheckResult> {
     const { sink, blocks, clock, log } = this.host;
     const started = this.timeNow();
+    let generation = this.host.generation();
     let look = await sink.inspect();
     this.lastLookMs = this.timeNow() - started;
     if (!look.ok) return this.fail(look.error ?? 'the kernel sets cannot be read', this.setNames);
@@ -200,10 +214,11 @@ export class Reconciler {
       // the listing stops claiming these at once, before anything is tried
       this.unconfirm(affectedSets(look.missing, this.setNames));
       log.warn({ mode: sink.mode, missing: look.missing.map((m) => m.detail) }, 'kernel state drifted from the listing, repairing');
-      const r = await sink.start();
+      const r = await this.host.serial(() => sink.start());
       if (!r.ok) return this.fail(r.error ?? 'kernel repair failed', []);
       for (const m of look.missing) this.repairs[m.what]++;
       repaired = true;
+      generation = this.host.generation();
       look = await sink.inspect();
       if (!look.ok) return this.fail(look.error ?? 'the kernel sets cannot be read', this.setNames);
       if (look.missing.length > 0) return this.fail(`still missing after repair: ${look.missing.map((m) => m.detail).join('; ')}`, []);
@@ -217,13 +232,28 @@ export class Reconciler {
       const members = await this.members(look);
       if (!repaired) this.lastLookMs += this.timeNow() - reading;
       if (!members) return this.fail('the kernel set members cannot be read', []);
+      // A batch or an unblock went to the kernel while it was read: its entries
+      // would look lost (a harmless re-add, but a false repair); compare at the
+      // next check, unless blocks keep coming (a flood): then compare anyway.
+      if (this.host.generation() !== generation && this.staleLooks < MAX_STALE_LOOKS) {
+        this.staleLooks++;
+        this.unconfirmed = true;
+        return repaired ? 'repaired' : 'ok';
+      }
+      this.staleLooks = 0;
       const plan = planMembers(blocks.list(now), members, (f, n) => sink.setName(f, n), now, (p) => this.host.queued(p));
       for (const p of plan.unconfirm) blocks.markKernel(p, false);
       for (const p of plan.confirm) blocks.markKernel(p, true);
       if (plan.restore.length > 0) {
         log.warn({ mode: sink.mode, restored: plan.restore.length - plan.refreshed, refreshed: plan.refreshed }, 'kernel set members put back with the time they have left');
-        const r = await sink.add(plan.restore);
-        this.host.settle(plan.restore, r);
+        const r = await this.host.serial(() => {
+          // unblocked while this check ran: not put back (its own removal waits for this lock, after)
+          const still = plan.restore.filter((e) => blocks.expiresAt(e.prefix) !== undefined);
+          return still.length === 0 ? Promise.resolve({ ok: true, rejected: [], pending: [] } as AddResult) : sink.add(still).then((x) => {
+            this.host.settle(still, x);
+            return x;
+          });
+        });
         if (!r.ok) return this.fail(r.error ?? 'kernel set members could not be put back', []);
         this.repairs.members += plan.restore.length - plan.refreshed;
         this.repairs.expiry += plan.refreshed;

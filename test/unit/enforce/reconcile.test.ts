@@ -203,6 +203,25 @@ describe('Reconciler', () => {
     expect(e.reconciler.repairs.members).toBe(0);
   });
 
+  it('puts back nothing an unblock removed while the check read the kernel', async () => {
+    const kernel = new FakeKernel();
+    const now = { t: 0 };
+    const e = await blocked(kernel, now);
+    kernel.sets.get('s4')?.clear();
+    const read = kernel.readMembers.bind(kernel);
+    // the operator unblocks .10 while the members are being read
+    kernel.readMembers = async (names) => {
+      const m = await read(names);
+      await e.unblock('198.18.0.10');
+      return m;
+    };
+    await e.reconciler.checkNow();
+    kernel.readMembers = read;
+    expect(await e.reconciler.checkNow()).toBe('repaired');
+    expect([...(kernel.sets.get('s4')?.keys() ?? [])]).toEqual(['198.18.0.11']);
+    expect(where(e)).toEqual(['198.18.0.11 ipset']);
+  });
+
   it('refreshes a member whose kernel expiry is earlier than the listing (a re-block the kernel did not take)', async () => {
     const kernel = new FakeKernel();
     const now = { t: 0 };
