@@ -16,7 +16,8 @@ import { formatHostPort } from '../config/address.js';
 function printList(body: Record<string, unknown>, json = false): void {
   if (json) return void process.stdout.write(JSON.stringify(body) + '\n');
   const blocks = (body.blocks ?? []) as { prefix: string; expiresInSec: number; where: string }[];
-  process.stdout.write(`mode ${String(body.mode)}${body.degraded ? ' (degraded: userspace only)' : ''}, ${String(body.total)} blocked\n`);
+  const why = typeof body.degraded_reason === 'string' ? `: ${body.degraded_reason}` : '';
+  process.stdout.write(`mode ${String(body.mode)}${body.degraded ? ` (degraded, blocking in userspace${why})` : ''}, ${String(body.total)} blocked\n`);
   for (const b of blocks) process.stdout.write(`${b.prefix}\texpires in ${b.expiresInSec}s\t${b.where}\n`);
 }
 

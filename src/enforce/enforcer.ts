@@ -15,6 +15,7 @@ import { allowlistedInside, blockTarget } from '../policy/block-target.js';
 import type { PolicySettings } from '../config/compile.js';
 import type { Offender } from '../policy/verdict.js';
 import { prefixAddress, type AddResult, type BlockMode, type BlockSink, type KernelEntry } from './sink.js';
+import { Reconciler } from './reconcile.js';
 
 const RETRY_DELAYS_MS = [100, 500, 2000, 5000];
 /** recent block events kept for the dashboard and /api/blocks */
@@ -25,6 +26,8 @@ export interface EnforcerStats {
   readonly blocksByMode: Record<BlockMode, number>;
   kernelErrors: number;
   degraded: boolean;
+  /** why, while degraded: the last kernel failure (GET /api/blocks, the log) */
+  degradedReason: string | null;
   /** entries the kernel refused on their own merits (they stay blocked in userspace): ampguard_kernel_rejected_total */
   readonly kernelRejected: Record<'invalid' | 'full', number>;
   /** offenders not blocked at all: their prefix covers an allowlisted address, the address is no client's, or the table is full */
@@ -77,6 +80,7 @@ export class Enforcer {
     blocksByMode: { ipset: 0, nftables: 0, userspace: 0, off: 0 },
     kernelErrors: 0,
     degraded: false,
+    degradedReason: null,
     kernelRejected: { invalid: 0, full: 0 },
     refused: { allowlist: 0, invalid: 0, full: 0 },
   };
@@ -87,6 +91,14 @@ export class Enforcer {
   private flushing: Promise<void> | null = null;
   private attempt = 0;
   private closed = false;
+  /** the flush queue has failed its retries (the reconciler keeps its own reason) */
+  private flushDegraded: string | null = null;
+  /** every kernel command of this enforcer runs after the one before: a check never races a batch or an unblock */
+  private kernelTail: Promise<unknown> = Promise.resolve();
+  /** bumped by every batch settled and every removal: the reconciler's look is stale across one */
+  private kernelGeneration = 0;
+  /** the periodic check of the kernel against the table (docs/enforcement.md, "Drift") */
+  readonly reconciler: Reconciler;
   private readonly recentEvents: BlockEvent[] = [];
   /** refusals are logged at most once per second per reason (an attacker can cause them at line rate) */
   private readonly lastRefusalLog: Record<string, number> = {};
@@ -102,6 +114,35 @@ export class Enforcer {
   ) {
     this.blocks = new BlockTable(maxElements, clock);
     this.wouldBlock = new BlockTable(maxElements, clock);
+    this.reconciler = new Reconciler({
+      sink,
+      blocks: this.blocks,
+      clock,
+      log,
+      serial: (fn) => this.serial(fn),
+      queued: (prefix) => this.queue.has(prefix),
+      generation: () => this.kernelGeneration,
+      settle: (batch, r) => this.settle(batch, r),
+      kernelFailure: (error) => this.kernelFailure(error),
+      onFailing: () => this.updateDegraded(),
+    });
+  }
+
+  /** Starts the periodic kernel check (kernel modes only; the owner of the kernel sets calls it once). */
+  startReconciling(): void {
+    if (this.kernelMode) this.reconciler.start();
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.kernelTail.then(fn, fn).finally(() => this.kernelGeneration++);
+    this.kernelTail = run.catch(() => undefined);
+    return run;
+  }
+
+  private updateDegraded(): void {
+    const reason = this.reconciler.failing ?? this.flushDegraded;
+    this.stats.degraded = reason !== null;
+    this.stats.degradedReason = reason;
   }
 
   get mode(): BlockMode {
@@ -130,6 +171,7 @@ export class Enforcer {
       }
       const ttlMs = (m.timeoutSec > 0 ? m.timeoutSec * 1000 : s.blockTimeoutMs);
       if (!this.blocks.add(key, now + ttlMs, now)) break;
+      this.blocks.place(key, { family: m.family, network: m.network === true });
       this.blocks.markKernel(key, true);
       loaded++;
     }
@@ -212,7 +254,7 @@ export class Enforcer {
     this.onChange?.({ kind: 'unblock', prefix });
     this.queue.delete(prefix);
     if (this.kernelMode) {
-      const r = await this.sink.remove({ prefix, family });
+      const r = await this.serial(() => this.sink.remove({ prefix, family }));
       if (!r.ok) this.kernelFailure(r.error);
     }
     this.log.warn({ address: target.address, prefix }, 'prefix unblocked by hand');
@@ -229,7 +271,7 @@ export class Enforcer {
     this.onChange?.({ kind: 'unblock', prefix: key });
     this.queue.delete(key);
     if (this.kernelMode) {
-      const r = await this.sink.remove({ prefix: key, family, network: true });
+      const r = await this.serial(() => this.sink.remove({ prefix: key, family, network: true }));
       if (!r.ok) this.kernelFailure(r.error);
     }
     this.log.warn({ prefix: key }, 'network unblocked by hand');
@@ -275,10 +317,11 @@ export class Enforcer {
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.reconciler.stop();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     if (this.flushing) await this.flushing;
-    if (this.kernelMode) await this.flushOnce();
+    if (this.kernelMode) await this.serial(() => this.flushOnce());
     await this.sink.close();
   }
 
@@ -312,7 +355,7 @@ export class Enforcer {
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
       if (this.flushing) return; // the flush in flight reschedules when it ends
-      this.flushing = this.flushOnce().finally(() => {
+      this.flushing = this.serial(() => this.flushOnce()).finally(() => {
         this.flushing = null;
         if (this.queue.size > 0 && this.attempt === 0) this.schedule(BATCH_DELAY_MS);
       });
@@ -346,8 +389,9 @@ export class Enforcer {
     }
     this.settle(batch, r);
     if (r.ok) {
-      if (this.stats.degraded) this.log.warn({ mode: this.sink.mode }, 'kernel enforcement restored');
-      this.stats.degraded = false;
+      if (this.flushDegraded !== null) this.log.warn({ mode: this.sink.mode }, 'kernel enforcement restored');
+      this.flushDegraded = null;
+      this.updateDegraded();
       this.attempt = 0;
       return;
     }
@@ -363,9 +407,10 @@ export class Enforcer {
     if (this.queue.size > this.maxElements) this.pruneQueue();
     const delay = RETRY_DELAYS_MS[Math.min(this.attempt, RETRY_DELAYS_MS.length - 1)] as number;
     this.attempt++;
-    if (this.attempt === RETRY_DELAYS_MS.length && !this.stats.degraded) {
-      this.stats.degraded = true;
-      this.log.error({ mode: this.sink.mode, pending: this.queue.size }, 'kernel enforcement degraded: blocking in userspace until the kernel set accepts again');
+    if (this.attempt === RETRY_DELAYS_MS.length && this.flushDegraded === null) {
+      this.flushDegraded = r.error ?? 'kernel command failed';
+      this.updateDegraded();
+      this.log.error({ mode: this.sink.mode, pending: this.queue.size, reason: this.flushDegraded }, 'kernel enforcement degraded: blocking in userspace until the kernel set accepts again');
     }
     this.schedule(delay);
   }
@@ -378,6 +423,8 @@ export class Enforcer {
       notIn.add(x.entry.prefix);
       this.stats.kernelRejected[x.reason]++;
       this.blocks.markKernel(x.entry.prefix, false);
+      // userspace only from now on: no check puts it back
+      this.blocks.place(x.entry.prefix, null);
     }
     if (r.rejected.length > 0) {
       const first = r.rejected[0];
@@ -386,7 +433,11 @@ export class Enforcer {
         'kernel set refused entries; they stay blocked in userspace',
       );
     }
-    for (const e of batch) if (!notIn.has(e.prefix)) this.blocks.markKernel(e.prefix, true);
+    for (const e of batch) {
+      if (notIn.has(e.prefix)) continue;
+      this.blocks.place(e.prefix, { family: e.family, network: e.network === true });
+      this.blocks.markKernel(e.prefix, true);
+    }
   }
 
   private kernelFailure(error: string | undefined): void {

@@ -6,7 +6,7 @@
 // line is dropped without losing its batch and how a set left by an earlier
 // run with other parameters is rebuilt with its members.
 import { describeFailure, type Exec } from './exec.js';
-import { entryRefusal, kernelElement, type AddResult, type BlockSink, type KernelEntry, type RejectedEntry, type SinkResult } from './sink.js';
+import { elementKey, entryRefusal, kernelElement, type AddResult, type BlockSink, type KernelEntry, type KernelLook, type MissingPart, type RejectedEntry, type SetLook, type SinkResult } from './sink.js';
 import type { KernelSettings } from '../kernel/settings.js';
 import { ipsetDropRuleArgs } from '../kernel/rules.js';
 
@@ -51,6 +51,10 @@ export class IpsetSink implements BlockSink {
   private setFor(family: 4 | 6, network = false): string {
     if (network) return family === 4 ? this.k.setNet : this.k.setNet6;
     return family === 4 ? this.k.set : this.k.set6;
+  }
+
+  setName(family: 4 | 6, network: boolean): string {
+    return this.setFor(family, network);
   }
 
   private get specs(): SetSpec[] {
@@ -162,6 +166,59 @@ export class IpsetSink implements BlockSink {
     return out;
   }
 
+  /**
+   * Three processes whatever the set sizes: `ipset list -t` (every set's
+   * header and count), `iptables -S` and `ip6tables -S` of raw PREROUTING.
+   * A set missing, of another type or with other parameters, and a DROP rule
+   * missing for a set and port, are each a missing part; start() repairs them.
+   */
+  async inspect(): Promise<KernelLook> {
+    const headers = await this.exec('ipset', ['list', '-t']);
+    if (!headers.ok) return { ok: false, error: describeFailure('ipset', ['list', '-t'], headers), missing: [], sets: [] };
+    const found = parseIpsetHeaders(headers.stdout);
+    const rules: Record<4 | 6, string[]> = { 4: [], 6: [] };
+    for (const family of [4, 6] as const) {
+      const tool = family === 4 ? 'iptables' : 'ip6tables';
+      const args = ['-w', '-t', 'raw', '-S', 'PREROUTING'];
+      const r = await this.exec(tool, args);
+      if (!r.ok) return { ok: false, error: describeFailure(tool, args, r), missing: [], sets: [] };
+      rules[family] = r.stdout.split('\n');
+    }
+    const missing: MissingPart[] = [];
+    const sets: SetLook[] = [];
+    for (const spec of this.specs) {
+      const seen = found.get(spec.name);
+      const type = spec.network ? 'hash:net' : 'hash:ip';
+      const family = spec.family === 4 ? 'inet' : 'inet6';
+      if (!seen) missing.push({ what: 'set', set: spec.name, detail: `ipset ${spec.name} does not exist` });
+      else if (seen.header.type !== type || seen.header.family !== family) missing.push({ what: 'set', set: spec.name, detail: `ipset ${spec.name} is ${seen.header.type} family ${seen.header.family}` });
+      else if (seen.header.timeoutSec !== this.k.timeoutSec || seen.header.maxElements !== this.k.maxElements || (!spec.network && seen.header.netmask !== this.netmask(spec.family))) {
+        missing.push({ what: 'set', set: spec.name, detail: `ipset ${spec.name} has other parameters (timeout ${seen.header.timeoutSec}, maxelem ${seen.header.maxElements})` });
+      }
+      for (const port of this.k.udpPorts) {
+        if (!rules[spec.family].some((l) => isDropRule(l, spec.name, port))) {
+          missing.push({ what: 'rule', set: spec.name, detail: `${spec.family === 4 ? 'iptables' : 'ip6tables'} raw PREROUTING DROP for ${spec.name} port ${port} is missing` });
+        }
+      }
+      sets.push({ name: spec.name, family: spec.family, network: spec.network, count: seen?.count ?? null, members: null });
+    }
+    return { ok: true, missing, sets };
+  }
+
+  /** `ipset save SET` per set: one process each, parsed into element -> seconds left. */
+  async readMembers(names: readonly string[]): Promise<Map<string, Map<string, number>> | null> {
+    const out = new Map<string, Map<string, number>>();
+    for (const spec of this.specs) {
+      if (!names.includes(spec.name)) continue;
+      const r = await this.exec('ipset', ['save', spec.name]);
+      if (!r.ok) return null;
+      const members = new Map<string, number>();
+      for (const m of parseIpsetSave(r.stdout, spec.family, spec.network)) members.set(elementKey(m.prefix, spec.family, spec.network), m.timeoutSec);
+      out.set(spec.name, members);
+    }
+    return out;
+  }
+
   async close(): Promise<void> {
     // The sets and the rules stay: the kernel keeps dropping, and the next start reloads the members.
   }
@@ -209,4 +266,24 @@ export function parseIpsetSave(text: string, family: 4 | 6, network = false): Ke
     out.push(network ? { ...entry, network } : entry);
   }
   return out;
+}
+
+/** Every set of `ipset list -t` (all sets, headers only): its header and its count. */
+export function parseIpsetHeaders(text: string): Map<string, { header: IpsetHeader; count: number }> {
+  const out = new Map<string, { header: IpsetHeader; count: number }>();
+  for (const block of text.split(/\n(?=Name: )/)) {
+    const name = /^Name:\s*(\S+)/m.exec(block)?.[1];
+    const header = parseIpsetHeader(block);
+    if (!name || !header) continue;
+    out.set(name, { header, count: Number(/^Number of entries:\s*(\d+)/m.exec(block)?.[1] ?? 0) });
+  }
+  return out;
+}
+
+/** "-A PREROUTING -p udp -m udp --dport 53 -m set --match-set S src -j DROP" (iptables -S), for our set and port */
+export function isDropRule(line: string, set: string, port: number): boolean {
+  if (!line.startsWith('-A PREROUTING ') || !line.endsWith(' -j DROP')) return false;
+  const words = line.split(' ');
+  const at = (w: string): string | undefined => words[words.indexOf(w) + 1];
+  return words.includes('udp') && at('--dport') === String(port) && at('--match-set') === set && at(set) === 'src';
 }

@@ -5,7 +5,7 @@
 // entry by entry, and sets left by an earlier run with another timeout, size
 // or prefix are rebuilt at start with their members.
 import { describeFailure, type Exec } from './exec.js';
-import { entryRefusal, kernelElement, prefixAddress, type AddResult, type BlockSink, type KernelEntry, type RejectedEntry, type SinkResult } from './sink.js';
+import { elementKey, entryRefusal, kernelElement, prefixAddress, type AddResult, type BlockSink, type KernelEntry, type KernelLook, type MissingPart, type RejectedEntry, type SetLook, type SinkResult } from './sink.js';
 import type { KernelSettings } from '../kernel/settings.js';
 import { NFT_TABLE, nftEnforcementScript } from '../kernel/rules.js';
 import { prefixKey } from '../policy/prefix.js';
@@ -31,6 +31,10 @@ export class NftablesSink implements BlockSink {
   private setFor(family: 4 | 6, network = false): string {
     if (network) return family === 4 ? this.k.setNet : this.k.setNet6;
     return family === 4 ? this.k.set : this.k.set6;
+  }
+
+  setName(family: 4 | 6, network: boolean): string {
+    return this.setFor(family, network);
   }
 
   /** the four sets: per-prefix and networks, per family */
@@ -130,7 +134,7 @@ export class NftablesSink implements BlockSink {
     const lines: string[] = [];
     for (const { family, network } of this.specs) {
       const mine = entries.filter((e) => e.family === family && (e.network === true) === network);
-      if (mine.length > 0) lines.push(elementLine(this.setFor(family, network), mine));
+      if (mine.length > 0) lines.push(refreshLines(this.setFor(family, network), mine));
     }
     return lines.join('\n') + '\n';
   }
@@ -151,6 +155,40 @@ export class NftablesSink implements BlockSink {
     return out;
   }
 
+  /**
+   * One `nft -j list table inet ampguard`: the table, its chain and rules and
+   * the four sets with their members (nft 1.0.6 fetches every element for any
+   * listing of the table, so reading them costs nothing more).
+   */
+  async inspect(): Promise<KernelLook> {
+    const args = ['-j', 'list', 'table', 'inet', NFT_TABLE];
+    const r = await this.exec('nft', args);
+    const specs = this.specs.map((s) => ({ ...s, name: this.setFor(s.family, s.network) }));
+    if (!r.ok) {
+      if (!/No such file or directory/i.test(r.stderr)) return { ok: false, error: describeFailure('nft', args, r), missing: [], sets: [] };
+      // the table is gone, and every set with it: nothing of ours is in the kernel
+      return {
+        ok: true,
+        missing: [{ what: 'table', set: '', detail: `nft table inet ${NFT_TABLE} does not exist` }],
+        sets: specs.map((s) => ({ ...s, count: 0, members: new Map() })),
+      };
+    }
+    return inspectNftTable(r.stdout, specs, { timeoutSec: this.k.timeoutSec, size: this.k.maxElements, udpPorts: this.k.udpPorts });
+  }
+
+  /** `nft -j list set` per set, parsed into element -> seconds left. */
+  async readMembers(names: readonly string[]): Promise<Map<string, Map<string, number>> | null> {
+    const out = new Map<string, Map<string, number>>();
+    for (const { family, network } of this.specs) {
+      const name = this.setFor(family, network);
+      if (!names.includes(name)) continue;
+      const r = await this.exec('nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, name]);
+      if (!r.ok) return null;
+      out.set(name, memberMap(parseNftSetJson(r.stdout, family, network), family, network));
+    }
+    return out;
+  }
+
   async close(): Promise<void> {
     // The table stays, as with ipset: a restart reloads its members.
   }
@@ -159,6 +197,75 @@ export class NftablesSink implements BlockSink {
 function elementLine(set: string, entries: readonly KernelEntry[]): string {
   const elems = entries.map((e) => `${kernelElement(e)} timeout ${Math.max(1, Math.round(e.timeoutSec))}s`).join(', ');
   return `add element inet ${NFT_TABLE} ${set} { ${elems} }`;
+}
+
+/**
+ * Adds the entries with the time each has left, also when one is in the set
+ * already: `add element` of an existing element leaves its expiry alone (or,
+ * on kernels from 6.10, refreshes it only when the timeout differs), so a
+ * re-block would keep the old expiry and the kernel would stop dropping while
+ * the listing still counts down. Added (a no-op when there), deleted and added
+ * anew in one transaction: no packet ever sees the element missing.
+ */
+function refreshLines(set: string, entries: readonly KernelEntry[]): string {
+  const elems = entries.map((e) => kernelElement(e)).join(', ');
+  return [`add element inet ${NFT_TABLE} ${set} { ${elems} }`, `delete element inet ${NFT_TABLE} ${set} { ${elems} }`, elementLine(set, entries)].join('\n');
+}
+
+function memberMap(entries: readonly KernelEntry[], family: 4 | 6, network: boolean): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of entries) out.set(elementKey(e.prefix, family, network), e.timeoutSec);
+  return out;
+}
+
+interface NftJsonRule {
+  chain?: string;
+  expr?: { match?: { left?: unknown; right?: unknown }; drop?: unknown }[];
+}
+
+/** the ports of a rule's `udp dport` match: 53, or { 53, 5353 } */
+function rulePorts(rule: NftJsonRule): number[] {
+  for (const x of rule.expr ?? []) {
+    const left = x.match?.left as { payload?: { protocol?: string; field?: string } } | undefined;
+    if (left?.payload?.protocol !== 'udp' || left.payload.field !== 'dport') continue;
+    const right = x.match?.right as number | { set?: unknown[] } | undefined;
+    if (typeof right === 'number') return [right];
+    return (right?.set ?? []).filter((p): p is number => typeof p === 'number').sort((a, b) => a - b);
+  }
+  return [];
+}
+
+/** What of the table is missing or not as configured, and each set's members, from `nft -j list table`. */
+export function inspectNftTable(
+  text: string,
+  specs: readonly { name: string; family: 4 | 6; network: boolean }[],
+  want: { timeoutSec: number; size: number; udpPorts: readonly number[] },
+): KernelLook {
+  let doc: { nftables?: { set?: NftJsonSet & { name?: string; type?: string; flags?: string[] }; chain?: { name?: string; hook?: string; prio?: number }; rule?: NftJsonRule }[] };
+  try {
+    doc = JSON.parse(text) as typeof doc;
+  } catch {
+    return { ok: false, error: 'nft -j list table: output is not JSON', missing: [], sets: [] };
+  }
+  const items = doc.nftables ?? [];
+  const missing: MissingPart[] = [];
+  const chain = items.find((x) => x.chain?.name === 'prerouting')?.chain;
+  if (!chain || chain.hook !== 'prerouting' || chain.prio !== -300) missing.push({ what: 'table', set: '', detail: `nft chain inet ${NFT_TABLE} prerouting is missing or not at raw priority` });
+  const rules = items.flatMap((x) => (x.rule?.chain === 'prerouting' ? [x.rule] : []));
+  const ports = [...want.udpPorts].sort((a, b) => a - b).join(',');
+  const sets: SetLook[] = specs.map((spec) => {
+    const set = items.find((x) => x.set?.name === spec.name)?.set;
+    const type = spec.family === 4 ? 'ipv4_addr' : 'ipv6_addr';
+    if (!set) missing.push({ what: 'set', set: spec.name, detail: `nft set ${spec.name} does not exist` });
+    else if (set.type !== type || (set.flags ?? []).includes('interval') !== spec.network || set.timeout !== want.timeoutSec || set.size !== want.size) {
+      missing.push({ what: 'set', set: spec.name, detail: `nft set ${spec.name} is not as configured (type ${set.type}, timeout ${set.timeout}s, size ${set.size})` });
+    }
+    const dropping = rules.some((r) => JSON.stringify(r.expr ?? []).includes(`"@${spec.name}"`) && (r.expr ?? []).some((x) => 'drop' in x) && rulePorts(r).join(',') === ports);
+    if (chain && !dropping) missing.push({ what: 'rule', set: spec.name, detail: `nft rule dropping @${spec.name} for ports ${ports} is missing` });
+    // counted from the listing; keyed only when a check reads the members (100,000 keys cost ~100 ms)
+    return { ...spec, count: set?.elem?.length ?? 0, members: null, load: () => memberMap(setEntries(set, spec.family, spec.network), spec.family, spec.network) };
+  });
+  return { ok: true, missing, sets };
 }
 
 /** One element per key, with the longest remaining time of those that map to it. */
@@ -202,7 +309,10 @@ function valText(val: NftJsonVal | undefined): string | null {
 
 /** Members of `nft -j list set`: plain addresses or networks, or {elem: {val, expires}} with timeouts. */
 export function parseNftSetJson(text: string, family: 4 | 6, network = false): KernelEntry[] {
-  const set = findSet(text);
+  return setEntries(findSet(text), family, network);
+}
+
+function setEntries(set: NftJsonSet | null | undefined, family: 4 | 6, network: boolean): KernelEntry[] {
   return (set?.elem ?? []).flatMap((e): KernelEntry[] => {
     const withTimeout = typeof e === 'object' && 'elem' in e;
     const prefix = valText(withTimeout ? e.elem?.val : (e as NftJsonVal));

@@ -1,6 +1,7 @@
 // The interface every enforcement sink implements (CONTRIBUTING.md rule 11): ipset, nftables,
 // userspace, off. A kernel sink keeps the set and the raw DROP rule; the
 // userspace block table is kept by the Enforcer for every mode.
+import { parseIpv6 } from '../net/ip.js';
 
 export type BlockMode = 'ipset' | 'nftables' | 'userspace' | 'off';
 
@@ -46,6 +47,39 @@ export interface AddResult {
   readonly pending: readonly KernelEntry[];
 }
 
+/** A part of the kernel structure a check found missing or wrong (docs/enforcement.md, "Drift"). */
+export interface MissingPart {
+  /** table: the nft table or its chain; set: a set missing or not as configured; rule: a DROP rule */
+  readonly what: 'table' | 'set' | 'rule';
+  /** the set whose members it leaves undropped ('' for the whole table: every set) */
+  readonly set: string;
+  readonly detail: string;
+}
+
+/** One of the four sets, as one check saw it. */
+export interface SetLook {
+  readonly name: string;
+  readonly family: 4 | 6;
+  readonly network: boolean;
+  /** entries the kernel counts (ipset's header, expired entries not yet collected included); null when not known */
+  readonly count: number | null;
+  /** canonical element (elementKey) -> seconds left, when this check read the members; null otherwise */
+  readonly members: ReadonlyMap<string, number> | null;
+  /** the members from what the look read already (nftables), built only when a check needs them */
+  load?(): ReadonlyMap<string, number>;
+}
+
+/**
+ * One cheap look at the kernel (a few processes whatever the set sizes, never
+ * one per entry). ok false: the kernel could not be read at all.
+ */
+export interface KernelLook {
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly missing: readonly MissingPart[];
+  readonly sets: readonly SetLook[];
+}
+
 export interface BlockSink {
   readonly mode: BlockMode;
   /** creates the sets and rules if missing; not ok when the kernel refuses */
@@ -54,6 +88,12 @@ export interface BlockSink {
   add(entries: readonly KernelEntry[]): Promise<AddResult>;
   remove(entry: Omit<KernelEntry, 'timeoutSec'>): Promise<SinkResult>;
   list(): Promise<KernelEntry[] | null>;
+  /** the structure (sets, rules, table) and what each set counts; nftables reads the members too */
+  inspect(): Promise<KernelLook>;
+  /** the members of the named sets (one listing per set), keyed by elementKey; null when a listing fails */
+  readMembers(names: readonly string[]): Promise<Map<string, Map<string, number>> | null>;
+  /** the set an entry goes in */
+  setName(family: 4 | 6, network: boolean): string;
   close(): Promise<void>;
 }
 
@@ -66,6 +106,9 @@ export function processOnlySink(mode: 'userspace' | 'off'): BlockSink {
     add: async () => ({ ok: true, rejected: [], pending: [] }),
     remove: async () => ok,
     list: async () => null,
+    inspect: async () => ({ ok: true, missing: [], sets: [] }),
+    readMembers: async () => new Map(),
+    setName: () => '',
     close: async () => undefined,
   };
 }
@@ -88,4 +131,19 @@ export function kernelElement(e: Pick<KernelEntry, 'prefix' | 'network'>): strin
 export function prefixAddress(prefix: string): string {
   const slash = prefix.indexOf('/');
   return slash < 0 ? prefix : prefix.slice(0, slash);
+}
+
+const groups6 = new Uint16Array(8);
+
+/**
+ * One spelling per set element, whatever tool printed it: IPv6 as 8 groups
+ * ("fd00:a3b1::" and "fd00:a3b1:0:0:0:0:0:0" are one), networks always with
+ * their length ("198.18.2.1" in a hash:net set is "198.18.2.1/32").
+ */
+export function elementKey(text: string, family: 4 | 6, network: boolean): string {
+  const slash = text.indexOf('/');
+  const address = slash < 0 ? text : text.slice(0, slash);
+  const canonical = family === 4 || !parseIpv6(address, groups6) ? address : Array.from(groups6, (g) => g.toString(16)).join(':');
+  if (!network) return canonical;
+  return `${canonical}/${slash < 0 ? (family === 4 ? 32 : 128) : text.slice(slash + 1)}`;
 }

@@ -53,6 +53,10 @@ export interface EnforcementSources {
   blocksRefused?(): Readonly<Record<string, number>>;
   /** the enforcement mode in effect (what block.mode auto chose) */
   enforcementMode?(): string;
+  /** periodic kernel checks by result (ok | repaired | failed), docs/enforcement.md "Drift" */
+  kernelChecks?(): Readonly<Record<string, number>>;
+  /** what the checks and the start put back or removed (table | set | rule | members | expiry | leftover) */
+  kernelRepairs?(): Readonly<Record<string, number>>;
 }
 
 /** the values of ampguard_enforcement_mode's label: every sink there is */
@@ -239,6 +243,8 @@ export function registerEnforcementMetrics(registry: Registry, src: EnforcementS
   mirroredCounter(registry, 'ampguard_kernel_errors_total', 'kernel set commands (ipset, nft) that failed; each is retried', null, () => src.kernelErrors());
   mirroredCounter(registry, 'ampguard_kernel_rejected_total', 'block entries the kernel set refused, by reason (full: block.max_elements reached; invalid: an element the kernel cannot hold); they stay blocked in userspace only', 'reason', () => src.kernelRejected?.() ?? { invalid: 0, full: 0 });
   mirroredCounter(registry, 'ampguard_blocks_refused_total', 'offenders not blocked: allowlist (the prefix covers an allowlisted address), invalid (no client has that address), full (block.max_elements are blocked); the tripping reply is still dropped', 'reason', () => src.blocksRefused?.() ?? { allowlist: 0, invalid: 0, full: 0 });
+  mirroredCounter(registry, 'ampguard_kernel_checks_total', 'periodic checks of the kernel sets, DROP rules and nft table against the block table, by result: ok, repaired (something was put back), failed (the kernel could not be read or repaired)', 'result', () => src.kernelChecks?.() ?? { ok: 0, repaired: 0, failed: 0 });
+  mirroredCounter(registry, 'ampguard_kernel_repairs_total', 'kernel state put back by the checks (table: the nft table or chain; set; rule: a DROP rule; members: block entries the kernel had lost; expiry: entries whose kernel expiry was refreshed) or removed at start (leftover: sets, rules or table of the other block.mode)', 'what', () => src.kernelRepairs?.() ?? { table: 0, set: 0, rule: 0, members: 0, expiry: 0, leftover: 0 });
   new Gauge({
     name: 'ampguard_enforcement_mode',
     help: 'the enforcement mode in effect, 1 on its mode label (ipset, nftables, userspace, off) and 0 on the others: what block.mode auto chose',

@@ -135,7 +135,7 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
       const blocks = e.list(offset, limit);
       const total = e.blockedCount();
       const next = limit > 0 && offset + blocks.length < total ? offset + blocks.length : null;
-      json(res, 200, { mode: e.mode, degraded: e.stats.degraded, total, offset, next, blocks, recent: e.recent() });
+      json(res, 200, { mode: e.mode, degraded: e.stats.degraded, degraded_reason: e.stats.degradedReason, total, offset, next, blocks, recent: e.recent() });
       return;
     }
     if (req.method !== 'POST' && req.method !== 'DELETE') return json(res, 405, { error: 'GET, POST or DELETE' });

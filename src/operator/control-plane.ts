@@ -47,6 +47,8 @@ export function startControlPlane(p: ControlPlaneParts): Promise<http.Server> {
     blocksRefused: () => e.stats.refused,
     enforcementDegraded: () => e.stats.degraded,
     enforcementMode: () => e.mode,
+    kernelChecks: () => e.reconciler.checks,
+    kernelRepairs: () => e.reconciler.repairs,
   });
   return startMetricsServer(p.runtime.metricsListen, {
     registry: p.registry,

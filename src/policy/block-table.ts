@@ -7,22 +7,34 @@
 // (docs/enforcement.md). A min-heap of expiries reaps expired entries, so
 // count() is O(1) amortised instead of a walk of the table per scrape.
 
+/** Which kernel set an entry belongs in (kept by enforce/ once the kernel took it; workers never set it). */
+export interface KernelPlace {
+  readonly family: 4 | 6;
+  /** a network an aggregate budget blocked: the network sets */
+  readonly network: boolean;
+}
+
 export interface BlockEntry {
   readonly prefix: string;
   readonly expiresAt: number;
-  /** whether the kernel set holds it too (kept by enforce/; workers leave it false) */
+  /** whether the kernel set holds it too, as last confirmed (kept by enforce/; workers leave it false) */
   readonly inKernel: boolean;
+  /** the kernel set it belongs in: set once the kernel took it, so drift can be repaired (docs/enforcement.md) */
+  readonly place: KernelPlace | null;
 }
 
 interface Slot {
   expiresAt: number;
   inKernel: boolean;
+  place: KernelPlace | null;
 }
 
 export class BlockTable {
   private readonly entries = new Map<string, Slot>();
   /** (expiresAt, prefix) pairs; stale ones (re-added or removed prefixes) are skipped when popped */
   private heap: { at: number; prefix: string }[] = [];
+  /** live or not yet reaped entries with inKernel set: what the kernel sets should count */
+  private kernelSlots = 0;
 
   constructor(
     readonly maxElements: number,
@@ -35,7 +47,7 @@ export class BlockTable {
     const slot = this.entries.get(prefix);
     if (slot === undefined) return false;
     if (now < slot.expiresAt) return true;
-    this.entries.delete(prefix);
+    this.drop(prefix, slot);
     return false;
   }
 
@@ -60,7 +72,7 @@ export class BlockTable {
         this.reap(now);
         if (this.entries.size >= this.maxElements) return false;
       }
-      this.entries.set(prefix, { expiresAt, inKernel: false });
+      this.entries.set(prefix, { expiresAt, inKernel: false, place: null });
     }
     this.push(expiresAt, prefix);
     return true;
@@ -69,7 +81,21 @@ export class BlockTable {
   /** Records whether the kernel set holds `prefix`; no-op for a prefix not in the table. */
   markKernel(prefix: string, inKernel: boolean): void {
     const slot = this.entries.get(prefix);
-    if (slot) slot.inKernel = inKernel;
+    if (!slot || slot.inKernel === inKernel) return;
+    slot.inKernel = inKernel;
+    this.kernelSlots += inKernel ? 1 : -1;
+  }
+
+  /** Records the kernel set an entry belongs in (null: userspace only, e.g. the kernel refused it). */
+  place(prefix: string, place: KernelPlace | null): void {
+    const slot = this.entries.get(prefix);
+    if (slot) slot.place = place;
+  }
+
+  /** entries marked as held by the kernel, expired ones reaped first: O(1) amortised */
+  kernelCount(now: number): number {
+    this.reap(now);
+    return this.kernelSlots;
   }
 
   expiresAt(prefix: string): number | undefined {
@@ -77,7 +103,15 @@ export class BlockTable {
   }
 
   remove(prefix: string): boolean {
-    return this.entries.delete(prefix);
+    const slot = this.entries.get(prefix);
+    if (slot === undefined) return false;
+    this.drop(prefix, slot);
+    return true;
+  }
+
+  private drop(prefix: string, slot: Slot): void {
+    if (slot.inKernel) this.kernelSlots--;
+    this.entries.delete(prefix);
   }
 
   /**
@@ -96,7 +130,7 @@ export class BlockTable {
         skip--;
         continue;
       }
-      out.push({ prefix, expiresAt: slot.expiresAt, inKernel: slot.inKernel });
+      out.push({ prefix, expiresAt: slot.expiresAt, inKernel: slot.inKernel, place: slot.place });
       if (out.length >= limit) break;
     }
     return out;
@@ -114,7 +148,7 @@ export class BlockTable {
     while (h.length > 0 && (h[0] as { at: number }).at <= now) {
       const top = this.pop();
       const slot = this.entries.get(top.prefix);
-      if (slot !== undefined && slot.expiresAt <= now) this.entries.delete(top.prefix);
+      if (slot !== undefined && slot.expiresAt <= now) this.drop(top.prefix, slot);
     }
   }
 

@@ -3,7 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { pino } from 'pino';
 import { Enforcer } from '../../../src/enforce/enforcer.js';
-import type { AddResult, BlockMode, BlockSink, KernelEntry, SinkResult } from '../../../src/enforce/sink.js';
+import type { AddResult, BlockMode, BlockSink, KernelEntry, KernelLook, SinkResult } from '../../../src/enforce/sink.js';
 import { compilePolicy } from '../../../src/config/compile.js';
 import { configSchema } from '../../../src/config/schema.js';
 import type { Offender } from '../../../src/policy/verdict.js';
@@ -44,6 +44,15 @@ class FakeSink implements BlockSink {
   }
   async list(): Promise<KernelEntry[] | null> {
     return this.members;
+  }
+  async inspect(): Promise<KernelLook> {
+    return { ok: true, missing: [], sets: [] };
+  }
+  async readMembers(): Promise<Map<string, Map<string, number>>> {
+    return new Map();
+  }
+  setName(family: 4 | 6, network: boolean): string {
+    return `s${family}${network ? 'n' : ''}`;
   }
   async close(): Promise<void> {}
 }

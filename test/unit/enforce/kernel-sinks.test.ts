@@ -222,9 +222,16 @@ describe('network entries (aggregate blocks)', () => {
     };
     const sink = new NftablesSink(k, exec);
     expect((await sink.add([net('198.18.2.0/24'), e4('198.18.0.1'), net('fd00:a3b2:0:0:0:0:0:0/48', 6, 30)])).ok).toBe(true);
+    // each set: added (a no-op when there), deleted and added anew, so a re-block refreshes the kernel's expiry
     expect(scripts[0]).toBe(
-      'add element inet ampguard throttled-ips { 198.18.0.1 timeout 600s }\n' +
+      'add element inet ampguard throttled-ips { 198.18.0.1 }\n' +
+        'delete element inet ampguard throttled-ips { 198.18.0.1 }\n' +
+        'add element inet ampguard throttled-ips { 198.18.0.1 timeout 600s }\n' +
+        'add element inet ampguard throttled-ips-net { 198.18.2.0/24 }\n' +
+        'delete element inet ampguard throttled-ips-net { 198.18.2.0/24 }\n' +
         'add element inet ampguard throttled-ips-net { 198.18.2.0/24 timeout 600s }\n' +
+        'add element inet ampguard throttled-ips-net-v6 { fd00:a3b2:0:0:0:0:0:0/48 }\n' +
+        'delete element inet ampguard throttled-ips-net-v6 { fd00:a3b2:0:0:0:0:0:0/48 }\n' +
         'add element inet ampguard throttled-ips-net-v6 { fd00:a3b2:0:0:0:0:0:0/48 timeout 30s }\n',
     );
     expect(await sink.list()).toEqual([

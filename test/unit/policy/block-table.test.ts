@@ -47,7 +47,26 @@ describe('BlockTable', () => {
     t.add('a', 100, 0);
     t.add('b', 100, 0);
     t.markKernel('a', true);
-    expect(t.list(0)).toEqual([{ prefix: 'a', expiresAt: 100, inKernel: true }, { prefix: 'b', expiresAt: 100, inKernel: false }]);
+    expect(t.list(0)).toEqual([{ prefix: 'a', expiresAt: 100, inKernel: true, place: null }, { prefix: 'b', expiresAt: 100, inKernel: false, place: null }]);
+  });
+
+  it('counts the entries marked as in the kernel, and forgets them when they expire or are removed', () => {
+    const t = new BlockTable(10, () => 0);
+    t.add('a', 100, 0);
+    t.add('b', 200, 0);
+    t.add('c', 300, 0);
+    t.markKernel('a', true);
+    t.markKernel('b', true);
+    t.markKernel('b', true);
+    t.place('b', { family: 4, network: false });
+    expect(t.kernelCount(0)).toBe(2);
+    expect(t.list(0).find((e) => e.prefix === 'b')?.place).toEqual({ family: 4, network: false });
+    expect(t.kernelCount(100)).toBe(1); // a expired
+    t.remove('b');
+    expect(t.kernelCount(100)).toBe(0);
+    t.markKernel('c', true);
+    expect(t.isBlocked('c', 300)).toBe(false); // expired on sight
+    expect(t.kernelCount(300)).toBe(0);
   });
 
   it('lists a page: offset and limit, expired entries never counted, only offset + limit walked', () => {
