@@ -42,8 +42,11 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger, control
     enforcer,
     reload(next: Config): ReloadPlan {
       const r = reloadConfig(config, next);
+      const networksOff = settings.aggregate.enabled && !r.settings.aggregate.enabled;
       ({ config, settings } = r);
       dataplane.applySettings(settings);
+      // aggregates turned off: no network block may outlive them (docs/defence.md)
+      if (networksOff) void enforcer.liftNetworks().catch((err: Error) => log.error({ err: err.message }, 'lifting network blocks failed'));
       log.level = config.log.level;
       return r.plan;
     },

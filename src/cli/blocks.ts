@@ -76,7 +76,11 @@ export async function blocksCommand(path: string, args: string[]): Promise<numbe
     }
     if (answer.status !== 200) throw new CliError('E_UNREACHABLE', `ampguard at ${formatHostPort(rt.metricsListen)} said ${answer.status}: ${String(answer.body.error)}`);
     if (action === 'list') printList(answer.body);
-    else process.stdout.write(`${action === 'add' ? 'blocked' : 'unblocked'} ${String(answer.body.blocked ?? answer.body.unblocked)}\n`);
+    else {
+      const networks = Array.isArray(answer.body.networks) ? (answer.body.networks as unknown[]).map(String) : [];
+      const also = networks.length > 0 ? ` and the network${networks.length > 1 ? 's' : ''} ${networks.join(', ')} that held it` : '';
+      process.stdout.write(`${action === 'add' ? 'blocked' : 'unblocked'} ${String(answer.body.blocked ?? answer.body.unblocked)}${also}\n`);
+    }
     return 0;
   }
 

@@ -196,6 +196,16 @@ export class Enforcer {
   }
 
   async unblock(address: string, _family?: 4 | 6): Promise<string> {
+    return (await this.unblockAddress(address)).prefix;
+  }
+
+  /**
+   * Unblocks an address by hand: its prefix, and every blocked network that
+   * holds it (a network from an earlier run's aggregate blocks), which is lifted
+   * as a whole and named, so that the answer never says "unblocked" while the
+   * address stays dropped (docs/defence.md).
+   */
+  async unblockAddress(address: string): Promise<{ prefix: string; networks: string[] }> {
     const s = this.settings();
     // an allowlisted address may still have to be unblocked (a block from before the allowlist changed)
     const target = blockTarget(address, { prefixV4: s.prefixV4, prefixV6: s.prefixV6, allowlist: [] });
@@ -208,8 +218,35 @@ export class Enforcer {
       const r = await this.sink.remove({ prefix, family });
       if (!r.ok) this.kernelFailure(r.error);
     }
-    this.log.warn({ address: target.address, prefix }, 'prefix unblocked by hand');
-    return prefix;
+    const networks: string[] = [];
+    const now = this.clock();
+    const budgetBits = family === 4 ? s.prefixV4 : s.prefixV6;
+    for (let bits = budgetBits - 1; bits >= 1; bits--) {
+      const key = prefixKey(target.address, family, bits, bits);
+      if (this.blocks.isBlocked(key, now)) networks.push(await this.unblockNetwork(target.address, family, bits));
+    }
+    this.log.warn({ address: target.address, prefix, networks }, 'prefix unblocked by hand');
+    return { prefix, networks };
+  }
+
+  /**
+   * Lifts every network block (keys at a length other than the budget
+   * prefix's): what turning the aggregate budgets off by SIGHUP does, so that
+   * no block stays listed, or in the kernel, that nothing would make again.
+   */
+  async liftNetworks(): Promise<string[]> {
+    const s = this.settings();
+    const lifted: string[] = [];
+    for (const b of this.blocks.list(this.clock())) {
+      const slash = b.prefix.indexOf('/');
+      if (slash < 0) continue;
+      const family = b.prefix.includes(':') ? 6 : 4;
+      const bits = Number(b.prefix.slice(slash + 1));
+      if (bits === (family === 4 ? s.prefixV4 : s.prefixV6)) continue;
+      lifted.push(await this.unblockNetwork(b.prefix.slice(0, slash), family, bits));
+    }
+    if (lifted.length > 0) this.log.warn({ networks: lifted.length }, 'network blocks lifted: aggregate budgets are off');
+    return lifted;
   }
 
   /**

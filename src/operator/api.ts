@@ -130,7 +130,8 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
         return json(res, 400, { error: (err as Error).message });
       }
     }
-    return e.unblock(parsed.address, parsed.family).then((prefix) => json(res, 200, { unblocked: prefix }), failed(res));
+    // a blocked network holding the address is lifted too, and named: the answer never claims an unblock that is not
+    return e.unblockAddress(parsed.address).then(({ prefix, networks }) => json(res, 200, { unblocked: prefix, networks }), failed(res));
   };
   return routes;
 }
