@@ -48,10 +48,9 @@ function printList(body: Record<string, unknown>): void {
 export async function blocksCommand(path: string, args: string[]): Promise<number> {
   const rt = runtimeFromFile(path);
   const [action, text] = args;
-  if (action !== 'list' && action !== 'add' && action !== 'del') throw new CliError('E_USAGE', 'blocks: list | add IP | del IP|NET/LEN', 2);
+  if (action !== 'list' && action !== 'add' && action !== 'del') throw new CliError('E_USAGE', 'blocks: list | add IP|NET/LEN | del IP|NET/LEN', 2);
   const parsed = action === 'list' ? null : parseBlockTargetText(text ?? '');
   if (parsed && !parsed.ok) throw new CliError('E_USAGE', `blocks ${action}: ${parsed.error}`, 2);
-  if (parsed?.ok && parsed.bits !== undefined && action === 'add') throw new CliError('E_USAGE', 'blocks add takes an address; a network (NET/LEN) can only be unblocked', 2);
   const ip = parsed?.ok ? parsed.address : undefined;
   const family = parsed?.ok ? parsed.family : 0;
   const bits = parsed?.ok ? parsed.bits : undefined;
@@ -103,7 +102,7 @@ export async function blocksCommand(path: string, args: string[]): Promise<numbe
   const started = await sink.start();
   if (!started.ok) throw new CliError('E_KERNEL', started.error ?? 'kernel set unavailable');
   const r = action === 'add'
-    ? await sink.add([{ prefix, family: fam, timeoutSec: k.timeoutSec }])
+    ? await sink.add([{ prefix, family: fam, timeoutSec: k.timeoutSec, ...(bits === undefined ? {} : { network: true }) }])
     : await sink.remove({ prefix, family: fam, ...(bits === undefined ? {} : { network: true }) });
   if (!r.ok) throw new CliError('E_KERNEL', r.error ?? 'kernel command failed');
   process.stdout.write(`${action === 'add' ? 'blocked' : 'unblocked'} ${prefix} (kernel set; ampguard not running)\n`);

@@ -65,6 +65,10 @@ export async function runWorker(runtime: RuntimeConfig, log: Logger): Promise<vo
   let aggregateCharges = new Map<string, number>();
   // follow-up candidates this worker could not match: [key, question hash, level], bounded per batch
   let followUps: [string, number, 0 | 1][] = [];
+  budgets.onCharge = (key, cost, level) => {
+    const m = level === 'prefix' ? charges : aggregateCharges;
+    m.set(key, (m.get(key) ?? 0) + cost);
+  };
   budgets.onFollowUp = (key, question, level) => {
     if (followUps.length < MAX_FOLLOWUPS_PER_SYNC) followUps.push([key, question, level === 'prefix' ? 0 : 1]);
   };

@@ -195,6 +195,34 @@ export class Enforcer {
     return prefix;
   }
 
+  /**
+   * A network blocked by hand (`blocks add NET/LEN`): the ladder never blocks
+   * a network (docs/defence.md), so a kernel drop of a whole network is the
+   * operator's, for a packet flood that threatens the frontend itself. Only at
+   * the aggregate length, the one the packet path checks in userspace too.
+   * Throws BlockRefusedError when it cannot be made.
+   */
+  blockNetworkByHand(address: string, family: 4 | 6, bits: number): string {
+    const s = this.settings();
+    const aggBits = family === 4 ? s.aggregate.prefixV4 : s.aggregate.prefixV6;
+    if (!s.aggregate.enabled) throw new BlockRefusedError('not blocked: a network is blocked at the aggregate length, and policy.large_response.aggregate is off');
+    if (bits !== aggBits) throw new BlockRefusedError(`not blocked: a network is blocked at the aggregate length /${aggBits} (policy.large_response.aggregate.prefix_v${family}), not /${bits}`);
+    const target = blockTarget(address, s);
+    if (!target.ok) throw new BlockRefusedError(target.reason === 'allowlist' ? `not blocked: ${target.error} (block.allowlist)` : `not blocked: ${target.error}`);
+    const key = prefixKey(target.address, family, bits, bits);
+    const covered = allowlistError(key, family, s);
+    if (covered) throw new BlockRefusedError(`not blocked: ${covered} (block.allowlist)`);
+    const now = this.clock();
+    if (!this.blocks.add(key, now + s.blockTimeoutMs, now)) {
+      throw new BlockRefusedError(`not blocked: block.max_elements (${this.maxElements}) prefixes are blocked already`);
+    }
+    this.onChange?.({ kind: 'block', prefix: key, ttlMs: s.blockTimeoutMs });
+    if (networkHoldable(key, family)) this.enqueue(key, family, now + s.blockTimeoutMs, true);
+    this.remember(key, target.address, 'manual', 0, s.blockTimeoutMs);
+    this.log.warn({ prefix: key, mode: this.sink.mode }, 'network blocked by hand');
+    return key;
+  }
+
   async unblock(address: string, _family?: 4 | 6): Promise<string> {
     return (await this.unblockAddress(address)).prefix;
   }

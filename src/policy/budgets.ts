@@ -215,7 +215,7 @@ export class BudgetTable {
     const entry = table.entry(key, rule, now);
     const climbs = entry.rung !== RUNG_TRUNCATING;
     const step = onOverBudget(entry, settings.ladder, now, level === 'prefix');
-    if (step === 'truncate') rememberTc(entry, question, now);
+    if (step === 'truncate' && level === 'prefix') rememberTc(entry, question, now);
     if (climbs) {
       table.truncating.add(key);
       table.onRung?.(key, 2, level);

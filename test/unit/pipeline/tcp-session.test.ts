@@ -12,15 +12,17 @@ import { BlockTable } from '../../../src/policy/block-table.js';
 import { Counters } from '../../../src/metrics/counters.js';
 import { parseHostPort } from '../../../src/config/address.js';
 import { query } from '../../helpers/wire.js';
+import { parseQuery } from '../../../src/dns/query.js';
+import { runResponseStages } from '../../../src/pipeline/stages.js';
 
-function setup() {
+function setup(address = '198.18.0.10') {
   const env = { settings: compilePolicy(configSchema.parse({})), budgets: new BudgetTable(10), blocks: new BlockTable(10), counters: new Counters() };
   const pool = new BackendPool<unknown>([{ name: 'b', address: parseHostPort('127.0.0.1:53')!, weight: 1, proxyProtocol: false }], 100);
   const forwarded: TcpRequest[] = [];
   const forwarder = { forward: (_spec: unknown, r: TcpRequest) => (forwarded.push(r), { cancel: () => undefined }) } as unknown as TcpForwarder;
   const written: Buffer[] = [];
   const client: TcpClient = {
-    address: '198.18.0.10', port: 4000, localAddress: '127.0.0.1', localPort: 53, family: 4,
+    address, port: 4000, localAddress: '127.0.0.1', localPort: 53, family: 4,
     write: (m) => written.push(m),
     settled: () => undefined,
   };
@@ -42,5 +44,25 @@ describe('TcpSession', () => {
     }
     expect(s.forwarded).toHaveLength(1);
     expect(s.env.counters.localAnswers.notimp).toBe(2);
+  });
+
+  it('counts a ladder follow-up only when the backend answers a truncated question, never a local NOTIMP or a failure', () => {
+    const s = setup('198.18.0.20');
+    const big = (id: number): Buffer => query('big.example.test', 'TXT', id, { udpSize: 4096 });
+    const udp = (id: number) => ({ query: big(id), parsed: parseQuery(big(id))!, clientAddress: '198.18.0.20', family: 4 as const, proto: 'udp' as const });
+    // 20 large replies: 13 in full, then TC answers for big.example.test TXT (rung 2)
+    for (let i = 0; i < 20; i++) runResponseStages(udp(i), 900, s.env, 0);
+    expect(s.env.budgets.rung('prefix', '198.18.0.20')).toBe(2);
+    s.session.onQuery(big(100));
+    expect(s.env.counters.tcpFollowUps).toBe(0); // not yet answered
+    s.forwarded[0]!.onFailure('reset');
+    expect(s.env.counters.tcpFollowUps).toBe(0);
+    const notify = big(101);
+    notify[2] = (notify[2]! & 0x87) | (4 << 3);
+    s.session.onQuery(notify);
+    expect(s.env.counters.tcpFollowUps).toBe(0);
+    s.session.onQuery(big(102));
+    s.forwarded[1]!.onAnswer(Buffer.from(big(102)));
+    expect(s.env.counters.tcpFollowUps).toBe(1);
   });
 });

@@ -186,6 +186,25 @@ describe('the ladder in the response stages (defaults: 50kb/min, burst 10, windo
     expect(e.counters.tcpFollowUps).toBe(16);
   });
 
+  it('a follow-up that lands on another worker is matched by the worker that truncated the question', () => {
+    const a = env();
+    const b = env();
+    // every charge of A reaches B as a debit (the cluster relay), so B tracks the prefix too
+    a.budgets.onCharge = (key, cost, level) => b.budgets.debit(key, cost, b.settings, 0, level);
+    const relayed: [string, number][] = [];
+    b.budgets.onFollowUp = (key, question) => relayed.push([key, question]);
+    replies(a, '198.18.0.44', 0, 300, 10);
+    tcpAnswered(ctx('198.18.0.44', 'tcp'), b, 300);
+    expect(b.counters.tcpFollowUps).toBe(0);
+    expect(relayed).toHaveLength(1);
+    const [key, question] = relayed[0]!;
+    expect(a.budgets.followUp('prefix', key, question, a.settings, 305, true)).toBe(true);
+    // a peer's candidate is never relayed again
+    expect(relayed).toHaveLength(1);
+    // one that matches nothing here is dropped
+    expect(a.budgets.followUp('prefix', key, question ^ 1, a.settings, 305, true)).toBe(false);
+  });
+
   it('a TCP query from the prefix does not count when the session answers it itself: only tcpAnswered does', () => {
     const e = env();
     replies(e, '198.18.0.42', 0, 300, 10);
