@@ -144,7 +144,7 @@ const retryTimer = setInterval(() => {
       p.lastAt = now;
       totals.udpRetries++;
       send(sockets[p.sock], p);
-    } else if (!mode.startsWith('nat') && now - p.firstAt > 1500) finish(key, 'unanswered');
+    } else if (!mode.startsWith('nat') && mode !== 'helper' && now - p.firstAt > 1500) finish(key, 'unanswered');
   }
 }, 100);
 

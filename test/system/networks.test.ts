@@ -192,6 +192,18 @@ function suite(mode: 'ipset' | 'nftables', families: readonly (4 | 6)[]): void {
       expect(await until(async () => (await running.metric('ampguard_blocked_clients')) === families.length - 1, 5000)).toBe(true);
       expect(blast(hosts, SERVER_V4, spread4[51] as string, 3, 'www.example.test').received).toBe(3);
     }, 40_000);
+
+    it('lifts the network blocks when the aggregates are turned off by SIGHUP', async () => {
+      const running = ag as Ampguard;
+      hosts.run(hosts.server, 'node', [CLI, 'blocks', 'add', NET4, '--config', running.configPath]);
+      expect(await until(() => kernel.members(4).includes(NET4), 5000)).toBe(true);
+      running.writeConfig({ ...config(), policy: { large_response: { aggregate: { enabled: false } } } });
+      running.proc.child.kill('SIGHUP');
+      expect(await until(() => !kernel.members(4).includes(NET4), 5000)).toBe(true);
+      expect((await apiBlocks(hosts, running)).blocks.map((b) => b.prefix)).not.toContain(NET4);
+      expect(running.proc.output()).toMatch(/"msg":"network blocks lifted: aggregate budgets are off"/);
+      expect(blast(hosts, SERVER_V4, spread4[52] as string, 3, 'www.example.test').received).toBe(3);
+    }, 40_000);
   });
 }
 
