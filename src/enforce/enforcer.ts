@@ -271,9 +271,9 @@ export class Enforcer {
       const family = b.prefix.includes(':') ? 6 : 4;
       const bits = Number(b.prefix.slice(slash + 1));
       if (bits === (family === 4 ? s.prefixV4 : s.prefixV6)) continue;
-      lifted.push(await this.unblockNetwork(b.prefix.slice(0, slash), family, bits));
+      lifted.push(await this.unblockNetwork(b.prefix.slice(0, slash), family, bits, true));
     }
-    if (lifted.length > 0) this.log.warn({ networks: lifted.length }, 'network blocks lifted: aggregate budgets are off');
+    if (lifted.length > 0) this.log.warn({ networks: lifted }, 'network blocks lifted: aggregate budgets are off');
     return lifted;
   }
 
@@ -281,7 +281,7 @@ export class Enforcer {
    * Removes the block of a network the ladder's aggregate budgets made (its key
    * is the network at its own length, as `blocks list` shows it), by hand.
    */
-  async unblockNetwork(address: string, family: 4 | 6, bits: number): Promise<string> {
+  async unblockNetwork(address: string, family: 4 | 6, bits: number, quiet = false): Promise<string> {
     const key = prefixKey(address, family, bits, bits);
     this.blocks.remove(key);
     this.onChange?.({ kind: 'unblock', prefix: key });
@@ -290,7 +290,7 @@ export class Enforcer {
       const r = await this.sink.remove({ prefix: key, family, network: true });
       if (!r.ok) this.kernelFailure(r.error);
     }
-    this.log.warn({ prefix: key }, 'network unblocked by hand');
+    if (!quiet) this.log.warn({ prefix: key }, 'network unblocked by hand');
     return key;
   }
 

@@ -21,7 +21,7 @@ export const RUNG_OPEN = 1;
 export const RUNG_TRUNCATING = 2;
 export type Rung = typeof RUNG_OPEN | typeof RUNG_TRUNCATING;
 
-/** questions answered with TC remembered per key on rung 2 (a ring: the oldest is overwritten) */
+/** questions answered with TC remembered per key on rung 2, besides the first (a ring: the oldest is overwritten) */
 export const TC_QUESTIONS = 16;
 
 export interface LadderState {
@@ -34,9 +34,14 @@ export interface LadderState {
   followUps: number;
   /** when the key last had a large reply truncated (rung 2), for the quiet spell */
   lastTcAt: number;
-  /** hashes of the questions answered with TC, 0 = empty or used; made when the key first climbs */
-  tcQ: Int32Array | null;
-  tcAt: Float64Array | null;
+  /** the first question answered with TC (its hash; 0 = none or used) and when */
+  tcQ0: number;
+  tcQ0At: number;
+  /**
+   * the later ones, a ring of [hash, time] pairs, made at the second TC answer
+   * only: a sprayed source that gets one TC answer costs no allocation
+   */
+  tcRing: Float64Array | null;
   tcNext: number;
 }
 
@@ -81,13 +86,15 @@ export function judge(s: LadderState, l: LadderSettings, now: number): boolean {
 
 /** Remembers a question answered with TC (its hash, from questionHash), for matchFollowUp. */
 export function rememberTc(s: LadderState, hash: number, now: number): void {
-  if (s.tcQ === null || s.tcAt === null) {
-    s.tcQ = new Int32Array(TC_QUESTIONS);
-    s.tcAt = new Float64Array(TC_QUESTIONS);
+  if (s.tcQ0 === 0 && s.tcRing === null) {
+    s.tcQ0 = hash;
+    s.tcQ0At = now;
+    return;
   }
+  const ring = s.tcRing ?? (s.tcRing = new Float64Array(2 * TC_QUESTIONS));
   const i = s.tcNext;
-  s.tcQ[i] = hash;
-  s.tcAt[i] = now;
+  ring[2 * i] = hash;
+  ring[2 * i + 1] = now;
   s.tcNext = i + 1 === TC_QUESTIONS ? 0 : i + 1;
 }
 
@@ -98,16 +105,27 @@ export function rememberTc(s: LadderState, hash: number, now: number): void {
  * so repeating one question over TCP does not count twice.
  */
 export function matchFollowUp(s: LadderState, hash: number, now: number, maxAgeMs: number): boolean {
-  if (s.rung !== RUNG_TRUNCATING || s.tcQ === null || s.tcAt === null) return false;
-  const q = s.tcQ;
-  for (let i = 0; i < TC_QUESTIONS; i++) {
-    if (q[i] === hash && now - s.tcAt[i]! <= maxAgeMs) {
-      q[i] = 0;
+  if (s.rung !== RUNG_TRUNCATING) return false;
+  if (s.tcQ0 === hash && now - s.tcQ0At <= maxAgeMs) {
+    s.tcQ0 = 0;
+    s.followUps++;
+    return true;
+  }
+  const ring = s.tcRing;
+  if (ring === null) return false;
+  for (let i = 0; i < 2 * TC_QUESTIONS; i += 2) {
+    if (ring[i] === hash && now - ring[i + 1]! <= maxAgeMs) {
+      ring[i] = 0;
       s.followUps++;
       return true;
     }
   }
   return false;
+}
+
+/** Held on rung 2: it had more than one TC answer (a sprayed source that got one is not). */
+export function held(s: LadderState): boolean {
+  return s.rung === RUNG_TRUNCATING && (s.tcSent > 1 || s.lastTcAt > s.windowStart);
 }
 
 /** Whether a key on rung 2 has been quiet long enough to come down (checked by the table). */
@@ -120,7 +138,8 @@ export function comeDown(s: LadderState): void {
   s.rung = RUNG_OPEN;
   s.tcSent = 0;
   s.followUps = 0;
-  if (s.tcQ !== null) s.tcQ.fill(0);
+  s.tcQ0 = 0;
+  if (s.tcRing !== null) s.tcRing.fill(0);
 }
 
 function openWindow(s: LadderState, now: number): void {

@@ -49,7 +49,7 @@ function replies(e: PolicyEnv, address: string, from: number, to: number, everyM
 
 describe('ladder state machine', () => {
   const l = { enabled: true, windowMs: 1000, minTc: 3, followUpShare: 0.5, quietMs: 10_000 };
-  const fresh = (): LadderState => ({ rung: 1, windowStart: 0, tcSent: 0, followUps: 0, lastTcAt: 0, tcQ: null, tcAt: null, tcNext: 0 });
+  const fresh = (): LadderState => ({ rung: 1, windowStart: 0, tcSent: 0, followUps: 0, lastTcAt: 0, tcQ0: 0, tcQ0At: 0, tcRing: null, tcNext: 0 });
   const onFollowUp = (s: LadderState, n: number): void => {
     for (let i = 0; i < n; i++) {
       rememberTc(s, 100 + i, 0);
@@ -177,13 +177,13 @@ describe('the ladder in the response stages (defaults: 50kb/min, burst 10, windo
     // the same question from a neighbour of the same /24 is not the prefix's follow-up
     tcpAnswered(ctx('198.18.0.41', 'tcp'), e, 300);
     expect(e.counters.tcpFollowUps).toBe(1);
-    // each TC answer vouches for one follow-up: the ring holds 16, one is used
+    // each TC answer vouches for one follow-up: the first and the last 16 are kept, one is used
     for (let i = 0; i < 40; i++) tcpAnswered(ctx('198.18.0.40', 'tcp'), e, 301);
-    expect(e.counters.tcpFollowUps).toBe(16);
+    expect(e.counters.tcpFollowUps).toBe(17);
     // a retry older than window_ms (2 s) is not a follow-up
     replies(e, '198.18.0.40', 400, 410, 10);
     tcpAnswered(ctx('198.18.0.40', 'tcp'), e, 2401);
-    expect(e.counters.tcpFollowUps).toBe(16);
+    expect(e.counters.tcpFollowUps).toBe(17);
   });
 
   it('a follow-up that lands on another worker is matched by the worker that truncated the question', () => {
