@@ -11,11 +11,11 @@
 // carries its rung on the ladder (policy/ladder.ts, docs/defence.md). A table
 // under pressure cannot be used to reset a budget: a fresh key whose arrival
 // evicts a key used within one refill time starts with an empty bucket, and a
-// key on rung 2 or in debt is put back once rather than forgotten.
+// key held on rung 2 (more than one TC answer) or in debt is put back once rather than forgotten.
 import { LRUCache } from 'lru-cache';
 import { debit, refill, type Bucket } from './token-bucket.js';
 import {
-  comeDown, judge, matchFollowUp, onOverBudget, quietSpellOver, rememberTc, RUNG_TRUNCATING, type LadderState, type OverBudgetStep,
+  comeDown, held, judge, matchFollowUp, onOverBudget, quietSpellOver, rememberTc, RUNG_TRUNCATING, type LadderState, type OverBudgetStep,
 } from './ladder.js';
 import type { BudgetRule, PolicySettings } from '../config/compile.js';
 
@@ -88,7 +88,7 @@ class LevelTable {
       // a plain literal: spreading newBucket() here cost 7x as much per new prefix (measured: 4.8 us against 0.7 us)
       entry = {
         tokens: rule.capacity, updatedAt: now, minute: 0, thisMinute: 0, lastMinute: 0,
-        rung: 1, windowStart: 0, tcSent: 0, followUps: 0, lastTcAt: 0, tcQ: null, tcAt: null, tcNext: 0,
+        rung: 1, windowStart: 0, tcSent: 0, followUps: 0, lastTcAt: 0, tcQ0: 0, tcQ0At: 0, tcRing: null, tcNext: 0,
       };
       this.entries.set(key, entry);
       const evicted = this.evictedEntry;
@@ -100,7 +100,7 @@ class LevelTable {
   /**
    * A fresh key pushed another out. When that key was used within one refill
    * time the table is churning faster than budgets refill (a spray of fresh
-   * sources): the fresh key gets no burst of its own. A key on rung 2 or in
+   * sources): the fresh key gets no burst of its own. A key held on rung 2 (more than one TC answer) or in
    * debt is put back once (the next least recently used goes instead), so the
    * evidence against a victim outlives a spray.
    */
@@ -112,7 +112,7 @@ class LevelTable {
       fresh.tokens = 0;
       this.pressured++;
     }
-    if (evicted.rung === RUNG_TRUNCATING || evicted.tokens < 0) {
+    if (held(evicted) || evicted.tokens < 0) {
       this.rescuing = true;
       try {
         this.entries.set(key, evicted);
