@@ -149,6 +149,8 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
       udpIoMode: udpIo.mode,
     },
     applySettings(settings) {
+      // networks whose budgets were turned off come off rung 2: their TC answers end now
+      if (!settings.aggregate.enabled) for (const key of parts.budgets.truncatingKeys('aggregate')) parts.budgets.release('aggregate', key);
       env.settings = settings;
     },
     async close() {

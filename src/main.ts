@@ -38,7 +38,7 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger, control
   try {
     fleet = startFleet({
       runtime, enforcer, settings: () => settings, keyFile: control.fleetKeyFile ?? '', registry, log, clock,
-      deliver: (d) => debitAll(budgets, d, settings, clock()),
+      deliver: (d) => void (dataplane.sources.counters.tcpFollowUps += debitAll(budgets, d, settings, clock())),
     });
   } catch (err) {
     await Promise.all([dataplane.close(), enforcer.close()]);
@@ -47,7 +47,7 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger, control
   if (fleet) {
     const batch = fleet.batch;
     budgets.onCharge = (key, cost, level) => batch.charge(key, cost, level === 'aggregate');
-    budgets.onFollowUp = (key, n, level) => batch.followUp(key, n, level === 'prefix' ? 0 : 1);
+    budgets.onFollowUp = (key, question, level) => batch.followUp(key, question, level === 'prefix' ? 0 : 1);
   }
   // one process: its own data path is sampled as a worker's would be (operator/health.ts)
   const health = new DataPathHealth();
@@ -66,8 +66,11 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger, control
     enforcer,
     reload(next: Config): ReloadPlan {
       const r = reloadConfig(config, next);
+      const networksOff = settings.aggregate.enabled && !r.settings.aggregate.enabled;
       ({ config, settings } = r);
       dataplane.applySettings(settings);
+      // aggregates turned off: no network block may outlive them (docs/defence.md)
+      if (networksOff) void enforcer.liftNetworks().catch((err: Error) => log.error({ err: err.message }, 'lifting network blocks failed'));
       log.level = config.log.level;
       return r.plan;
     },

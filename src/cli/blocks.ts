@@ -69,7 +69,7 @@ function prefixCovers(net: string, ip: string, family: 4 | 6): boolean {
 export async function blocksCommand(path: string, args: string[], opts: { json?: boolean } = {}): Promise<number> {
   const rt = runtimeFromFile(path);
   const [action, text] = args;
-  if (action !== 'list' && action !== 'add' && action !== 'del' && action !== 'show') throw new CliError('E_USAGE', 'blocks: list | show IP | add IP | del IP|NET/LEN', 2);
+  if (action !== 'list' && action !== 'add' && action !== 'del' && action !== 'show') throw new CliError('E_USAGE', 'blocks: list | show IP | add IP|NET/LEN | del IP|NET/LEN', 2);
   if (action === 'show') {
     const parsed = parseBlockTargetText(text ?? '');
     if (!parsed.ok || parsed.bits !== undefined) throw new CliError('E_USAGE', `blocks show: ${parsed.ok ? 'takes an address' : parsed.error}`, 2);
@@ -80,7 +80,6 @@ export async function blocksCommand(path: string, args: string[], opts: { json?:
   }
   const parsed = action === 'list' ? null : parseBlockTargetText(text ?? '');
   if (parsed && !parsed.ok) throw new CliError('E_USAGE', `blocks ${action}: ${parsed.error}`, 2);
-  if (parsed?.ok && parsed.bits !== undefined && action === 'add') throw new CliError('E_USAGE', 'blocks add takes an address; a network (NET/LEN) can only be unblocked', 2);
   const ip = parsed?.ok ? parsed.address : undefined;
   const family = parsed?.ok ? parsed.family : 0;
   const bits = parsed?.ok ? parsed.bits : undefined;
@@ -121,7 +120,11 @@ export async function blocksCommand(path: string, args: string[], opts: { json?:
     if (answer.status === 401) throw new CliError('E_AUTH', `ampguard at ${where} refused the proof of the token in ${tokenFile}: ${String(answer.body.error)}`);
     if (answer.status !== 200) throw new CliError('E_UNREACHABLE', `ampguard at ${where} said ${answer.status}: ${String(answer.body.error)}`);
     if (action === 'list') printList(answer.body, opts.json);
-    else process.stdout.write(`${action === 'add' ? 'blocked' : 'unblocked'} ${String(answer.body.blocked ?? answer.body.unblocked)}\n`);
+    else {
+      const networks = Array.isArray(answer.body.networks) ? (answer.body.networks as unknown[]).map(String) : [];
+      const also = networks.length > 0 ? ` and the network${networks.length > 1 ? 's' : ''} ${networks.join(', ')} that held it` : '';
+      process.stdout.write(`${action === 'add' ? 'blocked' : 'unblocked'} ${String(answer.body.blocked ?? answer.body.unblocked)}${also}\n`);
+    }
     return 0;
   }
 
@@ -144,7 +147,7 @@ export async function blocksCommand(path: string, args: string[], opts: { json?:
   const started = await sink.start();
   if (!started.ok) throw new CliError('E_KERNEL', started.error ?? 'kernel set unavailable');
   const r = action === 'add'
-    ? await sink.add([{ prefix, family: fam, timeoutSec: k.timeoutSec }])
+    ? await sink.add([{ prefix, family: fam, timeoutSec: k.timeoutSec, ...(bits === undefined ? {} : { network: true }) }])
     : await sink.remove({ prefix, family: fam, ...(bits === undefined ? {} : { network: true }) });
   if (!r.ok) throw new CliError('E_KERNEL', r.error ?? 'kernel command failed');
   process.stdout.write(`${action === 'add' ? 'blocked' : 'unblocked'} ${prefix} (kernel set; ampguard not running)\n`);

@@ -17,7 +17,9 @@ export type ToPrimary =
   | { readonly t: 'ready' }
   /**
    * since the last batch: successful budget charges [prefix, cost], the same for
-   * aggregate networks (`a`), and TCP follow-ups seen (`f`: [key, count, 0 prefix | 1 aggregate])
+   * aggregate networks (`a`), and answered TCP queries this worker could not match as
+   * follow-ups (`f`: [key, question hash, 0 prefix | 1 aggregate]; the worker that truncated
+   * the question counts it)
    */
   | { readonly t: 'charges' } & BudgetDeltas
   | { readonly t: 'offender'; readonly o: Offender }

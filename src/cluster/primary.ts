@@ -186,7 +186,10 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
     failed,
     reload(next: Config): ReloadPlan {
       const r = reloadConfig(config, next);
+      const networksOff = settings.aggregate.enabled && !r.settings.aggregate.enabled;
       ({ config, settings } = r);
+      // aggregates turned off: no network block may outlive them (docs/defence.md)
+      if (networksOff) void enforcer.liftNetworks().catch((err: Error) => log.error({ err: err.message }, 'lifting network blocks failed'));
       log.level = config.log.level;
       broadcast({ t: 'reload', config });
       return r.plan;

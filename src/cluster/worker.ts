@@ -21,6 +21,8 @@ import type { Offender } from '../policy/verdict.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 
 export const SYNC_MS = 5;
+/** follow-up candidates sent per sync at most (a TCP flood cannot make the IPC messages grow without bound) */
+const MAX_FOLLOWUPS_PER_SYNC = 4096;
 
 function send(message: ToPrimary): void {
   process.send?.(message);
@@ -61,23 +63,21 @@ export async function runWorker(runtime: RuntimeConfig, log: Logger): Promise<vo
   // charges at both budget levels and the ladder's TCP follow-ups, batched every SYNC_MS
   let charges = new Map<string, number>();
   let aggregateCharges = new Map<string, number>();
-  let followUps = new Map<string, [string, number, 0 | 1]>();
+  // follow-up candidates this worker could not match: [key, question hash, level], bounded per batch
+  let followUps: [string, number, 0 | 1][] = [];
   budgets.onCharge = (key, cost, level) => {
     const m = level === 'prefix' ? charges : aggregateCharges;
     m.set(key, (m.get(key) ?? 0) + cost);
   };
-  budgets.onFollowUp = (key, n, level) => {
-    const k = `${level === 'prefix' ? 0 : 1}${key}`;
-    const seen = followUps.get(k);
-    if (seen) seen[1] += n;
-    else followUps.set(k, [key, n, level === 'prefix' ? 0 : 1]);
+  budgets.onFollowUp = (key, question, level) => {
+    if (followUps.length < MAX_FOLLOWUPS_PER_SYNC) followUps.push([key, question, level === 'prefix' ? 0 : 1]);
   };
   const syncTimer = setInterval(() => {
-    if (charges.size === 0 && aggregateCharges.size === 0 && followUps.size === 0) return;
-    send({ t: 'charges', d: [...charges], a: [...aggregateCharges], f: [...followUps.values()] });
+    if (charges.size === 0 && aggregateCharges.size === 0 && followUps.length === 0) return;
+    send({ t: 'charges', d: [...charges], a: [...aggregateCharges], f: followUps });
     charges = new Map();
     aggregateCharges = new Map();
-    followUps = new Map();
+    followUps = [];
   }, SYNC_MS);
 
   const onOffender = (o: Offender, now: number): boolean => {
@@ -101,7 +101,10 @@ export async function runWorker(runtime: RuntimeConfig, log: Logger): Promise<vo
       case 'debits':
         for (const [prefix, cost] of m.d) budgets.debit(prefix, cost, settings, now);
         for (const [key, cost] of m.a ?? []) budgets.debit(key, cost, settings, now, 'aggregate');
-        for (const [key, n, level] of m.f ?? []) budgets.followUp(level === 0 ? 'prefix' : 'aggregate', key, n, true);
+        // another worker's answered TCP queries: a follow-up here when this worker truncated the question
+        for (const [key, question, level] of m.f ?? []) {
+          if (budgets.followUp(level === 0 ? 'prefix' : 'aggregate', key, question, settings, now, true)) dataplane.env.counters.tcpFollowUps++;
+        }
         break;
       case 'block':
         blocks.add(m.prefix, now + m.ttlMs);

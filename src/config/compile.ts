@@ -23,13 +23,18 @@ export interface BudgetRule {
   readonly bytes: boolean;
 }
 
-/** The budget of the network around a prefix (policy.large_response.aggregate). */
-export interface AggregateSettings {
+/** The budget of a network around a prefix (policy.large_response.aggregate, and its wide level). */
+export interface NetworkBudget {
   readonly enabled: boolean;
   readonly prefixV4: number;
   readonly prefixV6: number;
   /** the per-prefix rule times the multiplier */
   readonly rule: BudgetRule;
+}
+
+export interface AggregateSettings extends NetworkBudget {
+  /** the wider network (/16, /32) around the aggregate; its lengths are 0 for a family it does not apply to */
+  readonly wide: NetworkBudget;
 }
 
 /** The thresholds SIGHUP may change; stages read them through one mutable holder. */
@@ -105,12 +110,20 @@ export function compilePolicy(config: Config): PolicySettings {
       prefixV4: agg.prefix_v4,
       prefixV6: agg.prefix_v6,
       rule: { capacity: capacity * agg.multiplier, perMs: rate.perMs * agg.multiplier, bytes: prefixBudget.bytes },
+      wide: {
+        enabled: agg.enabled && agg.wide.enabled,
+        // a wide network no wider than the aggregate would only charge the same replies twice
+        prefixV4: agg.wide.prefix_v4 < agg.prefix_v4 ? agg.wide.prefix_v4 : 0,
+        prefixV6: agg.wide.prefix_v6 < agg.prefix_v6 ? agg.wide.prefix_v6 : 0,
+        rule: { capacity: capacity * agg.wide.multiplier, perMs: rate.perMs * agg.wide.multiplier, bytes: prefixBudget.bytes },
+      },
     },
     ladder: {
       enabled: ladder.enabled,
       windowMs: ladder.window_ms,
       minTc: ladder.min_tc,
       followUpShare: ladder.followup_share,
+      quietMs: ladder.quiet_ms,
     },
     dryRun: config.block.mode === 'off',
     allowlist: config.block.allowlist.map((c) => parseCidr(c) as Cidr),

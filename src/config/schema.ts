@@ -134,8 +134,20 @@ export const configSchema = z.strictObject({
                 description: 'an aggregate gets this many times the per-prefix rate and bucket',
                 reloadable: true,
               }),
+              wide: z
+                .strictObject({
+                  enabled: z.boolean().default(true).meta({ description: 'also keep a budget per wide network around the aggregates (catches a flood spread over many /24s or /48s of one provider)', reloadable: true }),
+                  prefix_v4: int(1, 31).default(16).meta({ description: 'IPv4 prefix length of a wide network (shorter than aggregate.prefix_v4, else no wide budget for IPv4)' }),
+                  prefix_v6: int(1, 127).default(32).meta({ description: 'IPv6 prefix length of a wide network (shorter than aggregate.prefix_v6, else no wide budget for IPv6)' }),
+                  multiplier: int(1, 1_048_576).default(16).meta({
+                    description: 'a wide network gets this many times the per-prefix rate and bucket',
+                    reloadable: true,
+                  }),
+                })
+                .meta({ description: 'budgets of the wider networks (/16, /32) around the aggregates, charged with the same replies; like aggregates, answered with TC over budget and never blocked' })
+                .prefault({}),
             })
-            .meta({ description: 'budgets of the networks around the prefixes, charged with the same replies; they go through the same ladder' })
+            .meta({ description: 'budgets of the networks around the prefixes, charged with the same replies; over budget a network gets TC for its large replies (never a block: docs/defence.md)' })
             .prefault({}),
         })
         .meta({ description: 'per-prefix budgets for large UDP replies (iptables hashlimit semantics)' })
@@ -149,7 +161,11 @@ export const configSchema = z.strictObject({
           window_ms: int(100, 3_600_000).default(2000).meta({ description: 'how long each judging window of a prefix over budget lasts', reloadable: true }),
           min_tc: int(1, 1_000_000).default(10).meta({ description: 'TC answers a window must hold before the prefix can be judged', reloadable: true }),
           followup_share: z.number().min(0).max(1).default(0.2).meta({
-            description: 'TCP queries per TC answer below which a judged prefix is blocked (a spoofed victim sends none)',
+            description: 'TCP follow-ups per TC answer below which a judged prefix is blocked (a spoofed victim sends none); a follow-up is a TCP query the backend answered that repeats a question answered with TC to the prefix within window_ms',
+            reloadable: true,
+          }),
+          quiet_ms: int(100, 3_600_000).default(10_000).meta({
+            description: 'a prefix or network on rung 2 comes back to rung 1 only after this long without a large reply it had to truncate (a refilled bucket does not bring it down while the flood goes on)',
             reloadable: true,
           }),
         })

@@ -244,7 +244,45 @@ export class Enforcer {
     return prefix;
   }
 
+  /**
+   * A network blocked by hand (`blocks add NET/LEN`): the ladder never blocks
+   * a network (docs/defence.md), so a kernel drop of a whole network is the
+   * operator's, for a packet flood that threatens the frontend itself. Only at
+   * the aggregate length, the one the packet path checks in userspace too.
+   * Throws BlockRefusedError when it cannot be made.
+   */
+  blockNetworkByHand(address: string, family: 4 | 6, bits: number): string {
+    const s = this.settings();
+    const aggBits = family === 4 ? s.aggregate.prefixV4 : s.aggregate.prefixV6;
+    if (!s.aggregate.enabled) throw new BlockRefusedError('not blocked: a network is blocked at the aggregate length, and policy.large_response.aggregate is off');
+    if (bits !== aggBits) throw new BlockRefusedError(`not blocked: a network is blocked at the aggregate length /${aggBits} (policy.large_response.aggregate.prefix_v${family}), not /${bits}`);
+    const target = blockTarget(address, s);
+    if (!target.ok) throw new BlockRefusedError(target.reason === 'allowlist' ? `not blocked: ${target.error} (block.allowlist)` : `not blocked: ${target.error}`);
+    const key = prefixKey(target.address, family, bits, bits);
+    const covered = allowlistError(key, family, s);
+    if (covered) throw new BlockRefusedError(`not blocked: ${covered} (block.allowlist)`);
+    const now = this.clock();
+    if (!this.blocks.add(key, now + s.blockTimeoutMs, now)) {
+      throw new BlockRefusedError(`not blocked: block.max_elements (${this.maxElements}) prefixes are blocked already`);
+    }
+    this.onChange?.({ kind: 'block', prefix: key, ttlMs: s.blockTimeoutMs });
+    if (networkHoldable(key, family)) this.enqueue(key, family, now + s.blockTimeoutMs, true);
+    this.remember(key, target.address, 'manual', 0, s.blockTimeoutMs);
+    this.log.warn({ prefix: key, mode: this.sink.mode }, 'network blocked by hand');
+    return key;
+  }
+
   async unblock(address: string, _family?: 4 | 6): Promise<string> {
+    return (await this.unblockAddress(address)).prefix;
+  }
+
+  /**
+   * Unblocks an address by hand: its prefix, and every blocked network that
+   * holds it (a network from an earlier run's aggregate blocks), which is lifted
+   * as a whole and named, so that the answer never says "unblocked" while the
+   * address stays dropped (docs/defence.md).
+   */
+  async unblockAddress(address: string): Promise<{ prefix: string; networks: string[] }> {
     const s = this.settings();
     // an allowlisted address may still have to be unblocked (a block from before the allowlist changed)
     const target = blockTarget(address, { prefixV4: s.prefixV4, prefixV6: s.prefixV6, allowlist: [] });
@@ -257,15 +295,42 @@ export class Enforcer {
       const r = await this.serial(() => this.sink.remove({ prefix, family }));
       if (!r.ok) this.kernelFailure(r.error);
     }
-    this.log.warn({ address: target.address, prefix }, 'prefix unblocked by hand');
-    return prefix;
+    const networks: string[] = [];
+    const now = this.clock();
+    const budgetBits = family === 4 ? s.prefixV4 : s.prefixV6;
+    for (let bits = budgetBits - 1; bits >= 1; bits--) {
+      const key = prefixKey(target.address, family, bits, bits);
+      if (this.blocks.isBlocked(key, now)) networks.push(await this.unblockNetwork(target.address, family, bits));
+    }
+    this.log.warn({ address: target.address, prefix, networks }, 'prefix unblocked by hand');
+    return { prefix, networks };
+  }
+
+  /**
+   * Lifts every network block (keys at a length other than the budget
+   * prefix's): what turning the aggregate budgets off by SIGHUP does, so that
+   * no block stays listed, or in the kernel, that nothing would make again.
+   */
+  async liftNetworks(): Promise<string[]> {
+    const s = this.settings();
+    const lifted: string[] = [];
+    for (const b of this.blocks.list(this.clock())) {
+      const slash = b.prefix.indexOf('/');
+      if (slash < 0) continue;
+      const family = b.prefix.includes(':') ? 6 : 4;
+      const bits = Number(b.prefix.slice(slash + 1));
+      if (bits === (family === 4 ? s.prefixV4 : s.prefixV6)) continue;
+      lifted.push(await this.unblockNetwork(b.prefix.slice(0, slash), family, bits, true));
+    }
+    if (lifted.length > 0) this.log.warn({ networks: lifted }, 'network blocks lifted: aggregate budgets are off');
+    return lifted;
   }
 
   /**
    * Removes the block of a network the ladder's aggregate budgets made (its key
    * is the network at its own length, as `blocks list` shows it), by hand.
    */
-  async unblockNetwork(address: string, family: 4 | 6, bits: number): Promise<string> {
+  async unblockNetwork(address: string, family: 4 | 6, bits: number, quiet = false): Promise<string> {
     const key = prefixKey(address, family, bits, bits);
     this.blocks.remove(key);
     this.onChange?.({ kind: 'unblock', prefix: key });
@@ -274,7 +339,7 @@ export class Enforcer {
       const r = await this.serial(() => this.sink.remove({ prefix: key, family, network: true }));
       if (!r.ok) this.kernelFailure(r.error);
     }
-    this.log.warn({ prefix: key }, 'network unblocked by hand');
+    if (!quiet) this.log.warn({ prefix: key }, 'network unblocked by hand');
     return key;
   }
 

@@ -1,7 +1,8 @@
 // What a node tells its site about the prefixes it serves, batched between two
 // publishes (docs/fleet.md): budget charges at the prefix (`d`) and aggregate
-// (`a`) levels in the rate's unit, TCP follow-ups (`f`: [key, count, 0 prefix |
-// 1 aggregate]), and keys this node blocked on its own evidence (`x`), which
+// (`a`) levels in the rate's unit, TCP follow-ups (`f`: [key, the hash of the
+// question the backend answered over TCP, 0 prefix | 1 aggregate]: the node
+// that truncated that question to the key counts it, docs/defence.md), and keys this node blocked on its own evidence (`x`), which
 // the others take as a spent budget: they answer them with TC at once and
 // block only on their own judging. The same shape as the cluster's `charges`.
 import type { BudgetDeltas } from '../cluster/messages.js';
@@ -29,11 +30,10 @@ export class EvidenceBatch {
     m.set(key, (m.get(key) ?? 0) + cost);
   }
 
-  followUp(key: string, n: number, level: 0 | 1): void {
-    const k = `${level}${key}`;
-    const seen = this.f.get(k);
-    if (seen) seen[1] += n;
-    else this.f.set(k, [key, n, level]);
+  /** one TCP follow-up: each vouches for one TC answer, so the same question twice is sent once per batch */
+  followUp(key: string, question: number, level: 0 | 1): void {
+    const k = `${level}${key}:${question}`;
+    if (!this.f.has(k)) this.f.set(k, [key, question, level]);
   }
 
   /** a worker's `charges` message */
@@ -78,6 +78,8 @@ function round(c: number): number {
 
 const isKey = (k: unknown): k is string => typeof k === 'string' && k.length > 0 && k.length <= MAX_KEY;
 const isCount = (c: unknown): c is number => typeof c === 'number' && Number.isFinite(c) && c >= 0;
+/** a question hash (policy/ladder.ts questionHash): any 32-bit integer but 0 */
+const isHash = (h: unknown): h is number => typeof h === 'number' && Number.isInteger(h) && h !== 0 && h >= -0x80000000 && h <= 0xffffffff;
 
 /**
  * A peer's body, checked entry by entry: a message that is not the shape above
@@ -96,7 +98,7 @@ export function parseEvidence(body: string): Evidence | null {
   const pairs = (x: unknown): x is [string, number][] =>
     x === undefined || (Array.isArray(x) && x.length <= MAX_ENTRIES && x.every((e) => Array.isArray(e) && e.length === 2 && isKey(e[0]) && isCount(e[1])));
   const follow = (x: unknown): x is [string, number, 0 | 1][] =>
-    x === undefined || (Array.isArray(x) && x.length <= MAX_ENTRIES && x.every((e) => Array.isArray(e) && e.length === 3 && isKey(e[0]) && isCount(e[1]) && (e[2] === 0 || e[2] === 1)));
+    x === undefined || (Array.isArray(x) && x.length <= MAX_ENTRIES && x.every((e) => Array.isArray(e) && e.length === 3 && isKey(e[0]) && isHash(e[1]) && (e[2] === 0 || e[2] === 1)));
   const keys = (x: unknown): x is string[] => x === undefined || (Array.isArray(x) && x.length <= MAX_ENTRIES && x.every(isKey));
   if (!pairs(o.d) || !pairs(o.a) || !follow(o.f) || !keys(o.x)) return null;
   return { d: o.d ?? [], a: o.a ?? [], f: o.f ?? [], x: o.x ?? [] };

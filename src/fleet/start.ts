@@ -115,11 +115,17 @@ export function asDebits(ev: Evidence, s: PolicySettings): BudgetDeltas {
   };
 }
 
-/** Debits into one process's budgets (main.ts; a worker does the same with the primary's `debits`). */
-export function debitAll(budgets: BudgetTable, d: BudgetDeltas, s: PolicySettings, now: number): void {
+/**
+ * Debits into one process's budgets (main.ts; a worker does the same with the
+ * primary's `debits`); returns the peers' TCP follow-ups that matched a TC
+ * answer of this process (counted in ampguard_tcp_followups_total).
+ */
+export function debitAll(budgets: BudgetTable, d: BudgetDeltas, s: PolicySettings, now: number): number {
   for (const [prefix, cost] of d.d) budgets.debit(prefix, cost, s, now);
   for (const [key, cost] of d.a ?? []) budgets.debit(key, cost, s, now, 'aggregate');
-  for (const [key, n, level] of d.f ?? []) budgets.followUp(level === 0 ? 'prefix' : 'aggregate', key, n, true);
+  let matched = 0;
+  for (const [key, question, level] of d.f ?? []) if (budgets.followUp(level === 0 ? 'prefix' : 'aggregate', key, question, s, now, true)) matched++;
+  return matched;
 }
 
 function applyVerdict(e: Enforcer, v: Verdict, s: PolicySettings, log: Logger, from: string): void {

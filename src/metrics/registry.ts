@@ -99,7 +99,7 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
   mirroredCounter(registry, 'ampguard_local_answers_total', 'answers ampguard made itself other than TC=1: notimp (an opcode other than QUERY, never forwarded)', 'reason', () => c.localAnswers);
   mirroredCounter(registry, 'ampguard_tcp_closed_total', 'client TCP connections closed by ampguard: buffer_full (answers not read, tcp.max_buffered_bytes), read_timeout, idle, framing (bad length), internal_error', 'reason', () => c.tcpClosed);
   mirroredCounter(registry, 'ampguard_tcp_upstream_failures_total', 'TCP connections to backends that failed (connect_timeout, connect_error, reset) or queries that waited tcp.upstream_queue_timeout_ms for one in vain (pool_full)', 'reason', () => c.tcpUpstreamFailures);
-  mirroredCounter(registry, 'ampguard_tcp_followups_total', 'TCP queries from prefixes on rung 2 of the ladder: clients coming back after a TC answer (a spoofed victim never does)', null, () => c.tcpFollowUps);
+  mirroredCounter(registry, 'ampguard_tcp_followups_total', 'TCP follow-ups of prefixes on rung 2 of the ladder: answered TCP queries repeating a question truncated to the same prefix (a spoofed victim never sends one)', null, () => c.tcpFollowUps);
   mirroredCounter(registry, 'ampguard_would_truncate_total', 'block.mode off: replies the ladder would have replaced by TC=1 (the full reply was sent)', null, () => c.wouldTruncate);
   new Counter({
     name: 'ampguard_udp_io_errors_total',

@@ -143,8 +143,14 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
     const parsed = parseBlockTargetText(query.get('address') ?? '');
     if (!parsed.ok) return json(res, 400, { error: parsed.error });
     if (parsed.bits !== undefined) {
-      // networks are the ladder's to block; by hand they can only be removed
-      if (req.method === 'POST') return json(res, 400, { error: 'blocks add takes an address; a network can only be unblocked' });
+      // the ladder never blocks a network: a network in the kernel is the operator's (docs/defence.md)
+      if (req.method === 'POST') {
+        try {
+          return json(res, 200, { blocked: e.blockNetworkByHand(parsed.address, parsed.family, parsed.bits) });
+        } catch (err) {
+          return json(res, 400, { error: (err as Error).message });
+        }
+      }
       return e.unblockNetwork(parsed.address, parsed.family, parsed.bits).then((prefix) => json(res, 200, { unblocked: prefix }), failed(res));
     }
     if (req.method === 'POST') {
@@ -154,7 +160,8 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
         return json(res, 400, { error: (err as Error).message });
       }
     }
-    return e.unblock(parsed.address, parsed.family).then((prefix) => json(res, 200, { unblocked: prefix }), failed(res));
+    // a blocked network holding the address is lifted too, and named: the answer never claims an unblock that is not
+    return e.unblockAddress(parsed.address).then(({ prefix, networks }) => json(res, 200, { unblocked: prefix, networks }), failed(res));
   };
   return routes;
 }

@@ -13,8 +13,6 @@ import { buildNotimp } from '../dns/local-answer.js';
 
 /** Packet-path steps 2-3. `forward` means: on to a backend (step 4). */
 export function runQueryStages(ctx: QueryContext, env: PolicyEnv, now: number): Verdict {
-  // a TCP query may be the follow-up of a TC answer the ladder is waiting for (docs/defence.md)
-  if (ctx.proto === 'tcp') tcpFollowUp(ctx, env);
   return blockedClient(ctx, env, now) ?? anyToTcp(ctx, env.settings) ?? FORWARD;
 }
 
@@ -40,6 +38,16 @@ export function runResponseStages(ctx: QueryContext, replyBytes: number, env: Po
  */
 export function opcodeAnswer(ctx: QueryContext): Buffer | null {
   return readOpcode(ctx.parsed.flags) === OPCODE_QUERY ? null : buildNotimp(ctx.query, ctx.parsed);
+}
+
+/**
+ * A TCP query the backend answered (not one answered locally, dropped or
+ * failed): the ladder may count it as the follow-up of a TC answer
+ * (docs/defence.md). The TCP session calls it with the answer; the replay with
+ * a forwarded query, whose answer the capture holds.
+ */
+export function tcpAnswered(ctx: QueryContext, env: PolicyEnv, now: number): void {
+  tcpFollowUp(ctx, env, now);
 }
 
 /** judgeUdpQuery(): the query goes on to a backend */

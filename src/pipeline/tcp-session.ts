@@ -1,6 +1,7 @@
 // Packet-path step 9 — the queries of one client TCP connection: pipelined, answered
 // out of order, forwarded over the shared upstream connections of
-// src/backend/tcp-pool.ts, never truncated and never charged to a budget.
+// src/backend/tcp-pool.ts, never truncated and never charged to a budget. A
+// query the backend answers may be the ladder's follow-up of a TC answer.
 // The listener feeds it one message at a time and stops at
 // tcp.max_in_flight_per_connection (`outstanding`); every answered or failed
 // query calls client.settled() so the listener can feed the next.
@@ -17,7 +18,7 @@ import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
 import type { QueryContext } from '../policy/context.js';
 import type { ClientShares } from './client-shares.js';
-import { opcodeAnswer, runQueryStages } from './stages.js';
+import { opcodeAnswer, runQueryStages, tcpAnswered } from './stages.js';
 
 export interface TcpClient extends TcpOrigin {
   readonly family: Family;
@@ -99,6 +100,8 @@ export class TcpSession {
       origin: this.client,
       onAnswer: (reply) => {
         finish();
+        // answered by the backend: only now may it count as a ladder follow-up (a local NOTIMP never does)
+        tcpAnswered(ctx, this.env, this.clock());
         if (this.closed) return;
         writeId(reply, parsed.id);
         this.reply(reply);

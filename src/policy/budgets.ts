@@ -1,15 +1,22 @@
 // Packet-path step 6 — large-response budgets, at two levels: the client's prefix
-// (policy.large_response.prefix_v4/v6) and, optionally, the aggregate network
-// around it (policy.large_response.aggregate), so a flood spread over a
-// victim's /24 is caught even when each /32 stays under its own budget.
+// (policy.large_response.prefix_v4/v6) and, optionally, the networks around it
+// (policy.large_response.aggregate: the /24 or /48, and the wider /16 or /32 of
+// aggregate.wide, kept in one table, each key at its own length), so a flood
+// spread over a victim's /24, or over a provider's /32, is caught even when each
+// /32 (or /48) stays under its own budget.
 // Reads policy.large_response.*, policy.ladder.* (through PolicySettings).
 // Feeds ampguard_tracked_prefixes and ampguard_ladder_prefixes.
 // One token bucket per key in an LRU capped at max_tracked, so a million
 // spoofed sources cost a bounded table, not unbounded memory. Each entry also
-// carries its rung on the ladder (policy/ladder.ts, docs/defence.md).
+// carries its rung on the ladder (policy/ladder.ts, docs/defence.md). A table
+// under pressure cannot be used to reset a budget: a fresh key whose arrival
+// evicts a key used within one refill time starts with an empty bucket, and a
+// key held on rung 2 (more than one TC answer) or in debt is put back once rather than forgotten.
 import { LRUCache } from 'lru-cache';
 import { debit, refill, type Bucket } from './token-bucket.js';
-import { judge, onFollowUp, onOverBudget, onRefilled, RUNG_TRUNCATING, type LadderState, type OverBudgetStep } from './ladder.js';
+import {
+  comeDown, held, judge, matchFollowUp, onOverBudget, quietSpellOver, rememberTc, RUNG_TRUNCATING, type LadderState, type OverBudgetStep,
+} from './ladder.js';
 import type { BudgetRule, PolicySettings } from '../config/compile.js';
 
 /** A key's bucket, its ladder state, and the large-reply bytes it was sent by minute (top talkers). */
@@ -45,11 +52,17 @@ export type ChargeListener = (key: string, cost: number, level: BudgetLevel) => 
 /** Told when a key climbs to rung 2 or falls back to rung 1 (a log line; never per packet). */
 export type RungListener = (key: string, rung: 1 | 2, level: BudgetLevel) => void;
 
-/** One level's table: buckets by key, and the keys on rung 2 (for the gauge and the refill sweep). */
+/** One level's table: buckets by key, and the keys on rung 2 (for the gauge and the settle). */
 class LevelTable {
   readonly entries: LRUCache<string, Entry>;
   /** keys on rung 2; kept in step with evictions, so bounded by the table */
   readonly truncating = new Set<string>();
+  /** fresh keys that started with an empty bucket because the table was under pressure */
+  pressured = 0;
+  /** the entry the last insertion evicted (set by dispose, read right after set) */
+  private evictedKey: string | null = null;
+  private evictedEntry: Entry | null = null;
+  private rescuing = false;
 
   onRung: RungListener | null = null;
 
@@ -59,30 +72,62 @@ class LevelTable {
   ) {
     this.entries = new LRUCache<string, Entry>({
       max,
-      dispose: (entry, key) => {
+      dispose: (entry, key, reason) => {
         if (entry.rung === RUNG_TRUNCATING) this.truncating.delete(key);
+        if (reason === 'evict' && !this.rescuing && this.evictedEntry === null) {
+          this.evictedKey = key;
+          this.evictedEntry = entry;
+        }
       },
     });
   }
 
-  entry(key: string, capacity: number, now: number): Entry {
+  entry(key: string, rule: BudgetRule, now: number): Entry {
     let entry = this.entries.get(key);
     if (!entry) {
       // a plain literal: spreading newBucket() here cost 7x as much per new prefix (measured: 4.8 us against 0.7 us)
       entry = {
-        tokens: capacity, updatedAt: now, minute: 0, thisMinute: 0, lastMinute: 0,
-        rung: 1, windowStart: 0, tcSent: 0, followUps: 0,
+        tokens: rule.capacity, updatedAt: now, minute: 0, thisMinute: 0, lastMinute: 0,
+        rung: 1, windowStart: 0, tcSent: 0, followUps: 0, lastTcAt: 0, tcQ0: 0, tcQ0At: 0, tcRing: null, tcNext: 0,
       };
       this.entries.set(key, entry);
+      const evicted = this.evictedEntry;
+      if (evicted !== null) this.afterEviction(entry, evicted, rule, now);
     }
     return entry;
   }
 
-  /** Refills; a rung-2 key whose bucket is full again falls back to rung 1. */
-  refill(key: string, entry: Entry, rule: BudgetRule, now: number): void {
+  /**
+   * A fresh key pushed another out. When that key was used within one refill
+   * time the table is churning faster than budgets refill (a spray of fresh
+   * sources): the fresh key gets no burst of its own. A key held on rung 2 (more than one TC answer) or in
+   * debt is put back once (the next least recently used goes instead), so the
+   * evidence against a victim outlives a spray.
+   */
+  private afterEviction(fresh: Entry, evicted: Entry, rule: BudgetRule, now: number): void {
+    const key = this.evictedKey as string;
+    this.evictedKey = null;
+    this.evictedEntry = null;
+    if (now - evicted.updatedAt < rule.capacity / rule.perMs) {
+      fresh.tokens = 0;
+      this.pressured++;
+    }
+    if (held(evicted) || evicted.tokens < 0) {
+      this.rescuing = true;
+      try {
+        this.entries.set(key, evicted);
+      } finally {
+        this.rescuing = false;
+      }
+      if (evicted.rung === RUNG_TRUNCATING) this.truncating.add(key);
+    }
+  }
+
+  /** Refills; a rung-2 key quiet for policy.ladder.quiet_ms comes down to rung 1. */
+  refill(key: string, entry: Entry, rule: BudgetRule, settings: PolicySettings, now: number): void {
     refill(entry, rule.capacity, rule.perMs, now);
-    if (entry.rung === RUNG_TRUNCATING && entry.tokens >= rule.capacity) {
-      onRefilled(entry);
+    if (quietSpellOver(entry, settings.ladder, now)) {
+      comeDown(entry);
       this.truncating.delete(key);
       this.onRung?.(key, 1, this.level);
     }
@@ -92,7 +137,11 @@ class LevelTable {
 export class BudgetTable {
   private readonly levels: Record<BudgetLevel, LevelTable>;
   onCharge: ChargeListener | null = null;
-  /** told of TCP follow-ups seen in this process (cluster workers share them like charges) */
+  /**
+   * told of TCP follow-up candidates this process could not match (a question
+   * hash for a key with a budget here): the worker whose UDP answers truncated
+   * the question may hold it (cluster workers share them like charges)
+   */
   onFollowUp: ChargeListener | null = null;
 
   constructor(readonly maxTracked: number) {
@@ -115,19 +164,24 @@ export class BudgetTable {
     return this.levels[level].truncating.size;
   }
 
+  /** fresh keys that got an empty bucket because the table was churning (both levels) */
+  get pressured(): number {
+    return this.levels.prefix.pressured + this.levels.aggregate.pressured;
+  }
+
   /** Charges one reply of `bytes` to a prefix; false when the prefix is over budget. */
   charge(prefix: string, bytes: number, settings: PolicySettings, now: number): boolean {
-    return this.chargeAt('prefix', prefix, bytes, settings.prefixBudget, now);
+    return this.chargeAt('prefix', prefix, bytes, settings.prefixBudget, now, settings);
   }
 
   /** Charges one reply of `bytes` to `key` at `level` under `rule`; false when over budget (nothing taken). */
-  chargeAt(level: BudgetLevel, key: string, bytes: number, rule: BudgetRule, now: number): boolean {
+  chargeAt(level: BudgetLevel, key: string, bytes: number, rule: BudgetRule, now: number, settings: PolicySettings): boolean {
     const table = this.levels[level];
     const cost = rule.bytes ? bytes : 1;
-    const entry = table.entry(key, rule.capacity, now);
-    table.refill(key, entry, rule, now);
-    // on rung 2 until the bucket is full again: what trickles back in is not spent on full
-    // replies, so a victim's TC answers are all it gets, never more bytes than were sent
+    const entry = table.entry(key, rule, now);
+    table.refill(key, entry, rule, settings, now);
+    // on rung 2 until a quiet spell: what trickles back in is not spent on full replies,
+    // so a victim's TC answers are all it gets, never more bytes than were sent
     if (entry.rung === RUNG_TRUNCATING || entry.tokens < cost) return false;
     entry.tokens -= cost;
     const minute = Math.floor(now / MINUTE_MS);
@@ -141,7 +195,7 @@ export class BudgetTable {
     return true;
   }
 
-  /** Gives back a charge that did not lead to a reply (the other level refused it). */
+  /** Gives back a charge that did not lead to a reply (another level refused it). */
   refund(level: BudgetLevel, key: string, bytes: number, rule: BudgetRule): void {
     const entry = this.levels[level].entries.peek(key);
     if (entry === undefined) return;
@@ -150,13 +204,18 @@ export class BudgetTable {
     entry.thisMinute -= bytes;
   }
 
-  /** A large reply `key` could not afford: the ladder's next step (policy/ladder.ts). */
-  overBudget(level: BudgetLevel, key: string, settings: PolicySettings, now: number): OverBudgetStep {
+  /**
+   * A large reply `key` could not afford: the ladder's next step (policy/ladder.ts).
+   * `question` is the hash of the question that is answered with TC (questionHash),
+   * remembered so that its TCP retry counts as a follow-up. A network (the
+   * aggregate level) is never escalated: it stays on rung 2 (docs/defence.md).
+   */
+  overBudget(level: BudgetLevel, key: string, rule: BudgetRule, settings: PolicySettings, now: number, question: number): OverBudgetStep {
     const table = this.levels[level];
-    const rule = level === 'prefix' ? settings.prefixBudget : settings.aggregate.rule;
-    const entry = table.entry(key, rule.capacity, now);
+    const entry = table.entry(key, rule, now);
     const climbs = entry.rung !== RUNG_TRUNCATING;
-    const step = onOverBudget(entry, settings.ladder, now);
+    const step = onOverBudget(entry, settings.ladder, now, level === 'prefix');
+    if (step === 'truncate' && level === 'prefix') rememberTc(entry, question, now);
     if (climbs) {
       table.truncating.add(key);
       table.onRung?.(key, 2, level);
@@ -165,46 +224,61 @@ export class BudgetTable {
   }
 
   /**
-   * TCP queries from `key`, counted while it is judged. Those seen here are also
-   * told to `onFollowUp`, so that the worker (or fleet node) whose UDP answers
-   * put the key on rung 2 hears of them, even when this one never charged the
-   * key (a client's TCP retry may reach another node than its UDP query);
-   * `fromPeer` marks another's, which are not told again.
+   * A TCP query the backend answered, from `key`, with its question's hash: a
+   * follow-up when that question was answered with TC to the key recently
+   * (policy.ladder.window_ms). One this process cannot match goes to
+   * `onFollowUp`, so that the worker (or fleet node) whose UDP answer truncated
+   * it can, even one where this process never charged the key (a client's TCP
+   * retry may reach another node than its UDP query); `fromPeer` marks
+   * another's, not told again.
    */
-  followUp(level: BudgetLevel, key: string, n: number, fromPeer = false): boolean {
-    if (!fromPeer && this.onFollowUp !== null) this.onFollowUp(key, n, level);
+  followUp(level: BudgetLevel, key: string, question: number, settings: PolicySettings, now: number, fromPeer = false): boolean {
     const entry = this.levels[level].entries.peek(key);
-    if (entry === undefined) return false;
-    if (entry.rung !== RUNG_TRUNCATING) return false;
-    onFollowUp(entry, n);
-    return true;
+    if (entry !== undefined && matchFollowUp(entry, question, now, settings.ladder.windowMs)) return true;
+    if (!fromPeer && this.onFollowUp !== null) this.onFollowUp(key, question, level);
+    return false;
   }
 
   /**
-   * Once a second, for the keys on rung 2 (bounded by the table): those whose
-   * buckets have refilled go back to rung 1; those whose judging window ended
-   * without enough TCP follow-ups are returned, to be blocked, even when their
-   * flood has stopped (docs/defence.md).
+   * Once a second, for the keys on rung 2 (bounded by the table): those quiet
+   * for policy.ladder.quiet_ms go back to rung 1; the prefixes whose judging
+   * window ended without enough TCP follow-ups are returned, to be blocked,
+   * even when their flood has stopped (docs/defence.md).
    */
   settle(settings: PolicySettings, now: number): Escalation[] {
     const out: Escalation[] = [];
     for (const level of ['prefix', 'aggregate'] as const) {
       const table = this.levels[level];
       if (table.truncating.size === 0) continue;
-      const rule = level === 'prefix' ? settings.prefixBudget : settings.aggregate.rule;
       for (const key of table.truncating) {
         const entry = table.entries.peek(key);
         if (entry === undefined) {
           table.truncating.delete(key);
           continue;
         }
-        table.refill(key, entry, rule, now);
-        if (settings.ladder.enabled && judge(entry, settings.ladder, now)) {
+        const rule = ruleFor(level, key, settings);
+        table.refill(key, entry, rule, settings, now);
+        if (level === 'prefix' && settings.ladder.enabled && judge(entry, settings.ladder, now)) {
           out.push({ key, level, charged: Math.round(rule.capacity - entry.tokens) });
         }
       }
     }
     return out;
+  }
+
+  /** Takes a key off rung 2 at once (a network whose budget was turned off). */
+  release(level: BudgetLevel, key: string): void {
+    const table = this.levels[level];
+    const entry = table.entries.peek(key);
+    if (entry === undefined || entry.rung !== RUNG_TRUNCATING) return;
+    comeDown(entry);
+    table.truncating.delete(key);
+    table.onRung?.(key, 1, level);
+  }
+
+  /** The keys on rung 2 at a level (a copy; for a reload, never per packet). */
+  truncatingKeys(level: BudgetLevel): string[] {
+    return [...this.levels[level].truncating];
   }
 
   /**
@@ -234,15 +308,15 @@ export class BudgetTable {
 
   /** Takes what another worker already charged to a key (cost in the rate's unit). */
   debit(prefix: string, cost: number, settings: PolicySettings, now: number, level: BudgetLevel = 'prefix'): void {
-    const rule = level === 'prefix' ? settings.prefixBudget : settings.aggregate.rule;
+    const rule = ruleFor(level, prefix, settings);
     const table = this.levels[level];
-    const entry = table.entry(prefix, rule.capacity, now);
+    const entry = table.entry(prefix, rule, now);
     debit(entry, cost, rule.capacity, rule.perMs, now);
   }
 
   /** Tokens spent from a key's bucket (for the log line of a new block). */
   spent(prefix: string, settings: PolicySettings, level: BudgetLevel = 'prefix'): number {
-    const rule = level === 'prefix' ? settings.prefixBudget : settings.aggregate.rule;
+    const rule = ruleFor(level, prefix, settings);
     const bucket = this.levels[level].entries.peek(prefix);
     return bucket ? Math.round(rule.capacity - bucket.tokens) : 0;
   }
@@ -250,4 +324,19 @@ export class BudgetTable {
   forget(prefix: string, level: BudgetLevel = 'prefix'): void {
     this.levels[level].entries.delete(prefix);
   }
+}
+
+/**
+ * The rule a key is kept under: the per-prefix budget, or at the aggregate
+ * level the network's or (a key at aggregate.wide's length) the wide network's.
+ * Parses the key's length: off the packet path (settle, peers' debits, logs).
+ */
+export function ruleFor(level: BudgetLevel, key: string, settings: PolicySettings): BudgetRule {
+  if (level === 'prefix') return settings.prefixBudget;
+  const agg = settings.aggregate;
+  const slash = key.lastIndexOf('/');
+  if (slash < 0) return agg.rule;
+  const bits = Number(key.slice(slash + 1));
+  const wideBits = key.includes(':') ? agg.wide.prefixV6 : agg.wide.prefixV4;
+  return bits === wideBits ? agg.wide.rule : agg.rule;
 }

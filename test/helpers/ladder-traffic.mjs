@@ -11,6 +11,10 @@
 //          the bytes sent in each second and the bytes their replies brought.
 //   stub   a stub that never retries over TCP, asking for ~900-byte TXT.
 //   nat-txt  the NAT, asking only for ~900-byte TXT.
+//   small  a real client asking only for small answers (A) over UDP, never
+//          retrying over TCP; counts lookups answered in full.
+//   helper a real host asking over TCP only (a connection per query) for the
+//          names a victim flood asks for: no UDP at all.
 // usage: ladder-traffic.mjs MODE SERVER PORT SECONDS QPS SRC[,SRC...]
 // PORT may be a list (PORT,PORT,...): the UDP queries go to each in turn (a
 // client spread over the nodes of a site by ECMP); LADDER_TCP_PORT sends the
@@ -37,6 +41,8 @@ const MIXES = {
   stub: [['medium.example.test', 'TXT']],
   // a NAT whose every lookup is a large answer: each ladder TC is followed by exactly one TCP query
   'nat-txt': [['medium.example.test', 'TXT']],
+  small: [['www.example.test', 'A'], ['mail.example.test', 'A'], ['ns1.example.test', 'A']],
+  helper: [['medium.example.test', 'TXT'], ['big.example.test', 'TXT'], ['example.test', 'ANY']],
 };
 const mix = MIXES[mode];
 if (!mix) throw new Error(`unknown mode ${mode}`);
@@ -142,7 +148,7 @@ const retryTimer = setInterval(() => {
       p.lastAt = now;
       totals.udpRetries++;
       send(sockets[p.sock], p);
-    } else if (!mode.startsWith('nat') && now - p.firstAt > 1500) finish(key, 'unanswered');
+    } else if (!mode.startsWith('nat') && mode !== 'helper' && now - p.firstAt > 1500) finish(key, 'unanswered');
   }
 }, 100);
 
@@ -156,7 +162,10 @@ for (let i = 0; i < total; i++) {
   const p = { port: ports[i % ports.length], id, name, type, src: sock.src, sock: sock.index, firstAt: Date.now(), lastAt: Date.now(), sentSecond: 0, udpTries: 1, tcpTried: false, tcpFailed: false };
   pending.set(`${sock.index}:${id}`, p);
   totals.lookups++;
-  send(sock, p);
+  if (mode === 'helper') {
+    p.tcpTried = true;
+    tcpRetry(`${sock.index}:${id}`, p);
+  } else send(sock, p);
   const wait = start + ((i + 1) * 1000) / qps - Date.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
 }

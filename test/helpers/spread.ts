@@ -18,3 +18,17 @@ export function addSpreadNetwork(hosts: Hosts, net: string, count: number): stri
   hosts.run(hosts.server, 'ip', ['route', 'add', `${net}.0/24`, 'dev', vethOf(hosts, hosts.server)]);
   return addresses;
 }
+
+/**
+ * Adds any client addresses (IPv4 or IPv6, no DAD) to the client host's veth
+ * and routes each of `routes` (CIDRs) from the server host to it; returns the
+ * addresses.
+ */
+export function addClientAddresses(hosts: Hosts, addresses: string[], routes: string[]): string[] {
+  const vc = vethOf(hosts, hosts.client);
+  const lines = addresses.map((a) => (a.includes(':') ? `addr add ${a}/128 dev ${vc} nodad\n` : `addr add ${a}/32 dev ${vc}\n`));
+  hosts.run(hosts.client, 'ip', ['-batch', '-'], lines.join(''));
+  const vs = vethOf(hosts, hosts.server);
+  for (const r of routes) hosts.run(hosts.server, 'ip', [...(r.includes(':') ? ['-6'] : []), 'route', 'add', r, 'dev', vs]);
+  return addresses;
+}

@@ -1,10 +1,12 @@
-// Aggregate blocks in the kernel, with real ipset/iptables and nftables in
+// Network blocks in the kernel, with real ipset/iptables and nftables in
 // network namespaces, at the default config (docs/defence.md): a spoofed flood
 // spread over 200 addresses of 198.18.2.0/24 (and over 200 /64s of
-// fd00:a3b2::/48), each under its own budget, escalates as its aggregate; the
-// network lands in the network set, the kernel's DROP rule counts UDP from any
+// fd00:a3b2::/48), each under its own budget, is answered with TC by its
+// aggregate and never blocked; the operator's `blocks add NET/LEN` puts the
+// network in the network set, the kernel's DROP rule counts UDP from any
 // address inside it before ampguard sees it, an address outside is still
-// answered, and a restart loads the network back (listed, counted).
+// answered, a restart loads the network back (listed, counted), and unblocking
+// an address inside it lifts the network and says so.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolve } from 'node:path';
 import { createHosts, kernelUnavailable, SERVER_V4, SERVER_V6, CLIENTS_V4, CLIENTS_V6, type Hosts } from '../helpers/netns.js';
@@ -123,12 +125,14 @@ function suite(mode: 'ipset' | 'nftables', families: readonly (4 | 6)[]): void {
       hosts?.destroy();
     });
 
-    it('blocks a flood spread over 198.18.2.0/24 as the network: every address in it dropped by the kernel, one outside answered', async () => {
+    it('truncates a flood spread over 198.18.2.0/24 and never blocks it; `blocks add NET/LEN` drops every address in it in the kernel, one outside answered', async () => {
       const running = ag as Ampguard;
       const flood = await spreadFlood(hosts, SERVER_V4, spread4);
-      expect(flood.tc).toBeGreaterThan(0); // rung 2 of the aggregate came first
+      expect(flood.tc).toBeGreaterThan(0); // rung 2 of the aggregate
+      expect(kernel.members(4)).not.toContain(NET4);
+      expect(running.proc.output()).not.toMatch(/"msg":"prefix blocked"/);
+      expect(hosts.run(hosts.server, 'node', [CLI, 'blocks', 'add', NET4, '--config', running.configPath])).toMatch(/^blocked 198\.18\.2\.0\/24$/m);
       expect(await until(() => kernel.members(4).includes(NET4), 5000)).toBe(true);
-      expect(running.proc.output()).toMatch(/"prefix":"198\.18\.2\.0\/24".*"level":"aggregate","reason":"no_followup".*"msg":"prefix blocked"/);
       expect((await apiBlocks(hosts, running)).blocks.map((b) => `${b.prefix} ${b.where}`)).toContain(`${NET4} ${mode}`);
       const before = kernel.dropped(4);
       const queriesBefore = await running.metric('ampguard_queries_total{proto="udp"}');
@@ -138,12 +142,16 @@ function suite(mode: 'ipset' | 'nftables', families: readonly (4 | 6)[]): void {
       // dropped before ampguard's socket: it saw none of them
       expect(await running.metric('ampguard_queries_total{proto="udp"}')).toBe(queriesBefore);
       expect((await dig(SERVER_V4, 53, 'www.example.test', 'A', ['+notcp', '-b', OUTSIDE], hosts.client)).status).toBe('NOERROR');
+      // a network only at the aggregate length
+      expect(hosts.tryRun(hosts.server, 'node', [CLI, 'blocks', 'add', '198.18.0.0/16', '--config', running.configPath]).status).not.toBe(0);
     }, 40_000);
 
-    it.skipIf(!families.includes(6))('blocks a flood spread over 200 /64s of fd00:a3b2::/48 as the /48; an address outside still answered', async () => {
+    it.skipIf(!families.includes(6))('truncates a flood spread over 200 /64s of fd00:a3b2::/48; `blocks add` drops the /48; an address outside still answered', async () => {
       const running = ag as Ampguard;
       const flood = await spreadFlood(hosts, SERVER_V6, spread6);
       expect(flood.tc).toBeGreaterThan(0);
+      expect(kernel.members(6)).not.toContain(NET6_KERNEL);
+      hosts.run(hosts.server, 'node', [CLI, 'blocks', 'add', NET6_KERNEL, '--config', running.configPath]);
       expect(await until(() => kernel.members(6).includes(NET6_KERNEL), 5000)).toBe(true);
       expect((await apiBlocks(hosts, running)).blocks.map((b) => `${b.prefix} ${b.where}`)).toContain(`${NET6_KEY} ${mode}`);
       const before = kernel.dropped(6);
@@ -170,15 +178,31 @@ function suite(mode: 'ipset' | 'nftables', families: readonly (4 | 6)[]): void {
       expect(kernel.dropped(4) - before).toBe(5);
     }, 40_000);
 
-    it('unblocks a network by hand: `blocks del NET/LEN` clears the API, the metric and the kernel set', async () => {
+    it('unblocks a network by hand: `blocks del` of an address inside it lifts the network and says so; `blocks del NET/LEN` clears the API, the metric and the kernel set', async () => {
       const running = ag as Ampguard;
+      expect(hosts.run(hosts.server, 'node', [CLI, 'blocks', 'del', spread4[9] as string, '--config', running.configPath])).toMatch(
+        /^unblocked 198\.18\.2\.10 and the network 198\.18\.2\.0\/24 that held it$/m,
+      );
+      expect(kernel.members(4)).not.toContain('198.18.2.0/24');
+      hosts.run(hosts.server, 'node', [CLI, 'blocks', 'add', NET4, '--config', running.configPath]);
+      expect(await until(() => kernel.members(4).includes(NET4), 5000)).toBe(true);
       expect(hosts.run(hosts.server, 'node', [CLI, 'blocks', 'del', NET4, '--config', running.configPath])).toMatch(/^unblocked 198\.18\.2\.0\/24$/m);
       expect((await apiBlocks(hosts, running)).blocks.map((b) => b.prefix)).not.toContain(NET4);
       expect(kernel.members(4)).not.toContain('198.18.2.0/24');
       expect(await until(async () => (await running.metric('ampguard_blocked_clients')) === families.length - 1, 5000)).toBe(true);
       expect(blast(hosts, SERVER_V4, spread4[51] as string, 3, 'www.example.test').received).toBe(3);
-      // an address is still refused where a network is meant to be added
-      expect(hosts.tryRun(hosts.server, 'node', [CLI, 'blocks', 'add', NET4, '--config', running.configPath]).status).not.toBe(0);
+    }, 40_000);
+
+    it('lifts the network blocks when the aggregates are turned off by SIGHUP', async () => {
+      const running = ag as Ampguard;
+      hosts.run(hosts.server, 'node', [CLI, 'blocks', 'add', NET4, '--config', running.configPath]);
+      expect(await until(() => kernel.members(4).includes(NET4), 5000)).toBe(true);
+      running.writeConfig({ ...config(), policy: { large_response: { aggregate: { enabled: false } } } });
+      running.proc.child.kill('SIGHUP');
+      expect(await until(() => !kernel.members(4).includes(NET4), 5000)).toBe(true);
+      expect((await apiBlocks(hosts, running)).blocks.map((b) => b.prefix)).not.toContain(NET4);
+      await running.proc.waitFor(/"networks":\[[^\]]*"198\.18\.2\.0\/24"[^\]]*\],"msg":"network blocks lifted: aggregate budgets are off"/, 5000);
+      expect(blast(hosts, SERVER_V4, spread4[52] as string, 3, 'www.example.test').received).toBe(3);
     }, 40_000);
   });
 }

@@ -17,9 +17,9 @@ describe('loadConfig', () => {
     expect(r.config.policy.truncate_above).toBe(1232);
     expect(r.config.policy.large_response).toEqual({
       min_bytes: 700, rate: '50kb/min', burst: 10, prefix_v4: 32, prefix_v6: 64, max_tracked: 100000,
-      aggregate: { enabled: true, prefix_v4: 24, prefix_v6: 48, multiplier: 8 },
+      aggregate: { enabled: true, prefix_v4: 24, prefix_v6: 48, multiplier: 8, wide: { enabled: true, prefix_v4: 16, prefix_v6: 32, multiplier: 16 } },
     });
-    expect(r.config.policy.ladder).toEqual({ enabled: true, window_ms: 2000, min_tc: 10, followup_share: 0.2 });
+    expect(r.config.policy.ladder).toEqual({ enabled: true, window_ms: 2000, min_tc: 10, followup_share: 0.2, quiet_ms: 10_000 });
     expect(r.config.block).toMatchObject({ mode: 'auto', set: 'throttled-ips', timeout: 600, max_elements: 100000, allowlist: [] });
     expect(r.config.metrics.listen).toBe('127.0.0.1:9153');
     expect(r.config.backends).toBeUndefined();
@@ -50,6 +50,9 @@ describe('loadConfig', () => {
     ['log:\n  level: loud', 'log.level'],
     ['backend_timeout_ms: "2s"', 'backend_timeout_ms'],
     ['health_check:\n  interval_ms: 5', 'health_check.interval_ms'],
+    ['policy:\n  ladder:\n    quiet_ms: 50', 'policy.ladder.quiet_ms'],
+    ['policy:\n  large_response:\n    aggregate:\n      wide:\n        prefix_v4: 32', 'policy.large_response.aggregate.wide.prefix_v4'],
+    ['policy:\n  large_response:\n    aggregate:\n      wide:\n        multiplier: 0', 'policy.large_response.aggregate.wide.multiplier'],
   ])('rejects %j at %s', (text, path) => {
     const found = issues(text);
     expect(found.length).toBe(1);

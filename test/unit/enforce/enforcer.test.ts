@@ -290,4 +290,31 @@ describe('Enforcer', () => {
       { prefix: 'fd00:a3b2:0:0:0:0:0:0/48', family: 6, network: true },
     ]);
   });
+
+  it('unblocking an address inside a blocked network lifts the network too and names it', async () => {
+    const sink = new FakeSink('ipset');
+    sink.members = [{ prefix: '198.18.2.0/24', family: 4, timeoutSec: 30, network: true }];
+    const e = new Enforcer(sink, 1000, () => settings, log, () => now);
+    await e.loadKernelMembers();
+    e.onOffender(offender('198.18.2.9'), now);
+    expect(await e.unblockAddress('198.18.2.9')).toEqual({ prefix: '198.18.2.9', networks: ['198.18.2.0/24'] });
+    expect(e.blockedCount()).toBe(0);
+    expect(sink.removed).toContainEqual({ prefix: '198.18.2.0/24', family: 4, network: true });
+    // an address outside any blocked network: only its prefix
+    expect(await e.unblockAddress('198.18.3.9')).toEqual({ prefix: '198.18.3.9', networks: [] });
+  });
+
+  it('lifts every network block, and only those, when the aggregates are turned off', async () => {
+    const sink = new FakeSink('ipset');
+    sink.members = [
+      { prefix: '198.18.2.0/24', family: 4, timeoutSec: 30, network: true },
+      { prefix: 'fd00:a3b2::/48', family: 6, timeoutSec: 40, network: true },
+    ];
+    const e = new Enforcer(sink, 1000, () => settings, log, () => now);
+    await e.loadKernelMembers();
+    e.onOffender(offender('198.18.2.9'), now);
+    e.onOffender(offender('fd00:a3b1::9', 6), now);
+    expect((await e.liftNetworks()).sort()).toEqual(['198.18.2.0/24', 'fd00:a3b2:0:0:0:0:0:0/48']);
+    expect(e.list().map((b) => b.prefix).sort()).toEqual(['198.18.2.9', 'fd00:a3b1::9']);
+  });
 });

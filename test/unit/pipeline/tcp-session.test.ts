@@ -14,6 +14,8 @@ import { Counters } from '../../../src/metrics/counters.js';
 import { parseHostPort } from '../../../src/config/address.js';
 import { ClientShares } from '../../../src/pipeline/client-shares.js';
 import { query } from '../../helpers/wire.js';
+import { parseQuery } from '../../../src/dns/query.js';
+import { runResponseStages } from '../../../src/pipeline/stages.js';
 
 function setup(shares = new ClientShares(20), address = '198.18.0.10') {
   const env = { settings: compilePolicy(configSchema.parse({})), budgets: new BudgetTable(10), blocks: new BlockTable(10), counters: new Counters() };
@@ -74,5 +76,25 @@ describe('TcpSession', () => {
     a.forwarded[1]!.onFailure('timeout');
     expect(b.wakes.n).toBe(1);
     expect(shares.tracked).toBe(0);
+  });
+
+  it('counts a ladder follow-up only when the backend answers a truncated question, never a local NOTIMP or a failure', () => {
+    const s = setup(new ClientShares(20), '198.18.0.20');
+    const big = (id: number): Buffer => query('big.example.test', 'TXT', id, { udpSize: 4096 });
+    const udp = (id: number) => ({ query: big(id), parsed: parseQuery(big(id))!, clientAddress: '198.18.0.20', family: 4 as const, proto: 'udp' as const });
+    // 20 large replies: 13 in full, then TC answers for big.example.test TXT (rung 2)
+    for (let i = 0; i < 20; i++) runResponseStages(udp(i), 900, s.env, 0);
+    expect(s.env.budgets.rung('prefix', '198.18.0.20')).toBe(2);
+    s.session.onQuery(big(100));
+    expect(s.env.counters.tcpFollowUps).toBe(0); // not yet answered
+    s.forwarded[0]!.onFailure('reset');
+    expect(s.env.counters.tcpFollowUps).toBe(0);
+    const notify = big(101);
+    notify[2] = (notify[2]! & 0x87) | (4 << 3);
+    s.session.onQuery(notify);
+    expect(s.env.counters.tcpFollowUps).toBe(0);
+    s.session.onQuery(big(102));
+    s.forwarded[1]!.onAnswer(Buffer.from(big(102)));
+    expect(s.env.counters.tcpFollowUps).toBe(1);
   });
 });
