@@ -10,6 +10,8 @@
 //         window, and that the backend answered (questionHash, matchFollowUp).
 // Rung 3: a window ends with at least `minTc` TC answers and fewer TCP follow-ups
 //         than `followUpShare` of them: the prefix is an offender (kernel block).
+//         The TC answers of a window's last graceMs count in the next window:
+//         their follow-ups may not be back yet.
 //         Only a prefix (/32, /64) climbs to rung 3; a network stays on rung 2.
 // A spoofed victim never sent the queries, so it never comes back over TCP; a
 // busy NAT's stubs do, and it stays on rung 2 for as long as it is over budget.
@@ -30,6 +32,13 @@ export interface LadderState {
   windowStart: number;
   /** ladder TC answers sent in the window */
   tcSent: number;
+  /**
+   * of those, the ones sent in the window's last graceMs: their follow-ups
+   * may still be on the way when the window is judged (a stub's TCP retry,
+   * the backend's answer, another worker's or fleet node's relay), so they
+   * are judged with the next window instead
+   */
+  tcLate: number;
   /** TCP follow-ups of the window (matched questions the backend answered) */
   followUps: number;
   /** when the key last had a large reply truncated (rung 2), for the quiet spell */
@@ -67,8 +76,14 @@ export function onOverBudget(s: LadderState, l: LadderSettings, now: number, jud
     return 'escalate';
   }
   s.tcSent++;
+  if (now - s.windowStart >= l.windowMs - graceMs(l)) s.tcLate++;
   s.lastTcAt = now;
   return 'truncate';
+}
+
+/** The end of a window whose TC answers are judged with the next one: a quarter of it, at most 500 ms. */
+export function graceMs(l: LadderSettings): number {
+  return Math.min(500, l.windowMs / 4);
 }
 
 /**
@@ -79,8 +94,11 @@ export function onOverBudget(s: LadderState, l: LadderSettings, now: number, jud
  */
 export function judge(s: LadderState, l: LadderSettings, now: number): boolean {
   if (s.rung !== RUNG_TRUNCATING || now - s.windowStart < l.windowMs) return false;
-  const escalate = s.tcSent >= l.minTc && s.followUps < l.followUpShare * s.tcSent;
+  const judged = s.tcSent - s.tcLate;
+  const escalate = judged >= l.minTc && s.followUps < l.followUpShare * judged;
+  const late = s.tcLate;
   openWindow(s, now);
+  s.tcSent = late;
   return escalate;
 }
 
@@ -137,6 +155,7 @@ export function quietSpellOver(s: LadderState, l: LadderSettings, now: number): 
 export function comeDown(s: LadderState): void {
   s.rung = RUNG_OPEN;
   s.tcSent = 0;
+  s.tcLate = 0;
   s.followUps = 0;
   s.tcQ0 = 0;
   if (s.tcRing !== null) s.tcRing.fill(0);
@@ -145,6 +164,7 @@ export function comeDown(s: LadderState): void {
 function openWindow(s: LadderState, now: number): void {
   s.windowStart = now;
   s.tcSent = 0;
+  s.tcLate = 0;
   s.followUps = 0;
 }
 

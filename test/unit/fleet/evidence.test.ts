@@ -7,16 +7,18 @@ import { asDebits } from '../../../src/fleet/start.js';
 import type { PolicySettings } from '../../../src/config/compile.js';
 
 describe('EvidenceBatch', () => {
-  it('sums charges and follow-ups per key and level, and empties on take', () => {
+  it('sums charges per key and level, keeps each follow-up question once, and empties on take', () => {
     const b = new EvidenceBatch();
     b.charge('198.18.0.1', 1000, false);
     b.charge('198.18.0.1', 232, false);
     b.charge('198.18.0.0/24', 1232, true);
-    b.add({ d: [['198.18.0.1', 8]], f: [['198.18.0.2', 1, 0]] });
-    b.followUp('198.18.0.2', 2, 0);
-    b.followUp('198.18.0.2', 1, 1);
+    // follow-ups carry the hash of the question answered over TCP (negative ones too)
+    b.add({ d: [['198.18.0.1', 8]], f: [['198.18.0.2', -5, 0]] });
+    b.followUp('198.18.0.2', -5, 0); // the same question again: once
+    b.followUp('198.18.0.2', 7, 0);
+    b.followUp('198.18.0.2', 7, 1);
     b.blocked('198.18.0.3');
-    expect(b.take()).toEqual([{ d: [['198.18.0.1', 1240]], a: [['198.18.0.0/24', 1232]], f: [['198.18.0.2', 3, 0], ['198.18.0.2', 1, 1]], x: ['198.18.0.3'] }]);
+    expect(b.take()).toEqual([{ d: [['198.18.0.1', 1240]], a: [['198.18.0.0/24', 1232]], f: [['198.18.0.2', -5, 0], ['198.18.0.2', 7, 0], ['198.18.0.2', 7, 1]], x: ['198.18.0.3'] }]);
     expect(b.size).toBe(0);
     expect(b.take()).toEqual([]);
   });
@@ -31,7 +33,7 @@ describe('EvidenceBatch', () => {
 
 describe('parseEvidence', () => {
   it('takes the shape it publishes', () => {
-    const body = { d: [['198.18.0.1', 1232]], a: [], f: [['198.18.0.1', 2, 0]], x: ['198.18.0.9'] };
+    const body = { d: [['198.18.0.1', 1232]], a: [], f: [['198.18.0.1', 2, 0], ['198.18.0.1', -2147483648, 1]], x: ['198.18.0.9'] };
     expect(parseEvidence(JSON.stringify(body))).toEqual(body);
     expect(parseEvidence('{"d":[]}')).toEqual({ d: [], a: [], f: [], x: [] });
   });
@@ -39,7 +41,7 @@ describe('parseEvidence', () => {
   it('refuses negative, non-finite or oddly shaped entries whole', () => {
     for (const bad of [
       'nope', 'null', '[]', '{"d":[["k",-5]]}', '{"d":[["k","5"]]}', '{"d":[["k"]]}', '{"d":[["",1]]}',
-      '{"f":[["k",1,2]]}', '{"x":[5]}', `{"d":[["${'k'.repeat(65)}",1]]}`, '{"d":[["k",1e400]]}',
+      '{"f":[["k",1,2]]}', '{"f":[["k",0,0]]}', '{"f":[["k",1.5,0]]}', '{"f":[["k",5e9,0]]}', '{"x":[5]}', `{"d":[["${'k'.repeat(65)}",1]]}`, '{"d":[["k",1e400]]}',
     ]) expect(parseEvidence(bad), bad).toBeNull();
   });
 });

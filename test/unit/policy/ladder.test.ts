@@ -49,7 +49,7 @@ function replies(e: PolicyEnv, address: string, from: number, to: number, everyM
 
 describe('ladder state machine', () => {
   const l = { enabled: true, windowMs: 1000, minTc: 3, followUpShare: 0.5, quietMs: 10_000 };
-  const fresh = (): LadderState => ({ rung: 1, windowStart: 0, tcSent: 0, followUps: 0, lastTcAt: 0, tcQ0: 0, tcQ0At: 0, tcRing: null, tcNext: 0 });
+  const fresh = (): LadderState => ({ rung: 1, windowStart: 0, tcSent: 0, tcLate: 0, followUps: 0, lastTcAt: 0, tcQ0: 0, tcQ0At: 0, tcRing: null, tcNext: 0 });
   const onFollowUp = (s: LadderState, n: number): void => {
     for (let i = 0; i < n; i++) {
       rememberTc(s, 100 + i, 0);
@@ -69,6 +69,25 @@ describe('ladder state machine', () => {
     onOverBudget(s, l, 0);
     onOverBudget(s, l, 10); // 2 answers < 3
     expect(onOverBudget(s, l, 1000)).toBe('truncate');
+  });
+
+  it("judges a window's last 250 ms (a quarter, at most 500 ms) with the next window: their follow-ups may be on the way", () => {
+    // 3 TC answers, all in the last quarter of the window: too few to judge now
+    const late = fresh();
+    onOverBudget(late, l, 0); // climbs to rung 2 at 0 (the first TC answer, on time)
+    for (const t of [750, 800, 999]) onOverBudget(late, l, t);
+    // 1 on time (< min_tc 3): not judged; the 3 late ones open the next window's count
+    expect(onOverBudget(late, l, 1000)).toBe('truncate');
+    expect(late.tcSent).toBe(4); // 3 carried + the one just sent
+    // their follow-ups arrive in the next window and count there: 3 of 6 = the share, kept
+    onFollowUp(late, 3);
+    for (const t of [1100, 1200]) onOverBudget(late, l, t);
+    expect(onOverBudget(late, l, 2000)).toBe('truncate');
+    // the same answers at 749 ms and before are judged in their own window
+    const onTime = fresh();
+    onOverBudget(onTime, l, 0);
+    for (const t of [700, 740, 749]) onOverBudget(onTime, l, t);
+    expect(onOverBudget(onTime, l, 1000)).toBe('escalate');
   });
 
   it('keeps a prefix at exactly the follow-up share, escalates just under it', () => {
