@@ -14,15 +14,17 @@ export interface Evidence extends BudgetDeltas {
 /** entries one message may carry; a bigger batch is split over several publishes */
 export const MAX_ENTRIES = 20_000;
 const MAX_KEY = 64;
+/** follow-ups one batch carries at most (the workers send at most 4096 each per 5 ms) */
+export const MAX_FOLLOWUPS = 20_000;
 
 export class EvidenceBatch {
   private d = new Map<string, number>();
   private a = new Map<string, number>();
-  private f = new Map<string, [string, number, 0 | 1]>();
+  private f: [string, number, 0 | 1][] = [];
   private x = new Set<string>();
 
   get size(): number {
-    return this.d.size + this.a.size + this.f.size + this.x.size;
+    return this.d.size + this.a.size + this.f.length + this.x.size;
   }
 
   charge(key: string, cost: number, aggregate: boolean): void {
@@ -30,10 +32,14 @@ export class EvidenceBatch {
     m.set(key, (m.get(key) ?? 0) + cost);
   }
 
-  /** one TCP follow-up: each vouches for one TC answer, so the same question twice is sent once per batch */
+  /**
+   * One TCP follow-up. Each is sent: two TCP queries for one question vouch for
+   * two TC answers of it (a NAT's stubs ask the same names). Bounded: past
+   * MAX_FOLLOWUPS in one batch they are dropped, which can only make the
+   * judging node stricter, never let a flood through.
+   */
   followUp(key: string, question: number, level: 0 | 1): void {
-    const k = `${level}${key}:${question}`;
-    if (!this.f.has(k)) this.f.set(k, [key, question, level]);
+    if (this.f.length < MAX_FOLLOWUPS) this.f.push([key, question, level]);
   }
 
   /** a worker's `charges` message */
@@ -60,12 +66,12 @@ export class EvidenceBatch {
     };
     for (const [k, c] of this.d) (room(), cur.d.push([k, round(c)]));
     for (const [k, c] of this.a) (room(), cur.a.push([k, round(c)]));
-    for (const e of this.f.values()) (room(), cur.f.push(e));
+    for (const e of this.f) (room(), cur.f.push(e));
     for (const k of this.x) (room(), cur.x.push(k));
     if (n > 0) out.push(cur);
     this.d = new Map();
     this.a = new Map();
-    this.f = new Map();
+    this.f = [];
     this.x = new Set();
     return out;
   }

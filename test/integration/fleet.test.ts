@@ -6,12 +6,11 @@
 // the control.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { startRecursor, type Recursor } from '../helpers/recursor.js';
-import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
+import { CLI, startAmpguard, type Ampguard } from '../helpers/ampguard.js';
 import { startNats, writeSiteKey, type Nats } from '../helpers/nats.js';
 import { stopAll } from '../helpers/process.js';
 import { poll } from '../helpers/poll.js';
@@ -74,10 +73,11 @@ const stats = async (ag: Ampguard): Promise<{ connected: boolean; peers: number 
   ((await (await fetch(`http://127.0.0.1:${ag.metricsPort}/api/stats`)).json()) as { fleet: { connected: boolean; peers: number } | null }).fleet;
 const has = async (ag: Ampguard, prefix: string): Promise<boolean> => (await blocked(ag)).some((b) => b.prefix === prefix);
 
-async function operator(ag: Ampguard, method: 'POST' | 'DELETE', address: string): Promise<number> {
-  const token = readFileSync(join(dirname(ag.configPath), 'ampguard.token'), 'utf8').trim();
-  const r = await fetch(`http://127.0.0.1:${ag.metricsPort}/api/blocks?address=${address}`, { method, headers: { authorization: `Bearer ${token}` } });
-  return r.status;
+/** the operator's `ampguard blocks add|del` on one node (it proves the node's token, docs/security.md): 200 when it succeeded */
+function operator(ag: Ampguard, method: 'POST' | 'DELETE', address: string): Promise<number> {
+  return new Promise((resolve) => {
+    execFile('node', [CLI, 'blocks', method === 'POST' ? 'add' : 'del', address, '--config', ag.configPath], { timeout: 20_000 }, (err) => resolve(err ? 500 : 200));
+  });
 }
 
 /** a small UDP query from `src` to a node: answered, or dropped (blocked) */

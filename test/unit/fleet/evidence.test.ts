@@ -7,18 +7,18 @@ import { asDebits } from '../../../src/fleet/start.js';
 import type { PolicySettings } from '../../../src/config/compile.js';
 
 describe('EvidenceBatch', () => {
-  it('sums charges per key and level, keeps each follow-up question once, and empties on take', () => {
+  it('sums charges per key and level, sends every follow-up (the same question twice vouches for two TC answers), and empties on take', () => {
     const b = new EvidenceBatch();
     b.charge('198.18.0.1', 1000, false);
     b.charge('198.18.0.1', 232, false);
     b.charge('198.18.0.0/24', 1232, true);
     // follow-ups carry the hash of the question answered over TCP (negative ones too)
     b.add({ d: [['198.18.0.1', 8]], f: [['198.18.0.2', -5, 0]] });
-    b.followUp('198.18.0.2', -5, 0); // the same question again: once
+    b.followUp('198.18.0.2', -5, 0); // the same question again: sent again
     b.followUp('198.18.0.2', 7, 0);
     b.followUp('198.18.0.2', 7, 1);
     b.blocked('198.18.0.3');
-    expect(b.take()).toEqual([{ d: [['198.18.0.1', 1240]], a: [['198.18.0.0/24', 1232]], f: [['198.18.0.2', -5, 0], ['198.18.0.2', 7, 0], ['198.18.0.2', 7, 1]], x: ['198.18.0.3'] }]);
+    expect(b.take()).toEqual([{ d: [['198.18.0.1', 1240]], a: [['198.18.0.0/24', 1232]], f: [['198.18.0.2', -5, 0], ['198.18.0.2', -5, 0], ['198.18.0.2', 7, 0], ['198.18.0.2', 7, 1]], x: ['198.18.0.3'] }]);
     expect(b.size).toBe(0);
     expect(b.take()).toEqual([]);
   });
