@@ -13,3 +13,22 @@ export async function poll<T>(read: () => T | Promise<T>, done: (value: T) => bo
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * A counter once it has stopped moving: read until the same value has been read
+ * for `quietMs` (with workers, the primary serves what each pushed up to a
+ * second ago, so a value read right after traffic may still grow).
+ */
+export async function settled(read: () => number | Promise<number>, quietMs = 1500, timeoutMs = 10_000): Promise<number> {
+  let last = NaN;
+  let since = Date.now();
+  return poll(read, (v) => {
+    const now = Date.now();
+    if (v !== last) {
+      last = v;
+      since = now;
+      return false;
+    }
+    return now - since >= quietMs;
+  }, timeoutMs);
+}

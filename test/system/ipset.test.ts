@@ -13,7 +13,7 @@ import { CLI, startAmpguard, type Ampguard } from '../helpers/ampguard.js';
 import { dig } from '../helpers/dig.js';
 import { stopAll } from '../helpers/process.js';
 import { blast, until } from '../helpers/blast.js';
-import { poll } from '../helpers/poll.js';
+import { poll, settled } from '../helpers/poll.js';
 
 const unavailable = kernelUnavailable();
 if (unavailable) console.warn(`system tests skipped: ${unavailable}`);
@@ -76,7 +76,7 @@ describe.skipIf(unavailable !== null)('ipset enforcement', () => {
     expect(await ag.metric('ampguard_truncated_total{reason="budget"}')).toBe(flood.truncated);
     expect(await ag.metric('ampguard_escalations_total{level="prefix",reason="no_followup"}')).toBe(1);
 
-    const queriesBefore = await ag.metric('ampguard_queries_total{proto="udp"}');
+    const queriesBefore = await settled(() => ag.metric('ampguard_queries_total{proto="udp"}'));
     const dropsBefore = dropCounter('iptables', 'throttled-ips');
     const again = blast(hosts, SERVER_V4, FLOODER, 25, 'www.example.test');
     expect(again.received).toBe(0);

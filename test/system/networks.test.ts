@@ -17,6 +17,7 @@ import { addSpreadNetwork } from '../helpers/spread.js';
 import { dig } from '../helpers/dig.js';
 import { startProc, stopAll } from '../helpers/process.js';
 import { blast, until } from '../helpers/blast.js';
+import { settled } from '../helpers/poll.js';
 
 const unavailable = kernelUnavailable();
 if (unavailable) console.warn(`system tests skipped: ${unavailable}`);
@@ -135,7 +136,7 @@ function suite(mode: 'ipset' | 'nftables', families: readonly (4 | 6)[]): void {
       expect(await until(() => kernel.members(4).includes(NET4), 5000)).toBe(true);
       expect((await apiBlocks(hosts, running)).blocks.map((b) => `${b.prefix} ${b.where}`)).toContain(`${NET4} ${mode}`);
       const before = kernel.dropped(4);
-      const queriesBefore = await running.metric('ampguard_queries_total{proto="udp"}');
+      const queriesBefore = await settled(() => running.metric('ampguard_queries_total{proto="udp"}'));
       // two addresses of the /24, one early and one late in the list
       for (const src of [spread4[6] as string, spread4[198] as string]) expect(blast(hosts, SERVER_V4, src, 5, 'www.example.test').received).toBe(0);
       expect(kernel.dropped(4) - before).toBe(10);
