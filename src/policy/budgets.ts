@@ -15,7 +15,7 @@
 import { LRUCache } from 'lru-cache';
 import { debit, refill, type Bucket } from './token-bucket.js';
 import {
-  comeDown, held, judge, matchFollowUp, onOverBudget, quietSpellOver, rememberTc, RUNG_TRUNCATING, type LadderState, type OverBudgetStep,
+  comeDown, held, judge, matchFollowUp, matchFollowUpDryRun, onOverBudget, quietSpellOver, rememberTc, RUNG_TRUNCATING, type LadderState, type OverBudgetStep,
 } from './ladder.js';
 import type { BudgetRule, PolicySettings } from '../config/compile.js';
 
@@ -88,7 +88,7 @@ class LevelTable {
       // a plain literal: spreading newBucket() here cost 7x as much per new prefix (measured: 4.8 us against 0.7 us)
       entry = {
         tokens: rule.capacity, updatedAt: now, minute: 0, thisMinute: 0, lastMinute: 0,
-        rung: 1, windowStart: 0, tcSent: 0, tcLate: 0, followUps: 0, lastTcAt: 0, tcQ0: 0, tcQ0At: 0, tcRing: null, tcNext: 0,
+        rung: 1, windowStart: 0, tcSent: 0, tcLate: 0, followUps: 0, followUpsLate: 0, lastTcAt: 0, tcQ0: 0, tcQ0At: 0, tcRing: null, tcNext: 0,
       };
       this.entries.set(key, entry);
       const evicted = this.evictedEntry;
@@ -234,7 +234,7 @@ export class BudgetTable {
    */
   followUp(level: BudgetLevel, key: string, question: number, settings: PolicySettings, now: number, fromPeer = false): boolean {
     const entry = this.levels[level].entries.peek(key);
-    if (entry !== undefined && matchFollowUp(entry, question, now, settings.ladder.windowMs)) return true;
+    if (entry !== undefined && (settings.dryRun ? matchFollowUpDryRun(entry) : matchFollowUp(entry, question, now, settings.ladder.windowMs))) return true;
     if (!fromPeer && this.onFollowUp !== null) this.onFollowUp(key, question, level);
     return false;
   }

@@ -41,6 +41,8 @@ export interface LadderState {
   tcLate: number;
   /** TCP follow-ups of the window (matched questions the backend answered) */
   followUps: number;
+  /** follow-ups of the late TC answers (tcLate): they are judged with those, in the next window */
+  followUpsLate: number;
   /** when the key last had a large reply truncated (rung 2), for the quiet spell */
   lastTcAt: number;
   /** the first question answered with TC (its hash; 0 = none or used) and when */
@@ -86,6 +88,7 @@ export function graceMs(l: LadderSettings): number {
   return Math.min(500, l.windowMs / 4);
 }
 
+
 /**
  * Judges a window that has ended (and opens the next): true when it held at
  * least minTc TC answers and too few TCP follow-ups. Called by the next
@@ -97,8 +100,10 @@ export function judge(s: LadderState, l: LadderSettings, now: number): boolean {
   const judged = s.tcSent - s.tcLate;
   const escalate = judged >= l.minTc && s.followUps < l.followUpShare * judged;
   const late = s.tcLate;
+  const lateFollowUps = s.followUpsLate;
   openWindow(s, now);
   s.tcSent = late;
+  s.followUps = lateFollowUps;
   return escalate;
 }
 
@@ -126,7 +131,7 @@ export function matchFollowUp(s: LadderState, hash: number, now: number, maxAgeM
   if (s.rung !== RUNG_TRUNCATING) return false;
   if (s.tcQ0 === hash && now - s.tcQ0At <= maxAgeMs) {
     s.tcQ0 = 0;
-    s.followUps++;
+    countFollowUp(s, s.tcQ0At, maxAgeMs);
     return true;
   }
   const ring = s.tcRing;
@@ -134,11 +139,28 @@ export function matchFollowUp(s: LadderState, hash: number, now: number, maxAgeM
   for (let i = 0; i < 2 * TC_QUESTIONS; i += 2) {
     if (ring[i] === hash && now - ring[i + 1]! <= maxAgeMs) {
       ring[i] = 0;
-      s.followUps++;
+      countFollowUp(s, ring[i + 1]!, maxAgeMs);
       return true;
     }
   }
   return false;
+}
+
+/** A follow-up counts in the window its TC answer is judged in: a late one's with the next window. */
+function countFollowUp(s: LadderState, tcAt: number, windowMs: number): void {
+  if (tcAt - s.windowStart >= windowMs - Math.min(500, windowMs / 4)) s.followUpsLate++;
+  else s.followUps++;
+}
+
+/**
+ * block.mode off (a dry run): no TC answer went out, so no client can repeat
+ * one over TCP; any TCP query the backend answered for a key on rung 2 counts,
+ * the best a dry run can see of a client that would come back (docs/defence.md).
+ */
+export function matchFollowUpDryRun(s: LadderState): boolean {
+  if (s.rung !== RUNG_TRUNCATING) return false;
+  s.followUps++;
+  return true;
 }
 
 /** Held on rung 2: it had more than one TC answer (a sprayed source that got one is not). */
@@ -157,6 +179,7 @@ export function comeDown(s: LadderState): void {
   s.tcSent = 0;
   s.tcLate = 0;
   s.followUps = 0;
+  s.followUpsLate = 0;
   s.tcQ0 = 0;
   if (s.tcRing !== null) s.tcRing.fill(0);
 }
@@ -166,6 +189,7 @@ function openWindow(s: LadderState, now: number): void {
   s.tcSent = 0;
   s.tcLate = 0;
   s.followUps = 0;
+  s.followUpsLate = 0;
 }
 
 /**

@@ -13,7 +13,7 @@ import { configSchema } from '../../../src/config/schema.js';
 import { BudgetTable } from '../../../src/policy/budgets.js';
 import { BlockTable } from '../../../src/policy/block-table.js';
 import { Counters } from '../../../src/metrics/counters.js';
-import { matchFollowUp, onOverBudget, rememberTc, RUNG_TRUNCATING, type LadderState } from '../../../src/policy/ladder.js';
+import { judge, matchFollowUp, onOverBudget, rememberTc, RUNG_TRUNCATING, type LadderState } from '../../../src/policy/ladder.js';
 import type { PolicyEnv } from '../../../src/policy/env.js';
 import type { QueryContext } from '../../../src/policy/context.js';
 import type { Verdict } from '../../../src/policy/verdict.js';
@@ -49,7 +49,7 @@ function replies(e: PolicyEnv, address: string, from: number, to: number, everyM
 
 describe('ladder state machine', () => {
   const l = { enabled: true, windowMs: 1000, minTc: 3, followUpShare: 0.5, quietMs: 10_000 };
-  const fresh = (): LadderState => ({ rung: 1, windowStart: 0, tcSent: 0, tcLate: 0, followUps: 0, lastTcAt: 0, tcQ0: 0, tcQ0At: 0, tcRing: null, tcNext: 0 });
+  const fresh = (): LadderState => ({ rung: 1, windowStart: 0, tcSent: 0, tcLate: 0, followUps: 0, followUpsLate: 0, lastTcAt: 0, tcQ0: 0, tcQ0At: 0, tcRing: null, tcNext: 0 });
   const onFollowUp = (s: LadderState, n: number): void => {
     for (let i = 0; i < n; i++) {
       rememberTc(s, 100 + i, 0);
@@ -88,6 +88,20 @@ describe('ladder state machine', () => {
     onOverBudget(onTime, l, 0);
     for (const t of [700, 740, 749]) onOverBudget(onTime, l, t);
     expect(onOverBudget(onTime, l, 1000)).toBe('escalate');
+  });
+
+  it('judges the late TC answers with their own follow-ups when the flood stops: never a window of answers without them', () => {
+    const s = fresh();
+    // 3 TC answers on time and 3 late, each retried over TCP 10 ms later
+    [0, 100, 200, 800, 900, 950].forEach((t, i) => {
+      onOverBudget(s, l, t);
+      rememberTc(s, 500 + i, t);
+      expect(matchFollowUp(s, 500 + i, t + 10, l.windowMs)).toBe(true);
+    });
+    expect(judge(s, l, 1000)).toBe(false); // 3 on time, 3 follow-ups
+    expect(s).toMatchObject({ tcSent: 3, followUps: 3 }); // the late ones, with theirs
+    // the flood has stopped: the next window holds only those, and is kept
+    expect(judge(s, l, 2000)).toBe(false);
   });
 
   it('keeps a prefix at exactly the follow-up share, escalates just under it', () => {
