@@ -29,7 +29,8 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin
 wanted="dig:dnsutils pdns_recursor:pdns-recursor"
 if [ "$tests" = 1 ]; then
   wanted="$wanted kdig:knot-dnsutils ipset:ipset iptables:iptables nft:nftables ip:iproute2 curl:curl git:git
-    pkill:procps setpriv:util-linux prometheus:prometheus chromium:chromium g++:g++ make:make python3:python3 tcpdump:tcpdump"
+    pkill:procps setpriv:util-linux prometheus:prometheus chromium:chromium g++:g++ make:make python3:python3 tcpdump:tcpdump
+    nats-server:nats-server systemd-analyze:systemd"
 fi
 need=""
 for pair in $wanted; do
