@@ -1,7 +1,10 @@
 // What cannot start says so and does not start: an explicit kernel block.mode
 // without the privileges it needs (the capability named), and a listener on a
 // port below 1024 without CAP_NET_BIND_SERVICE (the address and the capability
-// named). Run as nobody with no capabilities, in a namespace of their own.
+// named). Run without any capability, in a namespace of their own. The user
+// stays root: the checkout may sit under a private (0700) directory that nobody
+// cannot read, as a fresh clone in CI does, and without capabilities root has no
+// more right to a socket or the kernel set than any other user.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,7 +15,7 @@ import { createHosts, kernelUnavailable, type Hosts } from '../helpers/netns.js'
 import { CLI } from '../helpers/ampguard.js';
 
 const unavailable = kernelUnavailable();
-const NOBODY = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs'];
+const NO_CAPS = ['setpriv', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs'];
 let hosts: Hosts | undefined;
 let dir: string;
 
@@ -26,7 +29,7 @@ afterAll(() => {
 });
 
 /** `ampguard run` as it ends: it must end (refuse), not start */
-function run(name: string, config: Record<string, unknown>, as: string[] = NOBODY): { status: number | null; stderr: string } {
+function run(name: string, config: Record<string, unknown>, as: string[] = NO_CAPS): { status: number | null; stderr: string } {
   const path = join(dir, `${name}.yaml`);
   writeFileSync(path, stringify({ backends: [{ address: '127.0.0.1:5300' }], ...config }));
   chmodSync(path, 0o644);
