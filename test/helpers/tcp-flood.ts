@@ -45,7 +45,7 @@ export interface FloodResult {
  * takes it and never reads a byte of the answers, until maxQueries are sent;
  * the connections stay open, unread, until maxMs pass (or stop()).
  */
-export function nonReaderFlood(opts: FloodOptions): { done: Promise<FloodResult>; stop(): void } {
+export function nonReaderFlood(opts: FloodOptions): { done: Promise<FloodResult>; sentSoFar(): number; stop(): void } {
   const framed = frame(opts.query);
   const perBatch = opts.batch ?? 200;
   const batch = Buffer.concat(Array.from({ length: perBatch }, () => framed));
@@ -85,6 +85,7 @@ export function nonReaderFlood(opts: FloodOptions): { done: Promise<FloodResult>
   const done = Promise.all(opts.localAddresses.map(connectOne)).then(() => ({ sent, closedByPeer }));
   return {
     done,
+    sentSoFar: () => sent,
     stop() {
       stopped = true;
       for (const s of sockets) s.destroy();
