@@ -17,6 +17,7 @@ import type { Recursor } from '../helpers/recursor.js';
 import type { Ampguard } from '../helpers/ampguard.js';
 import { startPair, stopPair } from '../helpers/pair.js';
 import { dig } from '../helpers/dig.js';
+import { poll } from '../helpers/poll.js';
 import { query } from '../helpers/wire.js';
 import { nonReaderFlood, rssBytes } from '../helpers/tcp-flood.js';
 
@@ -59,8 +60,9 @@ describe('a TCP client that never reads its answers', () => {
       maxMs: 15_000,
     });
     try {
-      // served while the flood runs
-      await new Promise((r) => setTimeout(r, 3000));
+      // served while the flood runs: once ampguard has had to close a non-reader, the flood is at its worst
+      const closing = await poll(() => ag.metric('ampguard_tcp_closed_total{reason="buffer_full"}'), (n) => n > 0, 10_000);
+      expect(closing, 'no non-reader closed for buffer_full within 10 s').toBeGreaterThan(0);
       const during = await dig('127.0.0.1', ag.port, 'big.example.test', 'TXT', ['+tcp', '-b', '127.0.0.53', '+time=3']);
       expect(during.status).toBe('NOERROR');
       expect(during.answerCount).toBe(1);
