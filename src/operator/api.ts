@@ -132,10 +132,12 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
       // a page: only offset + limit entries are walked (the dashboard asks for none, every 2 s)
       const limit = Math.max(0, Math.min(MAX_LISTED, Number(query.get('limit') ?? MAX_LISTED) || 0));
       const offset = Math.max(0, Math.min(Number.MAX_SAFE_INTEGER, Math.floor(Number(query.get('offset') ?? 0)) || 0));
-      const blocks = e.list(offset, limit);
+      // the API's names are snake_case (docs/api.md); one expiry each: a live block's seconds left, an event's wall-clock end
+      const blocks = e.list(offset, limit).map((b) => ({ prefix: b.prefix, expires_in_s: b.expiresInSec, where: b.where }));
+      const recent = e.recent().map((r) => ({ prefix: r.prefix, address: r.address, reason: r.reason, charged: r.charged, at: r.at, expires_at: r.expiresAt }));
       const total = e.blockedCount();
       const next = limit > 0 && offset + blocks.length < total ? offset + blocks.length : null;
-      json(res, 200, { mode: e.mode, degraded: e.stats.degraded, degraded_reason: e.stats.degradedReason, total, offset, next, blocks, recent: e.recent() });
+      json(res, 200, { mode: e.mode, degraded: e.stats.degraded, degraded_reason: e.stats.degradedReason, total, offset, next, blocks, recent });
       return;
     }
     if (req.method !== 'POST' && req.method !== 'DELETE') return json(res, 405, { error: 'GET, POST or DELETE' });
