@@ -118,6 +118,7 @@ export async function blocksCommand(path: string, args: string[], opts: { json?:
   }
   if (answer) {
     if (answer.status === 401) throw new CliError('E_AUTH', `ampguard at ${where} refused the proof of the token in ${tokenFile}: ${String(answer.body.error)}`);
+    if (answer.status === 400 && answer.body.code === 'E_REFUSED') throw new CliError('E_REFUSED', String(answer.body.error));
     if (answer.status !== 200) throw new CliError('E_UNREACHABLE', `ampguard at ${where} said ${answer.status}: ${String(answer.body.error)}`);
     if (action === 'list') printList(answer.body, opts.json);
     else {
