@@ -1,5 +1,6 @@
 // `npm run bench`: speed and memory, side by side with dnsdist and a bare Node
-// forwarder in one run, reported as ratios (issue 4). Never part of `npm test`.
+// forwarder in one run, reported as ratios (so a faster or slower machine does
+// not move them). Never part of `npm test`.
 // Scenarios: throughput (default), flood, memory, replay; BENCH=throughput,flood,memory,replay
 // picks; BENCH_REPEATS, BENCH_SECONDS, BENCH_WORKERS tune.
 import { cpus, totalmem } from 'node:os';
