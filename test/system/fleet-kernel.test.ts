@@ -34,6 +34,8 @@ const TAG = randomBytes(3).toString('hex');
 const SITE_NS = `agsite-${TAG}`;
 const NATS_ADDR = '198.18.0.254';
 const [HAND, NEIGHBOUR, OUTAGE] = ['198.18.0.10', '198.18.0.11', '198.18.0.12'] as const;
+/** a network blocked by hand (at the aggregate length, /24 by default), away from NATS's */
+const [NET, IN_NET, IN_NET2] = ['198.18.2.0/24', '198.18.2.10', '198.18.2.77'] as const;
 
 interface Node {
   readonly name: string;
@@ -53,7 +55,7 @@ const inNs = (ns: string, cmd: string, args: string[], input?: string): string =
 function createSite(): void {
   run('ip', ['netns', 'add', SITE_NS]);
   inNs(SITE_NS, 'ip', ['link', 'set', 'lo', 'up']);
-  for (const a of [NATS_ADDR, HAND, NEIGHBOUR, OUTAGE]) inNs(SITE_NS, 'ip', ['addr', 'add', `${a}/32`, 'dev', 'lo']);
+  for (const a of [NATS_ADDR, HAND, NEIGHBOUR, OUTAGE, IN_NET, IN_NET2]) inNs(SITE_NS, 'ip', ['addr', 'add', `${a}/32`, 'dev', 'lo']);
   nodes.forEach((n, i) => {
     const gw = `198.18.1${i + 1}.254`;
     const [vs, vn] = [`agfs${n.name}${TAG}`, `agfn${n.name}${TAG}`];
@@ -73,13 +75,15 @@ function destroySite(): void {
   for (const ns of [SITE_NS, ...nodes.map((n) => n.ns)]) spawnSync('ip', ['netns', 'del', ns]);
 }
 
-/** whether `address` is in node n's kernel set (`ipset test` exits 0 only then) */
-const inKernelSet = (n: Node, address: string): boolean => spawnSync('ip', ['netns', 'exec', n.ns, 'ipset', 'test', n.set, address], { timeout: 10_000 }).status === 0;
+/** whether `address` is in node n's kernel set, or its network set (`ipset test` exits 0 only then) */
+const inKernelSet = (n: Node, address: string, net = false): boolean =>
+  spawnSync('ip', ['netns', 'exec', n.ns, 'ipset', 'test', net ? `${n.set}-net` : n.set, address], { timeout: 10_000 }).status === 0;
 
-/** packets node n's raw PREROUTING rule for its set has dropped */
-function drops(n: Node): number {
+/** packets node n's raw PREROUTING rule for its set (or its network set) has dropped */
+function drops(n: Node, net = false): number {
   const out = inNs(n.ns, 'iptables', ['-w', '-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n']);
-  const line = out.split('\n').find((l) => l.includes(`match-set ${n.set} src`) && l.includes('DROP'));
+  const set = net ? `${n.set}-net` : n.set;
+  const line = out.split('\n').find((l) => l.includes(`match-set ${set} src`) && l.includes('DROP'));
   return Number(line?.trim().split(/\s+/)[0] ?? NaN);
 }
 
@@ -155,6 +159,24 @@ describe.skipIf(unavailable !== null)('fleet verdicts in every node\'s kernel se
     expect(await poll(() => inKernelSet(A, HAND), (x) => !x, 2000)).toBe(false);
     expect(await poll(() => inKernelSet(C, HAND), (x) => !x, 2000)).toBe(false);
     expect(query(A, HAND, 3)).toBe(3);
+  });
+
+  it('puts a network blocked by hand on B into A\'s and C\'s network sets within 2 s, where the kernel drops it; a del on C lifts it on A and B within 2 s', async () => {
+    expect(query(A, IN_NET, 3)).toBe(3);
+    expect(operator(B, 'add', NET)).toContain(`blocked ${NET}`);
+    expect(await poll(() => inKernelSet(A, IN_NET, true), (x) => x, 2000)).toBe(true);
+    expect(await poll(() => inKernelSet(C, IN_NET2, true), (x) => x, 2000)).toBe(true);
+    // a network, not the one address: not in the address set
+    expect(inKernelSet(A, IN_NET)).toBe(false);
+    const before = drops(A, true);
+    expect(query(A, IN_NET2, 4)).toBe(0);
+    expect(drops(A, true) - before).toBe(4);
+
+    // `blocks del ADDRESS` lifts every blocked network that holds it, named: on every node
+    expect(operator(C, 'del', IN_NET)).toContain(NET);
+    expect(await poll(() => inKernelSet(A, IN_NET, true), (x) => !x, 2000)).toBe(false);
+    expect(await poll(() => inKernelSet(B, IN_NET, true), (x) => !x, 2000)).toBe(false);
+    expect(query(A, IN_NET, 3)).toBe(3);
   });
 
   it('keeps the kernel sets while NATS is down, and puts a block made on A during the outage into B\'s and C\'s sets within 5 s of its return', async () => {
