@@ -13,6 +13,8 @@ export interface Nats {
   readonly port: number;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** the server's process while it runs (the benchmark reads its CPU) */
+  pid(): number | undefined;
 }
 
 /** on loopback of this namespace by default; `netns` and `address` put it elsewhere (the fleet's system test: a site namespace) */
@@ -31,6 +33,7 @@ export async function startNats(opts: { netns?: string; address?: string; port?:
     url: `nats://${address}:${port}`,
     port,
     start,
+    pid: () => proc?.child.pid,
     async stop() {
       await proc?.stop();
       proc = null;
