@@ -16,11 +16,10 @@ import type { PolicySettings } from '../config/compile.js';
 import type { Offender } from '../policy/verdict.js';
 import { prefixAddress, type AddResult, type BlockMode, type BlockSink, type KernelEntry } from './sink.js';
 import { Reconciler } from './reconcile.js';
+import { KernelQueue } from './kernel-queue.js';
+import { RecentBlocks, type BlockEvent } from './recent-blocks.js';
 
-const RETRY_DELAYS_MS = [100, 500, 2000, 5000];
-/** recent block events kept for the dashboard and /api/blocks */
-const RECENT_BLOCKS = 100;
-const BATCH_DELAY_MS = 20;
+export type { BlockEvent } from './recent-blocks.js';
 
 export interface EnforcerStats {
   readonly blocksByMode: Record<BlockMode, number>;
@@ -39,31 +38,11 @@ export class BlockRefusedError extends Error {
   readonly code = 'E_REFUSED';
 }
 
-interface Queued {
-  readonly family: 4 | 6;
-  /** a network an aggregate budget blocked: it goes into the network sets */
-  readonly network: boolean;
-  /** monotonic ms: a replay after an outage gets what is left, not a fresh block.timeout */
-  readonly expiresAt: number;
-}
-
 /** What the enforcer tells other processes that keep a copy of the block table (cluster workers). */
 export type BlockChange =
   /** `manual`: an operator's (the fleet shares those as verdicts; the ladder's travel as evidence) */
   | { readonly kind: 'block'; readonly prefix: string; readonly ttlMs: number; readonly manual?: true }
   | { readonly kind: 'unblock'; readonly prefix: string };
-
-export interface BlockEvent {
-  readonly prefix: string;
-  readonly address: string;
-  /** rate: over its large-response budget; manual: `ampguard blocks add`; off: would have been blocked */
-  readonly reason: 'rate' | 'manual' | 'off';
-  /** large-reply bytes (or replies) charged when it tripped; 0 for manual blocks */
-  readonly charged: number;
-  /** wall-clock ms */
-  readonly at: number;
-  readonly expiresAt: number;
-}
 
 export interface BlockView {
   readonly prefix: string;
@@ -84,22 +63,15 @@ export class Enforcer {
     kernelRejected: { invalid: 0, full: 0 },
     refused: { allowlist: 0, invalid: 0, full: 0 },
   };
-  /** kernel work to do, one entry per prefix (a re-block updates it), bounded by maxElements */
-  private queue = new Map<string, Queued>();
-  private flushTimer: NodeJS.Timeout | null = null;
-  /** the flush in flight: never two at once, so batches cannot race each other into the kernel */
-  private flushing: Promise<void> | null = null;
-  private attempt = 0;
-  private closed = false;
-  /** the flush queue has failed its retries (the reconciler keeps its own reason) */
-  private flushDegraded: string | null = null;
+  /** kernel work to do: batches, retries, degrade and recovery */
+  private readonly queue: KernelQueue;
   /** every kernel command of this enforcer runs after the one before: a check never races a batch or an unblock */
   private kernelTail: Promise<unknown> = Promise.resolve();
   /** bumped by every batch settled and every removal: the reconciler's look is stale across one */
   private kernelGeneration = 0;
   /** the periodic check of the kernel against the table (docs/enforcement.md, "Drift") */
   readonly reconciler: Reconciler;
-  private readonly recentEvents: BlockEvent[] = [];
+  private readonly recentEvents = new RecentBlocks();
   /** refusals are logged at most once per second per reason (an attacker can cause them at line rate) */
   private readonly lastRefusalLog: Record<string, number> = {};
   onChange: ((change: BlockChange) => void) | null = null;
@@ -114,6 +86,17 @@ export class Enforcer {
   ) {
     this.blocks = new BlockTable(maxElements, clock);
     this.wouldBlock = new BlockTable(maxElements, clock);
+    this.queue = new KernelQueue({
+      sink,
+      maxElements,
+      clock,
+      log,
+      stillBlocked: (prefix) => this.blocks.expiresAt(prefix) !== undefined,
+      serial: (fn) => this.serial(fn),
+      settle: (batch, r) => this.settle(batch, r),
+      kernelFailure: (error) => this.kernelFailure(error),
+      onDegradedChange: () => this.updateDegraded(),
+    });
     this.reconciler = new Reconciler({
       sink,
       blocks: this.blocks,
@@ -140,7 +123,7 @@ export class Enforcer {
   }
 
   private updateDegraded(): void {
-    const reason = this.reconciler.failing ?? this.flushDegraded;
+    const reason = this.reconciler.failing ?? this.queue.degraded;
     this.stats.degraded = reason !== null;
     this.stats.degradedReason = reason;
   }
@@ -361,15 +344,14 @@ export class Enforcer {
     }));
   }
 
-  /** The latest block events, newest first (at most RECENT_BLOCKS). */
+  /** The latest block events, newest first (at most RECENT_BLOCKS, recent-blocks.ts). */
   recent(): readonly BlockEvent[] {
-    return [...this.recentEvents].reverse();
+    return this.recentEvents.list();
   }
 
   private remember(prefix: string, address: string, reason: BlockEvent['reason'], charged: number, ttlMs: number): void {
     const at = this.wallClock();
     this.recentEvents.push({ prefix, address, reason, charged, at, expiresAt: at + ttlMs });
-    if (this.recentEvents.length > RECENT_BLOCKS) this.recentEvents.shift();
   }
 
   /** O(1) amortised: the table keeps its size and reaps expired entries from a heap. */
@@ -383,12 +365,9 @@ export class Enforcer {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
+    this.queue.stopScheduling();
     await this.reconciler.stop();
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    if (this.flushing) await this.flushing;
-    if (this.kernelMode) await this.serial(() => this.flushOnce());
+    if (this.kernelMode) await this.queue.close();
     await this.sink.close();
   }
 
@@ -400,86 +379,7 @@ export class Enforcer {
   }
 
   private enqueue(prefix: string, family: 4 | 6, expiresAt: number, network: boolean): void {
-    if (!this.kernelMode) return;
-    this.queue.delete(prefix); // a re-block moves to the back with its new expiry
-    if (this.queue.size >= this.maxElements) this.pruneQueue();
-    // every queued prefix is in the table, which holds maxElements at most: this only trims leftovers
-    if (this.queue.size >= this.maxElements) return;
-    this.queue.set(prefix, { family, expiresAt, network });
-    if (this.flushTimer === null && this.flushing === null && this.attempt === 0) this.schedule(BATCH_DELAY_MS);
-  }
-
-  /** drops queued entries that expired or were unblocked meanwhile */
-  private pruneQueue(): void {
-    const now = this.clock();
-    for (const [prefix, q] of this.queue) {
-      if (q.expiresAt <= now || this.blocks.expiresAt(prefix) === undefined) this.queue.delete(prefix);
-    }
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.closed || this.flushTimer !== null) return;
-    this.flushTimer = setTimeout(() => {
-      this.flushTimer = null;
-      if (this.flushing) return; // the flush in flight reschedules when it ends
-      this.flushing = this.serial(() => this.flushOnce()).finally(() => {
-        this.flushing = null;
-        if (this.queue.size > 0 && this.attempt === 0) this.schedule(BATCH_DELAY_MS);
-      });
-    }, delayMs);
-    this.flushTimer.unref();
-  }
-
-  /** One batch to the kernel with what each entry has left; the queue keeps what must be retried. */
-  private async flushOnce(): Promise<void> {
-    if (this.queue.size === 0) return;
-    const now = this.clock();
-    const batch: KernelEntry[] = [];
-    const taken = this.queue;
-    this.queue = new Map();
-    for (const [prefix, q] of taken) {
-      const leftMs = q.expiresAt - now;
-      // expired while waiting (an outage longer than the timeout), or unblocked by hand: nothing to replay
-      if (leftMs <= 0 || this.blocks.expiresAt(prefix) === undefined) continue;
-      const entry = { prefix, family: q.family, timeoutSec: Math.ceil(leftMs / 1000) };
-      batch.push(q.network ? { ...entry, network: true } : entry);
-    }
-    if (batch.length === 0) {
-      this.attempt = 0; // nothing left to retry: the next block starts a fresh batch
-      return;
-    }
-    let r: AddResult;
-    try {
-      r = await this.sink.add(batch);
-    } catch (err) {
-      r = { ok: false, error: (err as Error).message, rejected: [], pending: batch };
-    }
-    this.settle(batch, r);
-    if (r.ok) {
-      if (this.flushDegraded !== null) this.log.warn({ mode: this.sink.mode }, 'kernel enforcement restored');
-      this.flushDegraded = null;
-      this.updateDegraded();
-      this.attempt = 0;
-      return;
-    }
-    this.kernelFailure(r.error);
-    // what was not tried goes back in front, keeping its expiry; a newer block of the same prefix wins
-    const retry = new Map<string, Queued>();
-    for (const e of r.pending) {
-      const q = taken.get(e.prefix);
-      if (q && !this.queue.has(e.prefix)) retry.set(e.prefix, q);
-    }
-    for (const [prefix, q] of this.queue) retry.set(prefix, q);
-    this.queue = retry;
-    if (this.queue.size > this.maxElements) this.pruneQueue();
-    const delay = RETRY_DELAYS_MS[Math.min(this.attempt, RETRY_DELAYS_MS.length - 1)] as number;
-    this.attempt++;
-    if (this.attempt === RETRY_DELAYS_MS.length && this.flushDegraded === null) {
-      this.flushDegraded = r.error ?? 'kernel command failed';
-      this.updateDegraded();
-      this.log.error({ mode: this.sink.mode, pending: this.queue.size, reason: this.flushDegraded }, 'kernel enforcement degraded: blocking in userspace until the kernel set accepts again');
-    }
-    this.schedule(delay);
+    if (this.kernelMode) this.queue.add(prefix, family, expiresAt, network);
   }
 
   /** Marks what the kernel now holds, counts and logs what it refused. */

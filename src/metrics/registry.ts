@@ -57,6 +57,8 @@ export interface EnforcementSources {
   kernelChecks?(): Readonly<Record<string, number>>;
   /** what the checks and the start put back or removed (table | set | rule | members | expiry | leftover) */
   kernelRepairs?(): Readonly<Record<string, number>>;
+  /** blocks waiting for the kernel set (enforce/kernel-queue.ts): a batch's worth normally, the whole backlog while the kernel fails */
+  kernelQueueDepth?(): number;
 }
 
 /** the values of ampguard_enforcement_mode's label: every sink there is */
@@ -261,6 +263,14 @@ export function registerEnforcementMetrics(registry: Registry, src: EnforcementS
     registers: [registry],
     collect() {
       this.set(src.enforcementDegraded() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'ampguard_kernel_queue_depth',
+    help: 'blocks waiting to be added to the kernel set: a batch for a few ms normally, every block made while the kernel fails (at most block.max_elements)',
+    registers: [registry],
+    collect() {
+      this.set(src.kernelQueueDepth?.() ?? 0);
     },
   });
   new Gauge({

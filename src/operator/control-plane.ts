@@ -49,6 +49,7 @@ export function startControlPlane(p: ControlPlaneParts): Promise<http.Server> {
     enforcementMode: () => e.mode,
     kernelChecks: () => e.reconciler.checks,
     kernelRepairs: () => e.reconciler.repairs,
+    kernelQueueDepth: () => e.pending,
   });
   return startMetricsServer(p.runtime.metricsListen, {
     registry: p.registry,
