@@ -53,11 +53,25 @@ export type BlockChange =
   | { readonly kind: 'block'; readonly prefix: string; readonly ttlMs: number; readonly manual?: true }
   | { readonly kind: 'unblock'; readonly prefix: string };
 
+/**
+ * Why a prefix is blocked, in the one vocabulary of the log (`prefix blocked`
+ * reason), ampguard_escalations_total{reason}, /api/blocks, the dashboard and
+ * `ampguard blocks show`: no_followup (judged on the ladder: answered with TC,
+ * no TCP came back), over_budget (over its large-reply budget with the ladder
+ * off), manual (`ampguard blocks add`, the API, a fleet verdict).
+ */
+export type BlockReason = 'no_followup' | 'over_budget' | 'manual';
+
 export interface BlockEvent {
   readonly prefix: string;
   readonly address: string;
-  /** rate: over its large-response budget; manual: `ampguard blocks add`; off: would have been blocked */
-  readonly reason: 'rate' | 'manual' | 'off';
+  readonly reason: BlockReason;
+  /** what was blocked: the client's prefix, the aggregate network around it (the ladder's), or a network blocked by hand */
+  readonly level: 'prefix' | 'aggregate' | 'network';
+  /** the ladder's rung: 3, blocked (1 under budget and 2 answered with TC are in /api/top) */
+  readonly rung: 3;
+  /** block.mode off: would have been blocked, was not */
+  readonly dryRun?: true;
   /** large-reply bytes (or replies) charged when it tripped; 0 for manual blocks */
   readonly charged: number;
   /** wall-clock ms */
@@ -197,7 +211,7 @@ export class Enforcer {
       if (!this.wouldBlock.isBlocked(prefix, now)) {
         this.wouldBlock.add(prefix, now + s.blockTimeoutMs, now);
         this.stats.blocksByMode.off++;
-        this.remember(prefix, o.address, 'off', o.charged, s.blockTimeoutMs);
+        this.remember({ prefix, address: o.address, reason: o.cause ?? 'over_budget', level: o.level ?? 'prefix', charged: o.charged, dryRun: true }, s.blockTimeoutMs);
         this.log.warn({ address: o.address, prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, mode: 'off' }, 'prefix over budget, not blocked (block.mode off)');
       }
       return false;
@@ -210,7 +224,7 @@ export class Enforcer {
     }
     this.onChange?.({ kind: 'block', prefix, ttlMs: s.blockTimeoutMs });
     this.stats.blocksByMode[this.sink.mode]++;
-    this.remember(prefix, o.address, 'rate', o.charged, s.blockTimeoutMs);
+    this.remember({ prefix, address: o.address, reason: o.cause ?? 'over_budget', level: o.level ?? 'prefix', charged: o.charged }, s.blockTimeoutMs);
     this.log.warn(
       {
         address: o.address, prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, timeout_s: s.blockTimeoutMs / 1000, mode: this.sink.mode,
@@ -239,8 +253,8 @@ export class Enforcer {
     }
     this.onChange?.({ kind: 'block', prefix, ttlMs: ttl, manual: true });
     if (target.kernel) this.enqueue(prefix, family, now + ttl, false);
-    this.remember(prefix, target.address, 'manual', 0, ttl);
-    this.log.warn({ address: target.address, prefix, mode: this.sink.mode, kernel: target.kernel && this.kernelMode }, 'prefix blocked by hand');
+    this.remember({ prefix, address: target.address, reason: 'manual', level: 'prefix', charged: 0 }, ttl);
+    this.log.warn({ address: target.address, prefix, mode: this.sink.mode, kernel: target.kernel && this.kernelMode, level: 'prefix', reason: 'manual' }, 'prefix blocked by hand');
     return prefix;
   }
 
@@ -267,8 +281,8 @@ export class Enforcer {
     }
     this.onChange?.({ kind: 'block', prefix: key, ttlMs: s.blockTimeoutMs });
     if (networkHoldable(key, family)) this.enqueue(key, family, now + s.blockTimeoutMs, true);
-    this.remember(key, target.address, 'manual', 0, s.blockTimeoutMs);
-    this.log.warn({ prefix: key, mode: this.sink.mode }, 'network blocked by hand');
+    this.remember({ prefix: key, address: target.address, reason: 'manual', level: 'network', charged: 0 }, s.blockTimeoutMs);
+    this.log.warn({ prefix: key, mode: this.sink.mode, level: 'network', reason: 'manual' }, 'network blocked by hand');
     return key;
   }
 
@@ -364,9 +378,9 @@ export class Enforcer {
     return [...this.recentEvents].reverse();
   }
 
-  private remember(prefix: string, address: string, reason: BlockEvent['reason'], charged: number, ttlMs: number): void {
+  private remember(e: Omit<BlockEvent, 'at' | 'expiresAt' | 'rung'>, ttlMs: number): void {
     const at = this.wallClock();
-    this.recentEvents.push({ prefix, address, reason, charged, at, expiresAt: at + ttlMs });
+    this.recentEvents.push({ ...e, rung: 3, at, expiresAt: at + ttlMs });
     if (this.recentEvents.length > RECENT_BLOCKS) this.recentEvents.shift();
   }
 

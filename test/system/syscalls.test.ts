@@ -122,8 +122,17 @@ export function readTrace(text: string, entry: RegExp): Trace {
 
 let hosts: Hosts | undefined;
 const dirs: string[] = [];
+/** the traced primary: strace, stopped by stopAll, detaches from it rather than ending it */
+let primary = 0;
 
 afterAll(async () => {
+  if (primary > 0) {
+    try {
+      process.kill(primary, 'SIGKILL'); // its workers follow it (their IPC channel closes)
+    } catch {
+      // gone already
+    }
+  }
   await stopAll();
   hosts?.destroy();
   // AMPGUARD_KEEP_TRACE=1 keeps the traces for a look
@@ -180,7 +189,7 @@ describe.skipIf(unavailable !== null)(`${UNIT} under strace: seccomp filter, add
 
     // `ip netns exec` execs strace; strace's only child is node, the primary (env and setpriv exec into it)
     const tracer = ag.proc.child.pid as number;
-    const primary = Number(readFileSync(`/proc/${tracer}/task/${tracer}/children`, 'utf8').trim().split(/\s+/)[0]);
+    primary = Number(readFileSync(`/proc/${tracer}/task/${tracer}/children`, 'utf8').trim().split(/\s+/)[0]);
     expect(readFileSync(`/proc/${primary}/status`, 'utf8')).toMatch(/^Uid:\t65534\t65534/m);
 
     // "ampguard started" is the primary's; traced, the workers and the first health check come a while later: /healthz says when it serves
@@ -215,6 +224,7 @@ describe.skipIf(unavailable !== null)(`${UNIT} under strace: seccomp filter, add
     const exited = new Promise<number | null>((resolve) => ag.proc.child.once('exit', (code) => resolve(code)));
     process.kill(primary, 'SIGTERM');
     expect(await exited).toBe(0);
+    primary = 0;
 
     // ExecStartPre, the same way
     const preTrace = join(dir, 'pre.trace');
