@@ -15,7 +15,7 @@
 // RuntimeDirectory), which needs systemd as PID 1 (docs/operations.md).
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHosts, kernelUnavailable, SERVER_V4, CLIENTS_V4, type Hosts } from '../helpers/netns.js';
@@ -162,7 +162,7 @@ describe.skipIf(unavailable !== null)(`${UNIT} under strace: seccomp filter, add
     chmodSync(dir, 0o755);
     // the unit's RuntimeDirectory: the service user's own, 0700; the token goes there
     const runtime = join(dir, 'run');
-    spawnSync('mkdir', ['-m', '0700', runtime]);
+    mkdirSync(runtime, { mode: 0o700 });
     chownSync(runtime, 65534, 65534);
     const asUnit = ['env', `RUNTIME_DIRECTORY=${runtime}`, 'setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups',
       `--inh-caps=-all,${list}`, `--ambient-caps=-all,${list}`, `--bounding-set=-all,${list}`, '--no-new-privs'];
