@@ -15,10 +15,10 @@ import { formatHostPort } from '../config/address.js';
 
 function printList(body: Record<string, unknown>, json = false): void {
   if (json) return void process.stdout.write(JSON.stringify(body) + '\n');
-  const blocks = (body.blocks ?? []) as { prefix: string; expiresInSec: number; where: string }[];
+  const blocks = (body.blocks ?? []) as { prefix: string; expires_in_s: number; where: string }[];
   const why = typeof body.degraded_reason === 'string' ? `: ${body.degraded_reason}` : '';
   process.stdout.write(`mode ${String(body.mode)}${body.degraded ? ` (degraded, blocking in userspace${why})` : ''}, ${String(body.total)} blocked\n`);
-  for (const b of blocks) process.stdout.write(`${b.prefix}\texpires in ${b.expiresInSec}s\t${b.where}\n`);
+  for (const b of blocks) process.stdout.write(`${b.prefix}\texpires in ${b.expires_in_s}s\t${b.where}\n`);
 }
 
 interface BlockEventView {
@@ -26,10 +26,10 @@ interface BlockEventView {
   reason: string;
   level?: string;
   rung?: number;
-  dryRun?: boolean;
+  dry_run?: boolean;
   charged: number;
   at: number;
-  expiresAt: number;
+  expires_at: number;
 }
 
 /** The words of the log, ampguard_escalations_total and /api/blocks (enforce/enforcer.ts BlockReason), glossed. */
@@ -51,14 +51,14 @@ const LEVELS: Record<string, string> = {
  */
 function showBlock(ip: string, family: 4 | 6, body: Record<string, unknown>, prefixV4: number, prefixV6: number, json: boolean): number {
   const key = prefixKey(ip, family, prefixV4, prefixV6);
-  const blocks = (body.blocks ?? []) as { prefix: string; expiresInSec: number; where: string }[];
+  const blocks = (body.blocks ?? []) as { prefix: string; expires_in_s: number; where: string }[];
   const block = blocks.find((b) => b.prefix === key) ?? blocks.find((b) => b.prefix.includes('/') && prefixCovers(b.prefix, ip, family));
   const events = (body.recent ?? []) as BlockEventView[];
   const event = block
-    ? events.find((e) => e.prefix === block.prefix && !e.dryRun)
-    : events.find((e) => e.dryRun && e.expiresAt > Date.now() && (e.prefix === key || (e.prefix.includes('/') && prefixCovers(e.prefix, ip, family))));
+    ? events.find((e) => e.prefix === block.prefix && !e.dry_run)
+    : events.find((e) => e.dry_run && e.expires_at > Date.now() && (e.prefix === key || (e.prefix.includes('/') && prefixCovers(e.prefix, ip, family))));
   const facts = event
-    ? { reason: event.reason, level: event.level ?? 'prefix', rung: event.rung ?? 3, bytes: event.charged, at: new Date(event.at).toISOString(), ...(event.dryRun ? { dryRun: true } : {}) }
+    ? { reason: event.reason, level: event.level ?? 'prefix', rung: event.rung ?? 3, bytes: event.charged, at: new Date(event.at).toISOString(), ...(event.dry_run ? { dry_run: true } : {}) }
     : {};
   if (json) {
     process.stdout.write(JSON.stringify({ address: ip, blocked: block !== undefined, ...(block ?? {}), ...facts }) + '\n');
@@ -83,7 +83,7 @@ function showBlock(ip: string, family: 4 | 6, body: Record<string, unknown>, pre
     lines.push('  reason:  unknown: not among the latest 100 block events (loaded from the kernel set at start, or older)');
   }
   lines.push(
-    `  expires: in ${block.expiresInSec} s`,
+    `  expires: in ${block.expires_in_s} s`,
     `  where:   ${block.where === 'userspace' ? 'userspace (ampguard drops its queries)' : `kernel (${block.where} set: dropped before ampguard)`}`,
   );
   process.stdout.write(lines.join('\n') + '\n');
@@ -147,6 +147,7 @@ export async function blocksCommand(path: string, args: string[], opts: { json?:
   }
   if (answer) {
     if (answer.status === 401) throw new CliError('E_AUTH', `ampguard at ${where} refused the proof of the token in ${tokenFile}: ${String(answer.body.error)}`);
+    if (answer.status === 400 && answer.body.code === 'E_REFUSED') throw new CliError('E_REFUSED', String(answer.body.error));
     if (answer.status !== 200) throw new CliError('E_UNREACHABLE', `ampguard at ${where} said ${answer.status}: ${String(answer.body.error)}`);
     if (action === 'list') printList(answer.body, opts.json);
     else {
@@ -167,7 +168,7 @@ export async function blocksCommand(path: string, args: string[], opts: { json?:
     const entries = await sink.list();
     // the per-prefix sets and the aggregate networks' sets (docs/defence.md): networks are listed as net/len
     if (!entries) throw new CliError('E_KERNEL', `cannot read the ${sink.mode} sets ${[k.set, k.set6, k.setNet, k.setNet6].join(', ')}`);
-    printList({ mode: `${sink.mode} (kernel set; ampguard not running)`, total: entries.length, blocks: entries.map((e) => ({ prefix: e.prefix, expiresInSec: e.timeoutSec, where: sink.mode })) }, opts.json);
+    printList({ mode: `${sink.mode} (kernel set; ampguard not running)`, total: entries.length, blocks: entries.map((e) => ({ prefix: e.prefix, expires_in_s: e.timeoutSec, where: sink.mode })) }, opts.json);
     return 0;
   }
   const fam = family as 4 | 6;

@@ -5,8 +5,10 @@ import { loadConfig, formatIssues, type ConfigIssue } from '../config/load.js';
 import { compileConfig, type RuntimeConfig } from '../config/compile.js';
 import { readResolvConf } from '../main.js';
 import { forwardLoops } from '../config/sanity.js';
+import type { ErrorCode } from './error-codes.js';
 
-export type CliErrorCode = 'E_USAGE' | 'E_CONFIG' | 'E_CONFIG_READ' | 'E_START' | 'E_KERNEL' | 'E_UNREACHABLE' | 'E_AUTH' | 'E_CAPTURE';
+/** the codes and what each means: error-codes.ts */
+export type CliErrorCode = ErrorCode;
 
 export class CliError extends Error {
   constructor(readonly code: CliErrorCode, message: string, readonly exitCode = 1) {

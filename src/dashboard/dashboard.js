@@ -80,23 +80,23 @@
       charts.queries.push(t, [rate(last.queries.udp, s.queries.udp, dt), rate(last.queries.tcp, s.queries.tcp, dt)]);
       charts.truncated.push(t, [rate(last.truncated.any, s.truncated.any, dt), rate(last.truncated.size, s.truncated.size, dt), rate(last.truncated.budget, s.truncated.budget, dt)]);
       charts.ladder.push(t, [
-        s.ladderPrefixes?.prefix ?? 0,
-        s.ladderPrefixes?.aggregate ?? 0,
-        rate(last.tcpFollowUps, s.tcpFollowUps, dt),
+        s.ladder_prefixes?.prefix ?? 0,
+        s.ladder_prefixes?.aggregate ?? 0,
+        rate(last.tcp_followups, s.tcp_followups, dt),
         rate(sum(last.escalations), sum(s.escalations), dt),
       ]);
-      charts.large.push(t, [rate(last.largeResponses, s.largeResponses, dt)]);
-      const qIn = (s.queryBytes.udp ?? 0) - (last.queryBytes.udp ?? 0);
-      const rOut = (s.responseBytes.udp ?? 0) - (last.responseBytes.udp ?? 0);
+      charts.large.push(t, [rate(last.large_responses, s.large_responses, dt)]);
+      const qIn = (s.query_bytes.udp ?? 0) - (last.query_bytes.udp ?? 0);
+      const rOut = (s.response_bytes.udp ?? 0) - (last.response_bytes.udp ?? 0);
       charts.amplification.push(t, [qIn > 0 ? rOut / qIn : NaN]);
-      charts.blocks.push(t, [rate(sum(last.blocks), sum(s.blocks), dt), s.blockedClients]);
-      charts.tracked.push(t, [s.trackedPrefixes, s.maxTracked]);
-      panel('tracked').querySelector('.note').textContent = `${fmt(s.trackedPrefixes)} of ${fmt(s.maxTracked)} (${fmt((100 * s.trackedPrefixes) / Math.max(1, s.maxTracked), 1)}%)`;
+      charts.blocks.push(t, [rate(sum(last.blocks), sum(s.blocks), dt), s.blocked_clients]);
+      charts.tracked.push(t, [s.tracked_prefixes, s.max_tracked]);
+      panel('tracked').querySelector('.note').textContent = `${fmt(s.tracked_prefixes)} of ${fmt(s.max_tracked)} (${fmt((100 * s.tracked_prefixes) / Math.max(1, s.max_tracked), 1)}%)`;
       if (!charts.backends) charts.backends = chart('backends', s.backends.map((b) => `${b.name} ms`));
       const latencies = s.backends.map((b) => {
         const prev = last.backends.find((x) => x.name === b.name);
-        const n = prev ? b.latencyCount - prev.latencyCount : 0;
-        return n > 0 ? (1000 * (b.latencySum - prev.latencySum)) / n : NaN;
+        const n = prev ? b.latency_count - prev.latency_count : 0;
+        return n > 0 ? (1000 * (b.latency_sum - prev.latency_sum)) / n : NaN;
       });
       charts.backends.push(t, latencies);
       fillTable('backends', s.backends.map((b, i) => [cell(b.name), cell(b.up ? 'up' : 'DOWN', b.up ? 'up' : 'down'), cell(`${fmt(latencies[i], 2)} ms`, 'num')]));
@@ -117,9 +117,9 @@
       cell(e.prefix),
       cell(e.address),
       // the words of the log, the metrics and `ampguard blocks show` (no_followup, over_budget, manual), level beside them
-      cell(`${e.dryRun ? 'would block (mode off): ' : ''}${e.reason}, ${e.level}`),
+      cell(`${e.dry_run ? 'would block (mode off): ' : ''}${e.reason}, ${e.level}`),
       cell(fmt(e.charged), 'num'),
-      cell(e.expiresAt > now ? `in ${fmt((e.expiresAt - now) / 1000)} s` : 'expired'),
+      cell(e.expires_at > now ? `in ${fmt((e.expires_at - now) / 1000)} s` : 'expired'),
     ]));
     ready('recent');
   }

@@ -263,9 +263,10 @@ export class Enforcer {
    * a network (docs/defence.md), so a kernel drop of a whole network is the
    * operator's, for a packet flood that threatens the frontend itself. Only at
    * the aggregate length, the one the packet path checks in userspace too.
+   * `ttlMs`: what is left of a site verdict made on another node (docs/fleet.md).
    * Throws BlockRefusedError when it cannot be made.
    */
-  blockNetworkByHand(address: string, family: 4 | 6, bits: number): string {
+  blockNetworkByHand(address: string, family: 4 | 6, bits: number, ttlMs?: number): string {
     const s = this.settings();
     const aggBits = family === 4 ? s.aggregate.prefixV4 : s.aggregate.prefixV6;
     if (!s.aggregate.enabled) throw new BlockRefusedError('not blocked: a network is blocked at the aggregate length, and policy.large_response.aggregate is off');
@@ -276,12 +277,13 @@ export class Enforcer {
     const covered = allowlistError(key, family, s);
     if (covered) throw new BlockRefusedError(`not blocked: ${covered} (block.allowlist)`);
     const now = this.clock();
-    if (!this.blocks.add(key, now + s.blockTimeoutMs, now)) {
+    const ttl = ttlMs ?? s.blockTimeoutMs;
+    if (!this.blocks.add(key, now + ttl, now)) {
       throw new BlockRefusedError(`not blocked: block.max_elements (${this.maxElements}) prefixes are blocked already`);
     }
-    this.onChange?.({ kind: 'block', prefix: key, ttlMs: s.blockTimeoutMs });
-    if (networkHoldable(key, family)) this.enqueue(key, family, now + s.blockTimeoutMs, true);
-    this.remember({ prefix: key, address: target.address, reason: 'manual', level: 'network', charged: 0 }, s.blockTimeoutMs);
+    this.onChange?.({ kind: 'block', prefix: key, ttlMs: ttl, manual: true });
+    if (networkHoldable(key, family)) this.enqueue(key, family, now + ttl, true);
+    this.remember({ prefix: key, address: target.address, reason: 'manual', level: 'network', charged: 0 }, ttl);
     this.log.warn({ prefix: key, mode: this.sink.mode, level: 'network', reason: 'manual' }, 'network blocked by hand');
     return key;
   }

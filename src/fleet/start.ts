@@ -138,7 +138,9 @@ function applyVerdict(e: Enforcer, v: Verdict, s: PolicySettings, log: Logger, f
     if (v.op === 'block') {
       const left = v.exp - Date.now();
       if (left <= 0) return;
-      e.blockByHand(address, family, left);
+      // a network by hand (`blocks add NET/LEN`) is a network here too, in the kernel's -net set
+      if (ownLength) e.blockByHand(address, family, left);
+      else e.blockNetworkByHand(address, family, bits, left);
     } else {
       const done = ownLength ? e.unblock(address, family) : e.unblockNetwork(address, family, bits);
       done.catch((err: Error) => log.warn({ prefix: v.p, from, err: err.message }, 'fleet: unblock from the site failed here'));

@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Route } from '../metrics/server.js';
 import type { OperatorView } from './view.js';
+import { BlockRefusedError } from '../enforce/enforcer.js';
 import { statsFromMetrics } from './stats.js';
 import { hostAllowed, originAllowed, parseBlockTargetText, requestProven } from './control.js';
 import { Challenges } from './challenges.js';
@@ -34,6 +35,11 @@ function isLoopback(address: string | undefined): boolean {
 
 function failed(res: http.ServerResponse): (err: Error) => void {
   return (err) => json(res, 500, { error: err.message });
+}
+
+/** 400 for a block by hand that cannot be made, with its stable code (docs/operations.md) */
+function refused(res: http.ServerResponse, err: unknown): void {
+  json(res, 400, err instanceof BlockRefusedError ? { error: err.message, code: err.code } : { error: (err as Error).message });
 }
 
 /** Static files of the dashboard, read once at start: src/dashboard and uPlot from node_modules. */
@@ -132,10 +138,15 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
       // a page: only offset + limit entries are walked (the dashboard asks for none, every 2 s)
       const limit = Math.max(0, Math.min(MAX_LISTED, Number(query.get('limit') ?? MAX_LISTED) || 0));
       const offset = Math.max(0, Math.min(Number.MAX_SAFE_INTEGER, Math.floor(Number(query.get('offset') ?? 0)) || 0));
-      const blocks = e.list(offset, limit);
+      // the API's names are snake_case (docs/api.md); one expiry each: a live block's seconds left, an event's wall-clock end
+      const blocks = e.list(offset, limit).map((b) => ({ prefix: b.prefix, expires_in_s: b.expiresInSec, where: b.where }));
+      const recent = e.recent().map((r) => ({
+        prefix: r.prefix, address: r.address, reason: r.reason, level: r.level, rung: r.rung, charged: r.charged, at: r.at, expires_at: r.expiresAt,
+        ...(r.dryRun ? { dry_run: true } : {}),
+      }));
       const total = e.blockedCount();
       const next = limit > 0 && offset + blocks.length < total ? offset + blocks.length : null;
-      json(res, 200, { mode: e.mode, degraded: e.stats.degraded, degraded_reason: e.stats.degradedReason, total, offset, next, blocks, recent: e.recent() });
+      json(res, 200, { mode: e.mode, degraded: e.stats.degraded, degraded_reason: e.stats.degradedReason, total, offset, next, blocks, recent });
       return;
     }
     if (req.method !== 'POST' && req.method !== 'DELETE') return json(res, 405, { error: 'GET, POST or DELETE' });
@@ -148,7 +159,7 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
         try {
           return json(res, 200, { blocked: e.blockNetworkByHand(parsed.address, parsed.family, parsed.bits) });
         } catch (err) {
-          return json(res, 400, { error: (err as Error).message });
+          return refused(res, err);
         }
       }
       return e.unblockNetwork(parsed.address, parsed.family, parsed.bits).then((prefix) => json(res, 200, { unblocked: prefix }), failed(res));
@@ -157,7 +168,7 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
       try {
         return json(res, 200, { blocked: e.blockByHand(parsed.address, parsed.family) });
       } catch (err) {
-        return json(res, 400, { error: (err as Error).message });
+        return refused(res, err);
       }
     }
     // a blocked network holding the address is lifted too, and named: the answer never claims an unblock that is not

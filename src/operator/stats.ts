@@ -8,34 +8,34 @@ export interface BackendStats {
   readonly name: string;
   readonly up: boolean;
   /** replies timed and their total latency, for an average between two snapshots */
-  readonly latencyCount: number;
-  readonly latencySum: number;
+  readonly latency_count: number;
+  readonly latency_sum: number;
 }
 
 export interface Stats {
   readonly time: number;
   readonly queries: Record<string, number>;
   readonly responses: Record<string, number>;
-  readonly queryBytes: Record<string, number>;
-  readonly responseBytes: Record<string, number>;
+  readonly query_bytes: Record<string, number>;
+  readonly response_bytes: Record<string, number>;
   readonly truncated: Record<string, number>;
   readonly dropped: Record<string, number>;
   readonly blocks: Record<string, number>;
-  readonly largeResponses: number;
-  readonly blockedClients: number;
-  readonly trackedPrefixes: number;
-  readonly maxTracked: number;
-  readonly enforcementDegraded: boolean;
+  readonly large_responses: number;
+  readonly blocked_clients: number;
+  readonly tracked_prefixes: number;
+  readonly max_tracked: number;
+  readonly enforcement_degraded: boolean;
   readonly backends: readonly BackendStats[];
   /** the ladder (docs/defence.md): keys on rung 2 by level, TCP follow-ups, escalations by level */
-  readonly ladderPrefixes: Record<string, number>;
-  readonly tcpFollowUps: number;
-  readonly wouldTruncate: number;
+  readonly ladder_prefixes: Record<string, number>;
+  readonly tcp_followups: number;
+  readonly would_truncate: number;
   readonly escalations: Record<string, number>;
   /** UDP socket I/O (docs/performance.md): native | dgram, or mixed when workers differ */
-  readonly udpIoMode: string;
+  readonly udp_io_mode: string;
   /** processes serving UDP in each mode */
-  readonly udpIo: Record<string, number>;
+  readonly udp_io: Record<string, number>;
   /** fleet.nats (docs/fleet.md): the link to NATS and the peers heard in the last 5 s; null for a node that stands alone */
   readonly fleet: { readonly connected: boolean; readonly peers: number } | null;
 }
@@ -64,29 +64,29 @@ export function statsFromMetrics(metrics: readonly MetricJson[], time: number): 
   const backends = Object.keys(up).map((name) => {
     const of = (suffix: string): number =>
       latency.find((v) => (v as { metricName?: string }).metricName === `ampguard_backend_latency_seconds_${suffix}` && v.labels.backend === name)?.value ?? 0;
-    return { name, up: (up[name] ?? 0) > 0, latencyCount: of('count'), latencySum: of('sum') };
+    return { name, up: (up[name] ?? 0) > 0, latency_count: of('count'), latency_sum: of('sum') };
   });
   return {
     time,
     queries: byLabel(metrics, 'ampguard_queries_total', 'proto'),
     responses: byLabel(metrics, 'ampguard_responses_total', 'proto'),
-    queryBytes: byLabel(metrics, 'ampguard_query_bytes_total', 'proto'),
-    responseBytes: byLabel(metrics, 'ampguard_response_bytes_total', 'proto'),
+    query_bytes: byLabel(metrics, 'ampguard_query_bytes_total', 'proto'),
+    response_bytes: byLabel(metrics, 'ampguard_response_bytes_total', 'proto'),
     truncated: byLabel(metrics, 'ampguard_truncated_total', 'reason'),
     dropped: byLabel(metrics, 'ampguard_dropped_total', 'reason'),
     blocks: byLabel(metrics, 'ampguard_blocks_total', 'mode'),
-    largeResponses: single(metrics, 'ampguard_large_responses_total'),
-    blockedClients: single(metrics, 'ampguard_blocked_clients'),
-    trackedPrefixes: single(metrics, 'ampguard_tracked_prefixes'),
-    maxTracked: single(metrics, 'ampguard_tracked_prefixes_max'),
-    enforcementDegraded: single(metrics, 'ampguard_enforcement_degraded') > 0,
+    large_responses: single(metrics, 'ampguard_large_responses_total'),
+    blocked_clients: single(metrics, 'ampguard_blocked_clients'),
+    tracked_prefixes: single(metrics, 'ampguard_tracked_prefixes'),
+    max_tracked: single(metrics, 'ampguard_tracked_prefixes_max'),
+    enforcement_degraded: single(metrics, 'ampguard_enforcement_degraded') > 0,
     backends,
-    ladderPrefixes: byLabel(metrics, 'ampguard_ladder_prefixes', 'level'),
-    tcpFollowUps: single(metrics, 'ampguard_tcp_followups_total'),
-    wouldTruncate: single(metrics, 'ampguard_would_truncate_total'),
+    ladder_prefixes: byLabel(metrics, 'ampguard_ladder_prefixes', 'level'),
+    tcp_followups: single(metrics, 'ampguard_tcp_followups_total'),
+    would_truncate: single(metrics, 'ampguard_would_truncate_total'),
     escalations: byLabel(metrics, 'ampguard_escalations_total', 'level'),
-    udpIoMode: udpIoMode(byLabel(metrics, 'ampguard_udp_io_mode', 'mode')),
-    udpIo: byLabel(metrics, 'ampguard_udp_io_mode', 'mode'),
+    udp_io_mode: udpIoMode(byLabel(metrics, 'ampguard_udp_io_mode', 'mode')),
+    udp_io: byLabel(metrics, 'ampguard_udp_io_mode', 'mode'),
     fleet: metrics.some((m) => m.name === 'ampguard_fleet_connected')
       ? { connected: single(metrics, 'ampguard_fleet_connected') > 0, peers: single(metrics, 'ampguard_fleet_peers') }
       : null,

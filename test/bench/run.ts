@@ -1,5 +1,6 @@
 // `npm run bench`: speed and memory, side by side with dnsdist and a bare Node
-// forwarder in one run, reported as ratios (issue 4). Never part of `npm test`.
+// forwarder in one run, reported as ratios (so a faster or slower machine does
+// not move them). Never part of `npm test`.
 // Scenarios: throughput (default), flood, memory, replay; BENCH=throughput,flood,memory,replay
 // picks; BENCH_REPEATS, BENCH_SECONDS, BENCH_WORKERS tune.
 import { cpus, totalmem } from 'node:os';
@@ -50,6 +51,32 @@ function throughputReport(results: TargetResult[]): void {
   ratios('ampguard-dgram-1w', 'dnsdist-1l');
   if (n) ratios(`ampguard-dgram-${n}w`, `dnsdist-${n}l`);
   ratios('bare-node', 'dnsdist-1l');
+  fleetReport(results, by);
+}
+
+/**
+ * Fleet on against fleet off (docs/fleet.md, "Cost when fleet is on"): the
+ * target's own qps and CPU, and the site's cost with the nats-server's and the
+ * idle peer node's CPU added, per query of the target.
+ */
+function fleetReport(results: TargetResult[], by: (name: string) => TargetResult | undefined): void {
+  const fleet = results.filter((r) => r.name.endsWith('-fleet'));
+  if (fleet.length === 0) return;
+  console.log('\nfleet on (a nats-server and an idle second node of the site, CPU counted apart as "side"):');
+  console.log('| target | side CPU-us/query (nats-server + peer) | evidence messages/s the peer received |');
+  console.log('| --- | --- | --- |');
+  for (const r of fleet) console.log(`| ${r.name} | ${fmt(median(r.sideCpuUsPerQuery), 2)} | ${fmt(median(r.peerMsgsPerSec), 1)} |`);
+  console.log('\nratios fleet on / fleet off (medians of this run):');
+  for (const on of fleet) {
+    const off = by(on.name.replace(/-fleet$/, ''));
+    if (!off) continue;
+    const cpuOn = median(on.cpuUsPerQuery);
+    const cpuOff = median(off.cpuUsPerQuery);
+    const site = cpuOn + median(on.sideCpuUsPerQuery);
+    console.log(
+      `  ${`${on.name} / ${off.name}`.padEnd(50)} qps ${(median(on.qps) / median(off.qps)).toFixed(2)}  CPU-us/query ${(cpuOn / cpuOff).toFixed(2)}  with side ${(site / cpuOff).toFixed(2)}`,
+    );
+  }
 }
 
 function need(tool: string, pkg: string): void {

@@ -22,6 +22,7 @@ import { Counters } from '../../src/metrics/counters.js';
 import type { PolicyEnv } from '../../src/policy/env.js';
 import { parseHostPort } from '../../src/config/address.js';
 import { createLogger } from '../../src/log/logger.js';
+import { waitFor } from '../helpers/poll.js';
 import { clientMessage, fuzzParams, replyShape, shapeReply, type ReplyShape } from './arbitraries.js';
 
 const binding = loadNative().binding;
@@ -36,11 +37,8 @@ const datagram = fc.oneof(
 const send = fc.record({ msg: datagram, route: fc.nat({ max: 2 }), shape: replyShape });
 
 async function until(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
+  // interval 0: the next turn of the event loop, as the sockets answer within one
+  if (!(await waitFor(cond, 5_000, 0))) throw new Error(`timed out waiting for ${what}`);
 }
 
 describe.skipIf(binding === null)('fuzz: the native UDP sockets', () => {

@@ -15,11 +15,5 @@ export function blast(h: Hosts, server: string, src: string, count: number, name
   return JSON.parse(h.run(h.client, 'node', [BLAST, server, '53', src, String(count), name, 'TXT', '1232', '2', String(wait)])) as Blast;
 }
 
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
+/** the one polling helper, under the name the system tests know it by */
+export { waitFor as until } from './poll.js';

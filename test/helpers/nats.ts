@@ -13,22 +13,27 @@ export interface Nats {
   readonly port: number;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** the server's process while it runs (the benchmark reads its CPU) */
+  pid(): number | undefined;
 }
 
-export async function startNats(): Promise<Nats> {
-  const port = await freePort();
+/** on loopback of this namespace by default; `netns` and `address` put it elsewhere (the fleet's system test: a site namespace) */
+export async function startNats(opts: { netns?: string; address?: string; port?: number } = {}): Promise<Nats> {
+  const address = opts.address ?? '127.0.0.1';
+  const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'ampguard-nats-'));
   onStopAll(() => rmSync(dir, { recursive: true, force: true }));
   let proc: Proc | null = null;
   const start = async (): Promise<void> => {
-    proc = startProc('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir]);
+    proc = startProc('nats-server', ['-a', address, '-p', String(port), '-js', '-sd', dir], { netns: opts.netns });
     await proc.waitFor(/Server is ready/, 15_000);
   };
   await start();
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url: `nats://${address}:${port}`,
     port,
     start,
+    pid: () => proc?.child.pid,
     async stop() {
       await proc?.stop();
       proc = null;

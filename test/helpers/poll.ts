@@ -4,14 +4,23 @@
 // (about once a second, src/metrics/snapshot.ts), so a counter read right after
 // a reply may not show it yet: read it through poll().
 
-/** Reads `read` every 100 ms until `done(value)` holds or `timeoutMs` has passed; returns the last value read. */
-export async function poll<T>(read: () => T | Promise<T>, done: (value: T) => boolean, timeoutMs = 5000): Promise<T> {
+/**
+ * Reads `read` every `intervalMs` (100 by default; 0: on the next turn of the
+ * event loop, for a fake socket that answers at once) until `done(value)` holds
+ * or `timeoutMs` has passed; returns the last value read.
+ */
+export async function poll<T>(read: () => T | Promise<T>, done: (value: T) => boolean, timeoutMs = 5000, intervalMs = 100): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
     if (done(value) || Date.now() >= end) return value;
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => (intervalMs > 0 ? setTimeout(r, intervalMs) : setImmediate(r)));
   }
+}
+
+/** Whether `check` came true within `timeoutMs`, checked every `intervalMs`. */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 100): Promise<boolean> {
+  return poll(check, (ok) => ok, timeoutMs, intervalMs);
 }
 
 /**

@@ -61,7 +61,8 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 
 beforeAll(async () => {
   // no backend answers: the control plane needs none
-  ag = await startAmpguard({ config: { backends: [{ address: `127.0.0.1:${await freePort()}` }], block: { mode: 'userspace' } } });
+  // 127.0.0.200 is allowlisted: a block by hand of it is refused (E_REFUSED)
+  ag = await startAmpguard({ config: { backends: [{ address: `127.0.0.1:${await freePort()}` }], block: { mode: 'userspace', allowlist: ['127.0.0.200/32'] } } });
   tokenFile = join(dirname(ag.configPath), 'ampguard.token');
 });
 afterAll(async () => {
@@ -149,6 +150,19 @@ describe('control plane', () => {
     const bad = await cli(['blocks', 'add', '::', '--config', ag.configPath]);
     expect(bad.code).toBe(2);
     expect(ag.proc.child.exitCode).toBeNull();
+  });
+});
+
+describe('a block that cannot be made', () => {
+  it('answers 400 with the stable code E_REFUSED, and the CLI prints that code', async () => {
+    const r = await request('POST', '/api/blocks?address=127.0.0.200', auth());
+    expect(r.status).toBe(400);
+    expect(r.body.code).toBe('E_REFUSED');
+    expect(String(r.body.error)).toContain('block.allowlist');
+    const add = await cli(['blocks', 'add', '127.0.0.200', '--config', ag.configPath]);
+    expect(add.code).toBe(1);
+    expect(add.stderr).toMatch(/^ampguard: E_REFUSED: not blocked: .*block\.allowlist/);
+    expect(await listed()).not.toContain('127.0.0.200');
   });
 });
 

@@ -12,6 +12,7 @@ import { CLI, startAmpguard } from '../helpers/ampguard.js';
 import { freePort } from '../helpers/ports.js';
 import { onStopAll, startProc, stopAll, type Proc } from '../helpers/process.js';
 import { until } from '../helpers/blast.js';
+import { waitFor } from '../helpers/poll.js';
 
 const sockets: net.Socket[] = [];
 afterEach(async () => {
@@ -29,14 +30,8 @@ function catchesSighup(pid: number): boolean {
   }
 }
 
-async function poll(check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 1));
-  }
-  return check();
-}
+// every millisecond: the window between the handlers and READY=1 is short
+const poll = (check: () => boolean, timeoutMs: number): Promise<boolean> => waitFor(check, timeoutMs, 1);
 
 function connects(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,4 +1,4 @@
-// Issue 8, item 4: TCP clients that pipeline queries for a 3000-byte answer and
+// TCP clients that pipeline queries for a 3000-byte answer and
 // never read. Backpressure must hold ampguard's memory: it stops reading such a
 // client, and closes it once its unread answers pass tcp.max_buffered_bytes.
 // Other clients are served throughout. Against a real recursor.

@@ -1,4 +1,4 @@
-// Issue 8, item 5: pipeline floods on one TCP connection. The in-flight cap
+// Pipeline floods on one TCP connection. The in-flight cap
 // holds per message (one write of 3000 queries never puts more than the cap
 // outstanding at the backend), the schema maxima cannot hang ampguard (65535 in
 // flight on one client connection: what the upstream connections cannot carry

@@ -1,4 +1,4 @@
-// Issue 2 end to end: a real pdns_recursor serving example.test, ampguard in
+// The frontend end to end: a real pdns_recursor serving example.test, ampguard in
 // front of it started from a YAML file, and dig / raw sockets as clients.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';

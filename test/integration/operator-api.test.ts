@@ -34,19 +34,19 @@ describe('operator API', () => {
     for (let i = 1; i < 5; i++) expect(five.top[i]!.bytes).toBeLessThanOrEqual(five.top[i - 1]!.bytes);
     const all = await get<{ top: unknown[] }>('/api/top?n=100000');
     expect(all.top.length).toBe(31);
-    const stats = await get<{ largeResponses: number }>('/api/stats');
+    const stats = await get<{ large_responses: number }>('/api/stats');
     const listed = (await get<{ top: { bytes: number }[] }>('/api/top?n=100')).top.reduce((a, t) => a + t.bytes, 0);
-    expect(listed).toBeGreaterThan(stats.largeResponses * 800);
+    expect(listed).toBeGreaterThan(stats.large_responses * 800);
   });
 
   it('/api/stats carries the counters the dashboard needs', async () => {
     const s = await get<Record<string, unknown>>('/api/stats');
-    for (const key of ['time', 'queries', 'responses', 'queryBytes', 'responseBytes', 'truncated', 'dropped', 'blocks', 'largeResponses', 'blockedClients', 'trackedPrefixes', 'maxTracked', 'backends']) {
+    for (const key of ['time', 'queries', 'responses', 'query_bytes', 'response_bytes', 'truncated', 'dropped', 'blocks', 'large_responses', 'blocked_clients', 'tracked_prefixes', 'max_tracked', 'backends']) {
       expect(s, key).toHaveProperty(key);
     }
-    expect(s.maxTracked).toBe(100000);
+    expect(s.max_tracked).toBe(100000);
     expect((s.truncated as { any: number }).any).toBeGreaterThan(0);
-    expect(s.blockedClients).toBe(1);
+    expect(s.blocked_clients).toBe(1);
   });
 
   it('/api/blocks is bounded by limit and lists the latest events', async () => {

@@ -8,18 +8,12 @@ import { startRecursor, type Recursor } from '../helpers/recursor.js';
 import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
 import { startPair, stopPair } from '../helpers/pair.js';
 import { stopAll } from '../helpers/process.js';
+import { waitFor } from '../helpers/poll.js';
 import { dig } from '../helpers/dig.js';
 import { query, tcpPipeline } from '../helpers/wire.js';
 import { frame } from '../../src/dns/framing.js';
 
-async function until(cond: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return cond();
-}
+const until = (cond: () => Promise<boolean> | boolean, ms: number): Promise<boolean> => waitFor(cond, ms, 25);
 
 interface Conn {
   readonly socket: net.Socket;

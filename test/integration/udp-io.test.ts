@@ -36,9 +36,9 @@ async function start(config: Record<string, unknown>): Promise<Ampguard> {
   return ag;
 }
 
-async function stats(a: Ampguard): Promise<{ udpIoMode: string; udpIo: Record<string, number> }> {
+async function stats(a: Ampguard): Promise<{ udp_io_mode: string; udp_io: Record<string, number> }> {
   const res = await fetch(`http://127.0.0.1:${a.metricsPort}/api/stats`);
-  return (await res.json()) as { udpIoMode: string; udpIo: Record<string, number> };
+  return (await res.json()) as { udp_io_mode: string; udp_io: Record<string, number> };
 }
 
 /** 200 queries in one burst from one socket (the client's default receive buffer holds ~256 replies), each answered with its own ID */
@@ -56,7 +56,7 @@ describe.skipIf(!native)('udp_io: native', () => {
     const a = await start({ udp_io: 'native', workers: 1 });
     expect(await a.metric('ampguard_udp_io_mode{mode="native"}')).toBe(1);
     expect(await a.metric('ampguard_udp_io_mode{mode="dgram"}')).toBe(0);
-    expect((await stats(a)).udpIoMode).toBe('native');
+    expect((await stats(a)).udp_io_mode).toBe('native');
     await burst(a);
   });
 
@@ -72,7 +72,7 @@ describe.skipIf(!native)('udp_io: native', () => {
   it('two workers each bind their own socket on the port (SO_REUSEPORT) and both count as native', async () => {
     const a = await start({ udp_io: 'native', workers: 2 });
     expect(await poll(() => a.metric('ampguard_udp_io_mode{mode="native"}'), (v) => v === 2)).toBe(2);
-    expect((await stats(a)).udpIo).toEqual({ native: 2, dgram: 0 });
+    expect((await stats(a)).udp_io).toEqual({ native: 2, dgram: 0 });
     await burst(a);
   });
 });
@@ -81,7 +81,7 @@ describe('udp_io fallback', () => {
   it('dgram is node:dgram', async () => {
     const a = await start({ udp_io: 'dgram', workers: 1 });
     expect(await a.metric('ampguard_udp_io_mode{mode="dgram"}')).toBe(1);
-    expect((await stats(a)).udpIoMode).toBe('dgram');
+    expect((await stats(a)).udp_io_mode).toBe('dgram');
     await burst(a);
   });
 

@@ -1,14 +1,15 @@
-// Guards against drift: the generated config and reference against the schema,
-// the metrics registry and config keys against docs/metrics.md and
-// config/reference.md, links of the docs, and the import boundaries of
-// docs/architecture.md.
+// Guards against drift: the generated config, reference, docs/metrics.md and
+// error-code table against the schema, the registry and the code's list of
+// error codes; config keys against config/reference.md, links of the docs,
+// and the import boundaries of docs/architecture.md.
 import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { generateDefaultYaml, generateReferenceMarkdown } from '../../src/config/reference.js';
 import { loadConfig } from '../../src/config/load.js';
-import { createRegistry, registerFleetMetrics, registerWorkerMetrics } from '../../src/metrics/registry.js';
-import { Counters } from '../../src/metrics/counters.js';
+import { generateMetricsMarkdown, metricReference, METRIC_NOTES } from '../../src/metrics/reference.js';
+import { ERROR_CODES } from '../../src/cli/error-codes.js';
+import { withErrorTable } from './gen-docs.js';
 
 describe('generated files', () => {
   it('config/ampguard.yaml is what the schema generates (run `npm run gen:config`)', () => {
@@ -16,6 +17,13 @@ describe('generated files', () => {
   });
   it('config/reference.md is what the schema generates (run `npm run gen:config`)', () => {
     expect(readFileSync('config/reference.md', 'utf8')).toBe(generateReferenceMarkdown());
+  });
+  it('docs/metrics.md is what the registry generates (run `npm run build && npm run gen:docs`)', async () => {
+    expect(readFileSync('docs/metrics.md', 'utf8')).toBe(await generateMetricsMarkdown());
+  });
+  it('the error-code table of docs/operations.md is what src/cli/error-codes.ts generates (run `npm run gen:docs`)', () => {
+    const text = readFileSync('docs/operations.md', 'utf8');
+    expect(text).toBe(withErrorTable(text));
   });
   it('the shipped config loads', () => {
     expect(loadConfig(readFileSync('config/ampguard.yaml', 'utf8')).ok).toBe(true);
@@ -47,32 +55,7 @@ function documentedMetrics(markdown: string): DocRow[] {
 }
 
 async function registeredMetrics(): Promise<{ name: string; type: string; labels: string[] }[]> {
-  const sources = {
-    counters: new Counters(),
-    backends: [{ name: 'b', up: true, observeLatency: () => undefined }],
-    blockedClients: () => 0,
-    trackedPrefixes: () => 0,
-    maxTracked: 100000,
-    blocksByMode: () => ({ userspace: 1 }),
-    kernelErrors: () => 0,
-    enforcementDegraded: () => false,
-    tcpConnections: () => 0,
-  };
-  // `as never`: the sources interface grows with the code; the names are what this test is about
-  const registry = createRegistry(sources as never);
-  // the cluster primary's own (src/cluster/primary.ts)
-  registerWorkerMetrics(registry, () => ({ crash: 0, hung: 0 }));
-  // with fleet.nats (src/fleet/start.ts)
-  registerFleetMetrics(registry, { connected: () => true, peers: () => 2, messages: () => ({ in: 1, out: 1, rejected: 0 }) });
-  const out = [];
-  for (const m of await registry.getMetricsAsJSON()) {
-    if (m.name.startsWith('ampguard_process_')) continue; // prom-client's default metrics
-    const declared = (registry.getSingleMetric(m.name) as unknown as { labelNames?: string[] }).labelNames;
-    const seen = new Set<string>();
-    for (const v of m.values ?? []) for (const l of Object.keys(v.labels)) if (l !== 'le') seen.add(l);
-    out.push({ name: m.name, type: String(m.type), labels: [...new Set([...(declared ?? []), ...seen])].sort() });
-  }
-  return out;
+  return (await metricReference()).map((m) => ({ name: m.name, type: m.type, labels: [...m.labels].sort() }));
 }
 
 describe(`metrics against ${METRICS_DOC}`, () => {
@@ -94,10 +77,39 @@ describe(`metrics against ${METRICS_DOC}`, () => {
     }
   });
 
-  it('documents every registered metric (add a row to docs/metrics.md)', async () => {
+  it('documents every registered metric (run `npm run gen:docs`)', async () => {
     const registered = await registeredMetrics();
     expect(registered.length).toBeGreaterThanOrEqual(CONTRACT.length);
     for (const m of registered) expect(rows.map((r) => r.name), `${m.name} is registered but not in ${METRICS_DOC}`).toContain(m.name);
+  });
+
+  it('keeps notes only for registered metrics', async () => {
+    const names = (await registeredMetrics()).map((m) => m.name);
+    for (const name of Object.keys(METRIC_NOTES)) expect(names, `METRIC_NOTES.${name}`).toContain(name);
+  });
+});
+
+describe('error codes against src/cli/error-codes.ts', () => {
+  const codesIn = (text: string): string[] => [...text.matchAll(/\bE_[A-Z][A-Z_]*[A-Z]\b/g)].map((m) => m[0]);
+  const listed = Object.keys(ERROR_CODES);
+
+  it('every code the code raises or prints is in the list', () => {
+    const raised = new Set(sources('src').filter((f) => !f.endsWith('error-codes.ts')).flatMap((f) => codesIn(readFileSync(f, 'utf8'))));
+    expect(raised.size).toBeGreaterThan(5);
+    for (const code of raised) expect(listed, code).toContain(code);
+  });
+
+  it('every code in the list is raised somewhere (no dead codes)', () => {
+    const raised = new Set(sources('src').filter((f) => !f.endsWith('error-codes.ts')).flatMap((f) => codesIn(readFileSync(f, 'utf8'))));
+    for (const code of listed) expect([...raised], code).toContain(code);
+  });
+
+  it('the README and docs name only codes of the list, and architecture.md names them all', () => {
+    for (const path of ['README.md', ...readdirSync('docs').map((f) => join('docs', f))]) {
+      for (const code of codesIn(readFileSync(path, 'utf8'))) expect(listed, `${path} names ${code}`).toContain(code);
+    }
+    const architecture = new Set(codesIn(readFileSync('docs/architecture.md', 'utf8')));
+    for (const code of listed) expect([...architecture], `docs/architecture.md lists ${code}`).toContain(code);
   });
 });
 

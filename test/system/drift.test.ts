@@ -37,7 +37,7 @@ interface Listing {
   mode: string;
   degraded: boolean;
   degraded_reason: string | null;
-  blocks: { prefix: string; where: string; expiresInSec: number }[];
+  blocks: { prefix: string; where: string; expires_in_s: number }[];
 }
 
 function listing(): Listing {
@@ -266,7 +266,7 @@ describe.skipIf(unavailable !== null)('kernel drift repaired (nftables)', () => 
     expect(refreshed).toBeGreaterThanOrEqual(10);
     const listed = listing().blocks.find((b) => b.prefix === BLOCKED);
     expect(listed?.where).toBe('nftables');
-    expect(Math.abs((listed?.expiresInSec ?? 0) - refreshed)).toBeLessThanOrEqual(2);
+    expect(Math.abs((listed?.expires_in_s ?? 0) - refreshed)).toBeLessThanOrEqual(2);
   });
 });
 
