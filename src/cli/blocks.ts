@@ -24,39 +24,68 @@ function printList(body: Record<string, unknown>, json = false): void {
 interface BlockEventView {
   prefix: string;
   reason: string;
+  level?: string;
+  rung?: number;
+  dry_run?: boolean;
   charged: number;
   at: number;
   expires_at: number;
 }
 
-/** `blocks show IP`: the block covering IP (its prefix at the configured length, or a network) and what made it. */
+/** The words of the log, ampguard_escalations_total and /api/blocks (enforce/enforcer.ts BlockReason), glossed. */
+const REASONS: Record<string, string> = {
+  no_followup: 'judged on the ladder: answered with TC, no TCP query came back',
+  over_budget: 'over its large-reply budget (policy.ladder off)',
+  manual: 'blocked by hand (ampguard blocks add, the API, or a fleet verdict)',
+};
+const LEVELS: Record<string, string> = {
+  prefix: 'the client\'s budget prefix',
+  aggregate: 'the aggregate network around it (policy.large_response.aggregate)',
+  network: 'a network blocked by hand',
+};
+
+/**
+ * `blocks show IP`: the block covering IP (its prefix at the configured length,
+ * or a network) and what made it: the reason and level in the log's words, the
+ * ladder's rung, when, the bytes charged, the expiry, and where it is enforced.
+ */
 function showBlock(ip: string, family: 4 | 6, body: Record<string, unknown>, prefixV4: number, prefixV6: number, json: boolean): number {
   const key = prefixKey(ip, family, prefixV4, prefixV6);
   const blocks = (body.blocks ?? []) as { prefix: string; expires_in_s: number; where: string }[];
   const block = blocks.find((b) => b.prefix === key) ?? blocks.find((b) => b.prefix.includes('/') && prefixCovers(b.prefix, ip, family));
-  const event = block ? ((body.recent ?? []) as BlockEventView[]).find((e) => e.prefix === block.prefix) : undefined;
+  const events = (body.recent ?? []) as BlockEventView[];
+  const event = block
+    ? events.find((e) => e.prefix === block.prefix && !e.dry_run)
+    : events.find((e) => e.dry_run && e.expires_at > Date.now() && (e.prefix === key || (e.prefix.includes('/') && prefixCovers(e.prefix, ip, family))));
+  const facts = event
+    ? { reason: event.reason, level: event.level ?? 'prefix', rung: event.rung ?? 3, bytes: event.charged, at: new Date(event.at).toISOString(), ...(event.dry_run ? { dry_run: true } : {}) }
+    : {};
   if (json) {
-    process.stdout.write(JSON.stringify({ address: ip, blocked: block !== undefined, ...(block ?? {}), ...(event ? { reason: event.reason, bytes: event.charged, at: new Date(event.at).toISOString() } : {}) }) + '\n');
+    process.stdout.write(JSON.stringify({ address: ip, blocked: block !== undefined, ...(block ?? {}), ...facts }) + '\n');
     return block ? 0 : 1;
   }
   if (!block) {
-    process.stdout.write(`${ip} is not blocked (prefix ${key})\n`);
+    const dry = event ? `; block.mode off: it would have been blocked as ${event.prefix} (${event.reason}, ${event.level ?? 'prefix'}) at ${new Date(event.at).toISOString()}` : '';
+    process.stdout.write(`${ip} is not blocked (prefix ${key})${dry}\n`);
     return 1;
   }
-  const lines = [
-    `${ip}: blocked as ${block.prefix}`,
-    `  level:   ${block.where === 'userspace' ? 'userspace (ampguard drops its queries)' : `kernel (${block.where} set: dropped before ampguard)`}`,
-    `  expires: in ${block.expires_in_s} s`,
-  ];
+  const lines = [`${ip}: blocked as ${block.prefix}`];
   if (event) {
+    const level = event.level ?? 'prefix';
     lines.push(
-      `  reason:  ${event.reason}${event.reason === 'rate' ? ' (over its large-reply budget)' : event.reason === 'manual' ? ' (ampguard blocks add)' : ''}`,
+      `  reason:  ${event.reason}${REASONS[event.reason] ? ` (${REASONS[event.reason]})` : ''}`,
+      `  level:   ${level}${LEVELS[level] ? ` (${LEVELS[level]})` : ''}`,
+      `  rung:    ${event.rung ?? 3} (blocked)`,
       `  when:    ${new Date(event.at).toISOString()}`,
       `  bytes:   ${event.charged} large-reply bytes charged when it tripped`,
     );
   } else {
-    lines.push('  reason:  not among the latest 100 block events (loaded from the kernel set at start, or older)');
+    lines.push('  reason:  unknown: not among the latest 100 block events (loaded from the kernel set at start, or older)');
   }
+  lines.push(
+    `  expires: in ${block.expires_in_s} s`,
+    `  where:   ${block.where === 'userspace' ? 'userspace (ampguard drops its queries)' : `kernel (${block.where} set: dropped before ampguard)`}`,
+  );
   process.stdout.write(lines.join('\n') + '\n');
   return 0;
 }

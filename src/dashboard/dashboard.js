@@ -116,7 +116,8 @@
       cell(new Date(e.at).toLocaleTimeString()),
       cell(e.prefix),
       cell(e.address),
-      cell(e.reason === 'rate' ? 'over budget' : e.reason === 'off' ? 'would block (mode off)' : 'by hand'),
+      // the words of the log, the metrics and `ampguard blocks show` (no_followup, over_budget, manual), level beside them
+      cell(`${e.dry_run ? 'would block (mode off): ' : ''}${e.reason}, ${e.level}`),
       cell(fmt(e.charged), 'num'),
       cell(e.expires_at > now ? `in ${fmt((e.expires_at - now) / 1000)} s` : 'expired'),
     ]));

@@ -19,7 +19,7 @@ import { Reconciler } from './reconcile.js';
 import { KernelQueue } from './kernel-queue.js';
 import { RecentBlocks, type BlockEvent } from './recent-blocks.js';
 
-export type { BlockEvent } from './recent-blocks.js';
+export type { BlockEvent, BlockReason } from './recent-blocks.js';
 
 export interface EnforcerStats {
   readonly blocksByMode: Record<BlockMode, number>;
@@ -180,7 +180,7 @@ export class Enforcer {
       if (!this.wouldBlock.isBlocked(prefix, now)) {
         this.wouldBlock.add(prefix, now + s.blockTimeoutMs, now);
         this.stats.blocksByMode.off++;
-        this.remember(prefix, o.address, 'off', o.charged, s.blockTimeoutMs);
+        this.remember({ prefix, address: o.address, reason: o.cause ?? 'over_budget', level: o.level ?? 'prefix', charged: o.charged, dryRun: true }, s.blockTimeoutMs);
         this.log.warn({ address: o.address, prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, mode: 'off' }, 'prefix over budget, not blocked (block.mode off)');
       }
       return false;
@@ -193,7 +193,7 @@ export class Enforcer {
     }
     this.onChange?.({ kind: 'block', prefix, ttlMs: s.blockTimeoutMs });
     this.stats.blocksByMode[this.sink.mode]++;
-    this.remember(prefix, o.address, 'rate', o.charged, s.blockTimeoutMs);
+    this.remember({ prefix, address: o.address, reason: o.cause ?? 'over_budget', level: o.level ?? 'prefix', charged: o.charged }, s.blockTimeoutMs);
     this.log.warn(
       {
         address: o.address, prefix, charged: o.charged, rule: `${s.rateText} burst ${s.burst}`, timeout_s: s.blockTimeoutMs / 1000, mode: this.sink.mode,
@@ -222,8 +222,8 @@ export class Enforcer {
     }
     this.onChange?.({ kind: 'block', prefix, ttlMs: ttl, manual: true });
     if (target.kernel) this.enqueue(prefix, family, now + ttl, false);
-    this.remember(prefix, target.address, 'manual', 0, ttl);
-    this.log.warn({ address: target.address, prefix, mode: this.sink.mode, kernel: target.kernel && this.kernelMode }, 'prefix blocked by hand');
+    this.remember({ prefix, address: target.address, reason: 'manual', level: 'prefix', charged: 0 }, ttl);
+    this.log.warn({ address: target.address, prefix, mode: this.sink.mode, kernel: target.kernel && this.kernelMode, level: 'prefix', reason: 'manual' }, 'prefix blocked by hand');
     return prefix;
   }
 
@@ -252,8 +252,8 @@ export class Enforcer {
     }
     this.onChange?.({ kind: 'block', prefix: key, ttlMs: ttl, manual: true });
     if (networkHoldable(key, family)) this.enqueue(key, family, now + ttl, true);
-    this.remember(key, target.address, 'manual', 0, ttl);
-    this.log.warn({ prefix: key, mode: this.sink.mode }, 'network blocked by hand');
+    this.remember({ prefix: key, address: target.address, reason: 'manual', level: 'network', charged: 0 }, ttl);
+    this.log.warn({ prefix: key, mode: this.sink.mode, level: 'network', reason: 'manual' }, 'network blocked by hand');
     return key;
   }
 
@@ -349,9 +349,9 @@ export class Enforcer {
     return this.recentEvents.list();
   }
 
-  private remember(prefix: string, address: string, reason: BlockEvent['reason'], charged: number, ttlMs: number): void {
+  private remember(e: Omit<BlockEvent, 'at' | 'expiresAt' | 'rung'>, ttlMs: number): void {
     const at = this.wallClock();
-    this.recentEvents.push({ prefix, address, reason, charged, at, expiresAt: at + ttlMs });
+    this.recentEvents.push({ ...e, rung: 3, at, expiresAt: at + ttlMs });
   }
 
   /** O(1) amortised: the table keeps its size and reaps expired entries from a heap. */

@@ -140,7 +140,10 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
       const offset = Math.max(0, Math.min(Number.MAX_SAFE_INTEGER, Math.floor(Number(query.get('offset') ?? 0)) || 0));
       // the API's names are snake_case (docs/api.md); one expiry each: a live block's seconds left, an event's wall-clock end
       const blocks = e.list(offset, limit).map((b) => ({ prefix: b.prefix, expires_in_s: b.expiresInSec, where: b.where }));
-      const recent = e.recent().map((r) => ({ prefix: r.prefix, address: r.address, reason: r.reason, charged: r.charged, at: r.at, expires_at: r.expiresAt }));
+      const recent = e.recent().map((r) => ({
+        prefix: r.prefix, address: r.address, reason: r.reason, level: r.level, rung: r.rung, charged: r.charged, at: r.at, expires_at: r.expiresAt,
+        ...(r.dryRun ? { dry_run: true } : {}),
+      }));
       const total = e.blockedCount();
       const next = limit > 0 && offset + blocks.length < total ? offset + blocks.length : null;
       json(res, 200, { mode: e.mode, degraded: e.stats.degraded, degraded_reason: e.stats.degradedReason, total, offset, next, blocks, recent });

@@ -192,13 +192,17 @@ describe('the CLI explains itself', () => {
     const show = await cli(['blocks', 'show', '127.0.0.77', '--config', ag.configPath]);
     expect(show.code).toBe(0);
     expect(show.stdout).toContain('127.0.0.77: blocked as 127.0.0.77');
-    expect(show.stdout).toMatch(/level: +userspace/);
+    expect(show.stdout).toMatch(/reason: +manual \(blocked by hand/);
+    expect(show.stdout).toMatch(/level: +prefix /);
+    expect(show.stdout).toMatch(/rung: +3 \(blocked\)/);
+    expect(show.stdout).toMatch(/where: +userspace/);
     expect(show.stdout).toMatch(/expires: in (29\d|300) s/);
-    expect(show.stdout).toMatch(/reason: +manual/);
     expect(show.stdout).toMatch(/when: +\d{4}-\d\d-\d\dT/);
     expect(show.stdout).toMatch(/bytes: +0 /);
     const json = JSON.parse((await cli(['blocks', 'show', '127.0.0.77', '--json', '--config', ag.configPath])).stdout) as Record<string, unknown>;
-    expect(json).toMatchObject({ address: '127.0.0.77', blocked: true, reason: 'manual', where: 'userspace', bytes: 0 });
+    expect(json).toMatchObject({ address: '127.0.0.77', blocked: true, reason: 'manual', level: 'prefix', rung: 3, where: 'userspace', bytes: 0 });
+    // the log says the same, in the same words
+    expect(ag.proc.output()).toMatch(/"level":"prefix","reason":"manual","msg":"prefix blocked by hand"/);
     const not = await cli(['blocks', 'show', '127.0.0.78', '--config', ag.configPath]);
     expect(not.code).toBe(1);
     expect(not.stdout).toContain('127.0.0.78 is not blocked');

@@ -1,7 +1,8 @@
 // The operator's JSON API and `ampguard top` against a running ampguard (two
 // workers) with real traffic: bounded answers, sorted top lists.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { resolve } from 'node:path';
 import type { Recursor } from '../helpers/recursor.js';
 import { CLI, type Ampguard } from '../helpers/ampguard.js';
@@ -52,7 +53,24 @@ describe('operator API', () => {
     const b = await get<{ total: number; blocks: unknown[]; recent: { prefix: string; reason: string }[] }>('/api/blocks?limit=0');
     expect(b.total).toBe(1);
     expect(b.blocks).toEqual([]);
-    expect(b.recent[0]).toMatchObject({ prefix: '127.0.0.200', reason: 'rate' });
+    expect(b.recent[0]).toMatchObject({ prefix: '127.0.0.200', reason: expect.stringMatching(/^(no_followup|over_budget)$/), level: 'prefix', rung: 3 });
+    // one vocabulary: `blocks show`, /api/blocks and the log name the same reason and level (issue 21)
+    const event = b.recent[0] as unknown as { reason: string; level: string; charged: number; at: number };
+    // async: a synchronous CLI run (seconds on a loaded machine) would stall this process's event loop past the
+    // server's 5 s keep-alive, and fetch would then reuse the pooled connection the server had closed meanwhile
+    const { stdout: show } = await promisify(execFile)('node', [CLI, 'blocks', 'show', '127.0.0.200', '--config', ag.configPath], { encoding: 'utf8' });
+    expect(show).toContain('127.0.0.200: blocked as 127.0.0.200');
+    expect(show).toMatch(new RegExp(`reason: +${event.reason} \\(`));
+    expect(show).toMatch(/reason: +no_followup \(judged on the ladder/);
+    expect(show).toMatch(new RegExp(`level: +${event.level} \\(`));
+    expect(show).toMatch(/rung: +3 \(blocked\)/);
+    expect(show).toContain(`when:    ${new Date(event.at).toISOString()}`);
+    expect(show).toMatch(new RegExp(`bytes: +${event.charged} large-reply bytes`));
+    expect(event.charged).toBeGreaterThan(0);
+    expect(show).toMatch(/expires: in \d+ s/);
+    expect(show).toMatch(/where: +userspace/);
+    const logged = ag.proc.output().split('\n').find((l) => l.includes('"msg":"prefix blocked"') && l.includes('"prefix":"127.0.0.200"'));
+    expect(logged).toContain(`"level":"${event.level}","reason":"${event.reason}"`);
     // pages: offset and next
     const first = await get<{ offset: number; next: number | null; blocks: { prefix: string }[] }>('/api/blocks?limit=1&offset=0');
     expect(first).toMatchObject({ offset: 0, next: null, blocks: [{ prefix: '127.0.0.200' }] });

@@ -34,6 +34,7 @@ const VICTIM6 = CLIENTS_V6[0] as string;
 interface LiveEvent {
   prefix: string;
   reason: string;
+  dry_run?: boolean;
   at: number;
 }
 
@@ -132,7 +133,12 @@ describe.skipIf(unavailable !== null)('replay of real captures against the live 
     expect(liveRung2.has('198.18.2.0/24')).toBe(true);
     // the NAT's stubs use TCP while it is on rung 2: in a dry run that is its follow-up
     expect(liveFollowUps).toBeGreaterThan(0);
-    expect(live.every((e) => e.reason === 'off')).toBe(true);
+    expect(live.every((e) => e.dry_run === true)).toBe(true);
+    // `blocks show` in a dry run: not blocked (exit 1), and what would have been, in the log's words
+    const show = hosts.tryRun(hosts.server, 'node', [CLI, 'blocks', 'show', VICTIM, '--config', ag.configPath]);
+    expect(show.status, show.out).toBe(1);
+    expect(show.out).toContain(`${VICTIM} is not blocked`);
+    expect(show.out).toMatch(new RegExp(`block.mode off: it would have been blocked as ${VICTIM.replaceAll('.', '\\.')} \\(no_followup, prefix\\)`));
   });
 
   for (const kind of ['ethernet', 'any'] as const) {

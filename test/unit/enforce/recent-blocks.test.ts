@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { RECENT_BLOCKS, RecentBlocks } from '../../../src/enforce/recent-blocks.js';
 
-const ev = (i: number) => ({ prefix: `198.18.0.${i}`, address: `198.18.0.${i}`, reason: 'rate' as const, charged: i, at: i, expiresAt: i + 60_000 });
+const ev = (i: number) => ({ prefix: `198.18.0.${i}`, address: `198.18.0.${i}`, reason: 'no_followup' as const, level: 'prefix' as const, rung: 3 as const, charged: i, at: i, expiresAt: i + 60_000 });
 
 describe('RecentBlocks', () => {
   it('lists newest first', () => {
