@@ -42,12 +42,9 @@ export interface PolicySettings {
   anyToTcp: boolean;
   truncateAbove: number;
   largeMinBytes: number;
-  rate: Rate;
   /** the rate as configured, for log lines */
   rateText: string;
   burst: number;
-  /** bucket capacity, in the rate's unit */
-  bucketCapacity: number;
   prefixV4: number;
   prefixV6: number;
   /** the per-prefix bucket: burst x truncate_above bytes (or burst replies), refilled at the rate */
@@ -98,10 +95,8 @@ export function compilePolicy(config: Config): PolicySettings {
     anyToTcp: config.policy.any_to_tcp,
     truncateAbove: config.policy.truncate_above,
     largeMinBytes: lr.min_bytes,
-    rate,
     rateText: lr.rate,
     burst: lr.burst,
-    bucketCapacity: capacity,
     prefixV4: lr.prefix_v4,
     prefixV6: lr.prefix_v6,
     prefixBudget,

@@ -25,8 +25,3 @@ export function replyQuestionProblem(reply: Buffer, query: Buffer, qEnd: number)
   for (let i = HEADER_LEN; i < qEnd; i++) if (reply[i] !== query[i]) return 'question_mismatch';
   return null;
 }
-
-/** Both checks; true when `reply` may complete `query`. Never throws. */
-export function replyMatchesQuestion(reply: Buffer, query: Buffer, qEnd: number): boolean {
-  return replyHeaderProblem(reply) === null && replyQuestionProblem(reply, query, qEnd) === null;
-}

@@ -210,7 +210,7 @@ export class Enforcer {
    * A block by hand (CLI, API): same tables, same timeout (or `ttlMs`: what is
    * left of a site verdict made on another node). Throws BlockRefusedError when it cannot be made.
    */
-  blockByHand(address: string, _family?: 4 | 6, ttlMs?: number): string {
+  blockByHand(address: string, ttlMs?: number): string {
     const s = this.settings();
     const target = blockTarget(address, s);
     if (!target.ok) throw new BlockRefusedError(target.reason === 'allowlist' ? `not blocked: ${target.error} (block.allowlist)` : `not blocked: ${target.error}`);
@@ -257,7 +257,7 @@ export class Enforcer {
     return key;
   }
 
-  async unblock(address: string, _family?: 4 | 6): Promise<string> {
+  async unblock(address: string): Promise<string> {
     return (await this.unblockAddress(address)).prefix;
   }
 

@@ -139,10 +139,10 @@ function applyVerdict(e: Enforcer, v: Verdict, s: PolicySettings, log: Logger, f
       const left = v.exp - Date.now();
       if (left <= 0) return;
       // a network by hand (`blocks add NET/LEN`) is a network here too, in the kernel's -net set
-      if (ownLength) e.blockByHand(address, family, left);
+      if (ownLength) e.blockByHand(address, left);
       else e.blockNetworkByHand(address, family, bits, left);
     } else {
-      const done = ownLength ? e.unblock(address, family) : e.unblockNetwork(address, family, bits);
+      const done = ownLength ? e.unblock(address) : e.unblockNetwork(address, family, bits);
       done.catch((err: Error) => log.warn({ prefix: v.p, from, err: err.message }, 'fleet: unblock from the site failed here'));
     }
     log.info({ prefix: v.p, op: v.op, from }, 'fleet: site verdict applied');

@@ -163,7 +163,7 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
     }
     if (req.method === 'POST') {
       try {
-        return json(res, 200, { blocked: e.blockByHand(parsed.address, parsed.family) });
+        return json(res, 200, { blocked: e.blockByHand(parsed.address) });
       } catch (err) {
         return refused(res, err);
       }

@@ -169,11 +169,6 @@ export class BudgetTable {
     return this.levels.prefix.pressured + this.levels.aggregate.pressured;
   }
 
-  /** Charges one reply of `bytes` to a prefix; false when the prefix is over budget. */
-  charge(prefix: string, bytes: number, settings: PolicySettings, now: number): boolean {
-    return this.chargeAt('prefix', prefix, bytes, settings.prefixBudget, now, settings);
-  }
-
   /** Charges one reply of `bytes` to `key` at `level` under `rule`; false when over budget (nothing taken). */
   chargeAt(level: BudgetLevel, key: string, bytes: number, rule: BudgetRule, now: number, settings: PolicySettings): boolean {
     const table = this.levels[level];
@@ -319,10 +314,6 @@ export class BudgetTable {
     const rule = ruleFor(level, prefix, settings);
     const bucket = this.levels[level].entries.peek(prefix);
     return bucket ? Math.round(rule.capacity - bucket.tokens) : 0;
-  }
-
-  forget(prefix: string, level: BudgetLevel = 'prefix'): void {
-    this.levels[level].entries.delete(prefix);
   }
 }
 

@@ -207,10 +207,3 @@ export function questionHash(msg: Buffer, qEnd: number, seed: number): number {
   }
   return h === 0 ? 1 : h;
 }
-
-/** The same hash of a text key (a client's prefix), the seed of a network's question hashes. */
-export function textHash(text: string): number {
-  let h = 0x811c9dc5 | 0;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h;
-}
