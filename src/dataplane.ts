@@ -46,7 +46,7 @@ export interface DataplaneParts {
 }
 
 export interface Dataplane {
-  readonly env: PolicyEnv;
+  readonly env: PolicyEnv<Counters>;
   readonly pool: BackendPool<PendingUdp>;
   /** what the metrics registry reads */
   readonly sources: DataplaneSources;
@@ -57,7 +57,7 @@ export interface Dataplane {
 export async function startDataplane(runtime: RuntimeConfig, parts: DataplaneParts, log: Logger): Promise<Dataplane> {
   const config = runtime.source;
   const counters = new Counters();
-  const env: PolicyEnv = { settings: runtime.policy, budgets: parts.budgets, blocks: parts.blocks, counters };
+  const env: PolicyEnv<Counters> = { settings: runtime.policy, budgets: parts.budgets, blocks: parts.blocks, counters };
 
   const pool = new BackendPool<PendingUdp>(runtime.backends, config.max_in_flight);
   const udpPath = new UdpPath(env, pool, parts.onOffender, clock, log.child({ module: 'udp' }));

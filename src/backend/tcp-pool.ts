@@ -20,8 +20,7 @@
 import type { BackendSpec } from '../config/compile.js';
 import type { Counters, TcpUpstreamFailure } from '../metrics/counters.js';
 import { readId, writeId } from '../dns/header.js';
-import { replyHeaderProblem, replyQuestionProblem } from '../dns/reply-check.js';
-import type { UpstreamRejectReason } from '../policy/verdict.js';
+import { replyHeaderProblem, replyQuestionProblem, type UpstreamRejectReason } from '../dns/reply-check.js';
 import { FairQueue, type QueueSlot } from './fair-queue.js';
 import { proxyV2Header } from './proxy-protocol.js';
 import type { UpstreamConnector, UpstreamEvents, UpstreamLink } from './upstream-tcp.js';

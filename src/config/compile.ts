@@ -6,7 +6,18 @@ import { parseHostPort, type HostPort } from './address.js';
 import { parseRate, type Rate } from './rate.js';
 import { parseCidr, type Cidr } from '../net/cidr.js';
 import type { ConfigIssue } from './load.js';
-import type { LadderSettings } from '../policy/ladder.js';
+
+/** policy.ladder.* compiled: how the ladder judges a key on rung 2 (policy/ladder.ts, docs/defence.md) */
+export interface LadderSettings {
+  /** false: today's one step, over budget means blocked */
+  readonly enabled: boolean;
+  readonly windowMs: number;
+  readonly minTc: number;
+  /** follow-ups / TC answers below this after minTc answers: escalate */
+  readonly followUpShare: number;
+  /** a key on rung 2 comes down after this long without a truncated reply */
+  readonly quietMs: number;
+}
 
 export interface BackendSpec {
   readonly name: string;

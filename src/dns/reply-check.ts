@@ -5,7 +5,9 @@
 // checks is theirs. Reasons are the closed label set of
 // ampguard_upstream_rejected_total (docs/hostile-input.md).
 import { FLAG_QR, HEADER_LEN } from './header.js';
-import type { UpstreamRejectReason } from '../policy/verdict.js';
+
+/** why a datagram or message from a backend was not taken as the reply to a query (docs/hostile-input.md) */
+export type UpstreamRejectReason = 'short' | 'not_response' | 'unknown_id' | 'question_mismatch';
 
 /** Before the ID lookup: a header to read an ID from, and QR=1. */
 export function replyHeaderProblem(reply: Buffer): UpstreamRejectReason | null {

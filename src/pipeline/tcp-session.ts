@@ -16,6 +16,7 @@ import type { BackendPool } from '../backend/pool.js';
 import type { TcpForwarder, TcpOrigin, TcpRequest, TcpTicket } from '../backend/tcp-pool.js';
 import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
+import type { Counters } from '../metrics/counters.js';
 import type { QueryContext } from '../policy/context.js';
 import type { ClientShares } from './client-shares.js';
 import { opcodeAnswer, runQueryStages, tcpAnswered } from './stages.js';
@@ -36,7 +37,7 @@ export class TcpSession {
 
   constructor(
     private readonly client: TcpClient,
-    private readonly env: PolicyEnv,
+    private readonly env: PolicyEnv<Counters>,
     private readonly pool: BackendPool<unknown>,
     private readonly forwarder: TcpForwarder,
     private readonly shares: ClientShares,

@@ -44,6 +44,13 @@ export interface Escalation {
   readonly charged: number;
 }
 
+/** What one worker tells the others about the shared budgets (docs/defence.md, "With workers"). */
+export interface BudgetDeltas {
+  readonly d: readonly (readonly [string, number])[];
+  readonly a?: readonly (readonly [string, number])[];
+  readonly f?: readonly (readonly [string, number, 0 | 1])[];
+}
+
 const MINUTE_MS = 60_000;
 
 /** Told of every successful charge, with its cost in the rate's unit (cluster workers share them). */

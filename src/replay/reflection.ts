@@ -110,7 +110,7 @@ export interface ReflectorOutcome {
 }
 
 interface Simulated {
-  readonly env: PolicyEnv;
+  readonly env: PolicyEnv<Counters>;
   readonly budgets: BudgetTable;
   readonly enforcer: Enforcer;
   readonly outcome: ReflectorOutcome;
@@ -232,7 +232,7 @@ export class ReflectorPolicy {
       const settings = this.settings;
       const budgets = new BudgetTable(Math.min(SIM_TRACKED, this.maxTracked));
       const enforcer = new Enforcer(processOnlySink(settings.dryRun ? 'off' : 'userspace'), Math.min(SIM_TRACKED, this.maxBlocks), () => settings, SILENT, this.clock, this.clock);
-      const env: PolicyEnv = { settings, budgets, blocks: enforcer.blocks, counters: new Counters() };
+      const env: PolicyEnv<Counters> = { settings, budgets, blocks: enforcer.blocks, counters: new Counters() };
       s = { env, budgets, enforcer, outcome: { allowedAnswers: 0, allowedBytes: 0, truncated: 0, dropped: 0, blockedAt: null } };
       this.sims.set(reflector, s);
     }

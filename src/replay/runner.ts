@@ -111,7 +111,7 @@ export class PolicyRunner {
   private readonly counters = new Counters();
   private readonly budgets: BudgetTable;
   private readonly enforcer: Enforcer;
-  private readonly env: PolicyEnv;
+  private readonly env: PolicyEnv<Counters>;
   private now = 0;
   /** by pairKey(): small integers hash faster than strings */
   private readonly pending = new Map<number, Pending>();

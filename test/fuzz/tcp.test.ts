@@ -57,7 +57,7 @@ const sum = (r: Record<string, number>): number => {
 
 function harness() {
   const settings = compilePolicy(configSchema.parse({ backend_timeout_ms: 500, backend_timeout_action: 'drop' }));
-  const env: PolicyEnv = { settings, budgets: new BudgetTable(64), blocks: new BlockTable(64), counters: new Counters() };
+  const env: PolicyEnv<Counters> = { settings, budgets: new BudgetTable(64), blocks: new BlockTable(64), counters: new Counters() };
   const spec = (proxyProtocol: boolean) => ({ name: 'b', address: parseHostPort('127.0.0.1:53')!, weight: 1, proxyProtocol });
   const pools = [new BackendPool<unknown>([spec(false)], 100), new BackendPool<unknown>([spec(true)], 100)];
 

@@ -19,7 +19,7 @@ import type { QueryContext } from '../../../src/policy/context.js';
 import type { Verdict } from '../../../src/policy/verdict.js';
 import { query } from '../../helpers/wire.js';
 
-function env(config: object = {}, maxTracked = 1000): PolicyEnv {
+function env(config: object = {}, maxTracked = 1000): PolicyEnv<Counters> {
   return {
     settings: compilePolicy(configSchema.parse(config)),
     budgets: new BudgetTable(maxTracked),
@@ -36,7 +36,7 @@ function ctx(address: string, proto: 'udp' | 'tcp' = 'udp', name = 'big.example.
 const reply900 = 900;
 
 /** large replies to `address` every `everyMs` from `from` to `to`; what each got */
-function replies(e: PolicyEnv, address: string, from: number, to: number, everyMs: number, tcpEach = 0): Verdict[] {
+function replies(e: PolicyEnv<Counters>, address: string, from: number, to: number, everyMs: number, tcpEach = 0): Verdict[] {
   const out: Verdict[] = [];
   for (let t = from; t < to; t += everyMs) {
     const v = runResponseStages(ctx(address), reply900, e, t);
