@@ -13,7 +13,7 @@ import type http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { Route } from '../metrics/server.js';
+import type { Route } from '../metrics/http-listener.js';
 import type { OperatorView } from './view.js';
 import { BlockRefusedError } from '../enforce/enforcer.js';
 import { statsFromMetrics } from './stats.js';
