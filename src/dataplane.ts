@@ -16,7 +16,7 @@ import { BackendPool } from './backend/pool.js';
 import { UdpUpstream } from './backend/upstream-udp.js';
 import { NativeUdpUpstream } from './backend/upstream-udp-native.js';
 import { connectTcpUpstream } from './backend/upstream-tcp.js';
-import { TcpForwarder } from './backend/tcp-pool.js';
+import { TcpForwarder } from './backend/tcp-forwarder.js';
 import { Prober } from './backend/prober.js';
 import { UdpPath, type OffenderHandler, type PendingUdp } from './pipeline/udp-path.js';
 import { TcpSession, type TcpClient } from './pipeline/tcp-session.js';

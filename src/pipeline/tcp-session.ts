@@ -1,6 +1,6 @@
 // Packet-path step 9 — the queries of one client TCP connection: pipelined, answered
 // out of order, forwarded over the shared upstream connections of
-// src/backend/tcp-pool.ts, never truncated and never charged to a budget. A
+// src/backend/tcp-forwarder.ts, never truncated and never charged to a budget. A
 // query the backend answers may be the ladder's follow-up of a TC answer.
 // The listener feeds it one message at a time and stops at
 // tcp.max_in_flight_per_connection (`outstanding`); every answered or failed
@@ -13,7 +13,7 @@ import { parseQuery } from '../dns/query.js';
 import { writeId } from '../dns/header.js';
 import { buildServfail } from '../dns/local-answer.js';
 import type { BackendPool } from '../backend/pool.js';
-import type { TcpForwarder, TcpOrigin, TcpRequest, TcpTicket } from '../backend/tcp-pool.js';
+import type { TcpForwarder, TcpOrigin, TcpRequest, TcpTicket } from '../backend/tcp-forwarder.js';
 import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
 import type { Counters } from '../metrics/counters.js';

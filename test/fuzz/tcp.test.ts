@@ -12,7 +12,7 @@
 import { describe, it } from 'vitest';
 import fc from 'fast-check';
 import { TcpSession, type TcpClient } from '../../src/pipeline/tcp-session.js';
-import { TcpForwarder } from '../../src/backend/tcp-pool.js';
+import { TcpForwarder } from '../../src/backend/tcp-forwarder.js';
 import { ClientShares } from '../../src/pipeline/client-shares.js';
 import type { UpstreamConnector, UpstreamEvents } from '../../src/backend/upstream-tcp.js';
 import { BackendPool } from '../../src/backend/pool.js';

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { TcpSession, type TcpClient } from '../../../src/pipeline/tcp-session.js';
 import { BackendPool } from '../../../src/backend/pool.js';
-import type { TcpForwarder, TcpRequest } from '../../../src/backend/tcp-pool.js';
+import type { TcpForwarder, TcpRequest } from '../../../src/backend/tcp-forwarder.js';
 import { compilePolicy } from '../../../src/config/compile.js';
 import { configSchema } from '../../../src/config/schema.js';
 import { BudgetTable } from '../../../src/policy/budgets.js';

@@ -30,7 +30,7 @@ export const PIPELINE_DEPTH = 10;
 /** An upstream connection with nothing outstanding for this long is closed: before pdns_recursor's own 2 s client-tcp-timeout, so a query is never written into a connection the recursor is closing. */
 export const UPSTREAM_IDLE_MS = 1000;
 
-export interface TcpPoolSettings {
+export interface TcpForwarderSettings {
   /** this process's share of tcp.upstream_connections_per_backend */
   readonly connectionsPerBackend: number;
   /** tcp.upstream_connections_per_client: PROXY v2 connections one client prefix may hold to a backend */
@@ -108,7 +108,7 @@ class Connection implements UpstreamEvents {
   private idleTimer: NodeJS.Timeout | null = null;
 
   /** `key`: who may use it (a client address with PROXY v2, '' for all); `prefix`: whose share it counts in */
-  constructor(readonly key: string, readonly prefix: string, private readonly pool: TcpBackendPool) {}
+  constructor(readonly key: string, readonly prefix: string, private readonly pool: BackendConnections) {}
 
   get load(): number {
     return this.entries.size;
@@ -178,7 +178,7 @@ class Connection implements UpstreamEvents {
 }
 
 /** The TCP connections to one backend, and the queries waiting for one. */
-export class TcpBackendPool {
+export class BackendConnections {
   private readonly conns = new Set<Connection>();
   private readonly queue = new FairQueue<Entry>();
   private stopped = false;
@@ -187,7 +187,7 @@ export class TcpBackendPool {
 
   constructor(
     readonly spec: BackendSpec,
-    private readonly settings: TcpPoolSettings,
+    private readonly settings: TcpForwarderSettings,
     private readonly connector: UpstreamConnector,
     private readonly counters: Counters,
   ) {}
@@ -366,10 +366,10 @@ export class TcpBackendPool {
 
 /** The pools of every backend, made on first use. */
 export class TcpForwarder {
-  private readonly pools = new Map<BackendSpec, TcpBackendPool>();
+  private readonly pools = new Map<BackendSpec, BackendConnections>();
 
   constructor(
-    private readonly settings: TcpPoolSettings,
+    private readonly settings: TcpForwarderSettings,
     private readonly connector: UpstreamConnector,
     private readonly counters: Counters,
   ) {}
@@ -377,7 +377,7 @@ export class TcpForwarder {
   forward(spec: BackendSpec, request: TcpRequest, timeoutMs: number): TcpTicket | null {
     let pool = this.pools.get(spec);
     if (pool === undefined) {
-      pool = new TcpBackendPool(spec, this.settings, this.connector, this.counters);
+      pool = new BackendConnections(spec, this.settings, this.connector, this.counters);
       this.pools.set(spec, pool);
     }
     return pool.forward(request, timeoutMs);
