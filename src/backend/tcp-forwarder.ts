@@ -62,7 +62,7 @@ export interface TcpRequest {
   onAnswer(reply: Buffer): void;
   onFailure(reason: TcpFailure): void;
   /** the query no longer takes a slot: answered, failed, or cancelled and then answered or expired; once, before onAnswer/onFailure */
-  onSettled(): void;
+  onFinished(): void;
 }
 
 export interface TcpTicket {
@@ -87,7 +87,7 @@ interface Entry {
   /** its place in the queue, while it waits */
   slot: QueueSlot<Entry> | null;
   retried: boolean;
-  /** the client went away: settle silently */
+  /** the client went away: finish silently */
   cancelled: boolean;
   done: boolean;
 }
@@ -151,7 +151,7 @@ class Connection implements UpstreamEvents {
     const q = entry.request;
     const question = replyQuestionProblem(reply, q.query, q.qEnd);
     if (question !== null) return this.pool.rejected(question);
-    this.pool.settle(entry);
+    this.pool.finish(entry);
     if (!entry.cancelled) q.onAnswer(reply);
   }
 
@@ -227,19 +227,19 @@ export class BackendConnections {
   }
 
   /** the entry is answered, failed, or cancelled while waiting: free its ID (or its place in the queue) and timers */
-  settle(entry: Entry): void {
+  finish(entry: Entry): void {
     if (entry.done) return;
     entry.done = true;
     clearTimeout(entry.timer);
     this.unqueue(entry);
     entry.conn?.release(entry);
-    entry.request.onSettled();
+    entry.request.onFinished();
   }
 
   private cancel(entry: Entry): void {
     if (entry.done) return;
     entry.cancelled = true;
-    if (entry.conn === null) this.settle(entry);
+    if (entry.conn === null) this.finish(entry);
   }
 
   /** a connection ended: its queries are re-sent once (the recursor may close a connection at any time), or fail */
@@ -254,7 +254,7 @@ export class BackendConnections {
       if (entry.done) continue;
       entry.conn = null;
       if (entry.cancelled) {
-        this.settle(entry);
+        this.finish(entry);
         continue;
       }
       if (retry && !entry.retried) {
@@ -314,7 +314,7 @@ export class BackendConnections {
 
   private fail(entry: Entry, reason: TcpFailure): void {
     if (entry.done) return;
-    this.settle(entry);
+    this.finish(entry);
     if (entry.cancelled) return;
     if (reason === 'pool_full') this.counters.tcpUpstreamFailures.pool_full++;
     entry.request.onFailure(reason);

@@ -108,7 +108,7 @@ export class TcpSession {
         this.reply(reply);
         this.client.settled();
       },
-      onSettled: () => this.shares.give(key),
+      onFinished: () => this.shares.give(key),
       onFailure: () => {
         finish();
         if (this.closed) return;

@@ -44,7 +44,7 @@ const settings = (connectionsPerBackend: number, more: Partial<TcpForwarderSetti
 interface Outcome {
   answers: Buffer[];
   failures: TcpFailure[];
-  settled?: number;
+  finished?: number;
 }
 
 function request(name: string, id: number, from: TcpOrigin, out: Outcome): TcpRequest {
@@ -55,7 +55,7 @@ function request(name: string, id: number, from: TcpOrigin, out: Outcome): TcpRe
     origin: from,
     onAnswer: (r) => out.answers.push(Buffer.from(r)),
     onFailure: (f) => out.failures.push(f),
-    onSettled: () => void (out.settled = (out.settled ?? 0) + 1),
+    onFinished: () => void (out.finished = (out.finished ?? 0) + 1),
   };
 }
 
@@ -244,16 +244,16 @@ describe('BackendConnections', () => {
     pool.forward(request('other.example.test', 1, origin('192.0.2.2'), other), 2000);
     const link = links[0]!;
     expect(link.written).toHaveLength(PIPELINE_DEPTH);
-    expect(gone.settled ?? 0).toBe(0);
+    expect(gone.finished ?? 0).toBe(0);
     // one of them answered: its slot goes to the waiting query, the answer to nobody
     link.events.onReply(answer(link.written[0]!));
     expect(link.written).toHaveLength(PIPELINE_DEPTH + 1);
     expect(gone.answers).toHaveLength(0);
-    expect(gone.settled).toBe(1);
-    // the rest expire silently, each settled once
+    expect(gone.finished).toBe(1);
+    // the rest expire silently, each finished once
     vi.advanceTimersByTime(2000);
     expect(gone.failures).toEqual([]);
-    expect(gone.settled).toBe(PIPELINE_DEPTH);
+    expect(gone.finished).toBe(PIPELINE_DEPTH);
     expect(other.failures).toEqual(['timeout']);
   });
 

@@ -61,7 +61,7 @@ describe('TcpSession', () => {
     expect(b.session.mayForward()).toBe(false);
     expect(shares.inFlightOf('198.18.0.0/24')).toBe(3);
     // an answer to a's query: b is woken (and a, which answers its client)
-    a.forwarded[0]!.onSettled();
+    a.forwarded[0]!.onFinished();
     a.forwarded[0]!.onAnswer(Buffer.from(a.forwarded[0]!.query));
     expect(b.wakes.n).toBe(1);
     expect(b.session.mayForward()).toBe(true);
@@ -70,9 +70,9 @@ describe('TcpSession', () => {
     expect(b.session.mayForward()).toBe(false);
     b.session.close();
     expect(shares.inFlightOf('198.18.0.0/24')).toBe(3);
-    for (const r of b.forwarded) r.onSettled();
+    for (const r of b.forwarded) r.onFinished();
     expect(shares.inFlightOf('198.18.0.0/24')).toBe(1);
-    a.forwarded[1]!.onSettled();
+    a.forwarded[1]!.onFinished();
     a.forwarded[1]!.onFailure('timeout');
     expect(b.wakes.n).toBe(1);
     expect(shares.tracked).toBe(0);
