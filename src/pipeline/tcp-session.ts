@@ -4,7 +4,7 @@
 // query the backend answers may be the ladder's follow-up of a TC answer.
 // The listener feeds it one message at a time and stops at
 // tcp.max_in_flight_per_connection (`outstanding`); every answered or failed
-// query calls client.settled() so the listener can feed the next.
+// query calls client.roomForNext() so the listener can feed the next.
 // A client prefix has at most its share of queries in flight upstream over all
 // its connections (tcp.max_in_flight_per_client, ClientShares): the listener
 // asks mayForward() before each message and is woken when room comes back.
@@ -25,14 +25,14 @@ export interface TcpClient extends TcpOrigin {
   readonly family: Family;
   write(message: Buffer): void;
   /** a query of this connection was answered or failed: room for the next */
-  settled(): void;
+  roomForNext(): void;
 }
 
 export class TcpSession {
   private readonly tickets = new Set<TcpTicket>();
   private closed = false;
   private readonly wake = (): void => {
-    if (!this.closed) this.client.settled();
+    if (!this.closed) this.client.roomForNext();
   };
 
   constructor(
@@ -44,7 +44,7 @@ export class TcpSession {
     private readonly clock: () => number,
   ) {}
 
-  /** whether the client's prefix has room for another query upstream; when not, client.settled() is called once it has */
+  /** whether the client's prefix has room for another query upstream; when not, client.roomForNext() is called once it has */
   mayForward(): boolean {
     if (this.shares.room(this.client.key)) return true;
     this.shares.wait(this.client.key, this.wake);
@@ -86,13 +86,13 @@ export class TcpSession {
       return;
     }
     let ticket: TcpTicket | null = null;
-    let settled = false;
+    let done = false;
     const key = this.client.key;
     // the share is the prefix's slots at the backend: given back when the pool lets go of the query,
     // which for a cancelled one is its answer or deadline, not this connection's close
     this.shares.take(key);
     const finish = (): void => {
-      settled = true;
+      done = true;
       if (ticket) this.tickets.delete(ticket);
     };
     const request: TcpRequest = {
@@ -106,7 +106,7 @@ export class TcpSession {
         if (this.closed) return;
         writeId(reply, parsed.id);
         this.reply(reply);
-        this.client.settled();
+        this.client.roomForNext();
       },
       onFinished: () => this.shares.give(key),
       onFailure: () => {
@@ -114,12 +114,12 @@ export class TcpSession {
         if (this.closed) return;
         c.dropped.backend_timeout++;
         if (this.env.settings.backendTimeoutAction === 'servfail') this.reply(buildServfail(msg, parsed));
-        this.client.settled();
+        this.client.roomForNext();
       },
     };
     ticket = this.forwarder.forward(this.pool.select().spec, request, this.env.settings.backendTimeoutMs);
-    // a query that failed at once (no upstream connection to be had) is already settled
-    if (ticket !== null && !settled) this.tickets.add(ticket);
+    // a query that failed at once (no upstream connection to be had) is already done
+    if (ticket !== null && !done) this.tickets.add(ticket);
   }
 
   /** the client connection is gone: its queries are forgotten, their upstream IDs freed */

@@ -82,7 +82,7 @@ function harness() {
       write(m) {
         if (m.length < 2 || !sentIds.has(m.readUInt16BE(0))) problem ??= `answer with an ID the client never sent (${m.length} bytes)`;
       },
-      settled: () => undefined,
+      roomForNext: () => undefined,
     };
     const session = new TcpSession(client, env, pools[proxy ? 1 : 0]!, forwarder, new ClientShares(1000), () => 0);
     const before = { queries: c.queries.tcp, ended: c.responses.tcp + sum(c.dropped) };

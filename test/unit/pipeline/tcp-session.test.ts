@@ -26,7 +26,7 @@ function setup(shares = new ClientShares(20), address = '198.18.0.10') {
   const client: TcpClient = {
     address, port: 4000, localAddress: '127.0.0.1', localPort: 53, family: 4, key: '198.18.0.0/24',
     write: (m) => written.push(m),
-    settled: () => void wakes.n++,
+    roomForNext: () => void wakes.n++,
   };
   const wakes = { n: 0 };
   return { env, session: new TcpSession(client, env, pool, forwarder, shares, () => 0), forwarded, written, wakes };
