@@ -36,7 +36,7 @@ export interface TopTalker {
 
 export type BudgetLevel = 'prefix' | 'aggregate';
 
-/** A key judged on the ladder outside the packet path (settle): to be blocked. */
+/** A key judged on the ladder outside the packet path (judgeTruncating): to be blocked. */
 export interface Escalation {
   readonly key: string;
   readonly level: BudgetLevel;
@@ -59,7 +59,7 @@ export type ChargeListener = (key: string, cost: number, level: BudgetLevel) => 
 /** Told when a key climbs to rung 2 or falls back to rung 1 (a log line; never per packet). */
 export type RungListener = (key: string, rung: 1 | 2, level: BudgetLevel) => void;
 
-/** One level's table: buckets by key, and the keys on rung 2 (for the gauge and the settle). */
+/** One level's table: buckets by key, and the keys on rung 2 (for the gauge and the once-a-second judging). */
 class LevelTable {
   readonly entries: LRUCache<string, Entry>;
   /** keys on rung 2; kept in step with evictions, so bounded by the table */
@@ -247,7 +247,7 @@ export class BudgetTable {
    * window ended without enough TCP follow-ups are returned, to be blocked,
    * even when their flood has stopped (docs/defence.md).
    */
-  settle(settings: PolicySettings, now: number): Escalation[] {
+  judgeTruncating(settings: PolicySettings, now: number): Escalation[] {
     const out: Escalation[] = [];
     for (const level of ['prefix', 'aggregate'] as const) {
       const table = this.levels[level];
@@ -327,7 +327,7 @@ export class BudgetTable {
 /**
  * The rule a key is kept under: the per-prefix budget, or at the aggregate
  * level the network's or (a key at aggregate.wide's length) the wide network's.
- * Parses the key's length: off the packet path (settle, peers' debits, logs).
+ * Parses the key's length: off the packet path (judging, peers' debits, logs).
  */
 export function ruleFor(level: BudgetLevel, key: string, settings: PolicySettings): BudgetRule {
   if (level === 'prefix') return settings.prefixBudget;
