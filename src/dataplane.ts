@@ -7,7 +7,7 @@ import type { RuntimeConfig, PolicySettings } from './config/compile.js';
 import { Counters } from './metrics/counters.js';
 import { CappedLog } from './log/capped.js';
 import { FaultBarrier } from './pipeline/barrier.js';
-import { settledOffender } from './policy/large-response.js';
+import { escalatedOffender } from './policy/large-response.js';
 import type { BudgetTable } from './policy/budgets.js';
 import type { BlockTable } from './policy/block-table.js';
 import type { PolicyEnv } from './policy/env.js';
@@ -16,7 +16,7 @@ import { BackendPool } from './backend/pool.js';
 import { UdpUpstream } from './backend/upstream-udp.js';
 import { NativeUdpUpstream } from './backend/upstream-udp-native.js';
 import { connectTcpUpstream } from './backend/upstream-tcp.js';
-import { TcpForwarder } from './backend/tcp-pool.js';
+import { TcpForwarder } from './backend/tcp-forwarder.js';
 import { Prober } from './backend/prober.js';
 import { UdpPath, type OffenderHandler, type PendingUdp } from './pipeline/udp-path.js';
 import { TcpSession, type TcpClient } from './pipeline/tcp-session.js';
@@ -46,7 +46,7 @@ export interface DataplaneParts {
 }
 
 export interface Dataplane {
-  readonly env: PolicyEnv;
+  readonly env: PolicyEnv<Counters>;
   readonly pool: BackendPool<PendingUdp>;
   /** what the metrics registry reads */
   readonly sources: DataplaneSources;
@@ -57,7 +57,7 @@ export interface Dataplane {
 export async function startDataplane(runtime: RuntimeConfig, parts: DataplaneParts, log: Logger): Promise<Dataplane> {
   const config = runtime.source;
   const counters = new Counters();
-  const env: PolicyEnv = { settings: runtime.policy, budgets: parts.budgets, blocks: parts.blocks, counters };
+  const env: PolicyEnv<Counters> = { settings: runtime.policy, budgets: parts.budgets, blocks: parts.blocks, counters };
 
   const pool = new BackendPool<PendingUdp>(runtime.backends, config.max_in_flight);
   const udpPath = new UdpPath(env, pool, parts.onOffender, clock, log.child({ module: 'udp' }));
@@ -79,16 +79,16 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
     ladderLog.info({ prefix: key, level, rung }, rung === 2 ? 'over budget: large replies answered with TC until TCP follow-ups are judged' : 'back under budget');
   // once a second, the keys on rung 2: back to rung 1 when refilled (so the gauge stays true), blocked
   // when a judging window ended without TCP follow-ups even if their flood has stopped (docs/defence.md)
-  const settleBarrier = new FaultBarrier(counters, log.child({ module: 'ladder' }));
-  const settleTimer = setInterval(() => {
+  const judgingBarrier = new FaultBarrier(counters, log.child({ module: 'ladder' }));
+  const judgingTimer = setInterval(() => {
     try {
       const now = clock();
-      for (const e of parts.budgets.settle(env.settings, now)) parts.onOffender(settledOffender(e, env), now);
+      for (const e of parts.budgets.judgeTruncating(env.settings, now)) parts.onOffender(escalatedOffender(e, env), now);
     } catch (err) {
-      settleBarrier.fault('ladder_settle', err);
+      judgingBarrier.fault('ladder_judging', err);
     }
   }, 1000);
-  settleTimer.unref();
+  judgingTimer.unref();
 
   // Each worker gets its share of the TCP caps: the cluster hands connections out
   // round-robin, so across N workers a cap is held to within N-1 connections.
@@ -155,7 +155,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
     },
     async close() {
       clearInterval(sweepTimer);
-      clearInterval(settleTimer);
+      clearInterval(judgingTimer);
       clearInterval(nativeStatsTimer);
       prober.stop();
       tcpForwarder.close();

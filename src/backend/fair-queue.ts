@@ -1,4 +1,4 @@
-// Queries waiting for an upstream TCP slot (src/backend/tcp-pool.ts), served
+// Queries waiting for an upstream TCP slot (src/backend/tcp-forwarder.ts), served
 // round-robin by client prefix: each prefix's queries in their order, the
 // prefixes in turn, so a prefix with many waiting queries delays another
 // prefix's query by at most one slot per waiting prefix, not by its whole

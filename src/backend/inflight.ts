@@ -69,11 +69,6 @@ export class InFlightTable<T> {
     }
   }
 
-  /** Removes everything (shutdown), handing each entry to `onDropped`. */
-  clear(onDropped: (entry: T) => void): void {
-    this.sweep(Infinity, onDropped);
-  }
-
   private release(id: number): void {
     this.entries[id] = undefined;
     this.free[(this.freeHead + this.freeCount) & 0xffff] = id;

@@ -1,4 +1,4 @@
-// One TCP connection to a backend (the socket side of src/backend/tcp-pool.ts):
+// One TCP connection to a backend (the socket side of src/backend/tcp-forwarder.ts):
 // framed, pipelined, with a connect timeout so a backend that never completes
 // the handshake (blackholed, or SYN accepted and nothing more) fails its
 // queries instead of holding them. Reports how it ended, once.

@@ -1,15 +1,9 @@
 // What the primary and the workers say to each other over the cluster IPC
 // channel. Times travel as durations: each process has its own clock origin.
 import type { Offender } from '../policy/verdict.js';
+import type { BudgetDeltas } from '../policy/budgets.js';
 import type { Config } from '../config/schema.js';
 import type { DataplaneSnapshot } from '../metrics/snapshot.js';
-
-/** What one worker tells the others about the shared budgets (docs/defence.md, "With workers"). */
-export interface BudgetDeltas {
-  readonly d: readonly (readonly [string, number])[];
-  readonly a?: readonly (readonly [string, number])[];
-  readonly f?: readonly (readonly [string, number, 0 | 1])[];
-}
 
 export type ToPrimary =
   /** the worker listens for messages and waits for its configuration */

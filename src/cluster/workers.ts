@@ -11,7 +11,8 @@ import type { WorkerRestartReason } from '../metrics/registry.js';
 import type { DataplaneSnapshot } from '../metrics/snapshot.js';
 import type { Offender } from '../policy/verdict.js';
 import { RespawnPolicy } from './respawn.js';
-import type { BudgetDeltas, ToPrimary, ToWorker } from './messages.js';
+import type { ToPrimary, ToWorker } from './messages.js';
+import type { BudgetDeltas } from '../policy/budgets.js';
 
 export const ASK_TIMEOUT_MS = 2000;
 /** a worker that has not left this long after being disconnected at stop is killed */

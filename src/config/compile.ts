@@ -6,7 +6,18 @@ import { parseHostPort, type HostPort } from './address.js';
 import { parseRate, type Rate } from './rate.js';
 import { parseCidr, type Cidr } from '../net/cidr.js';
 import type { ConfigIssue } from './load.js';
-import type { LadderSettings } from '../policy/ladder.js';
+
+/** policy.ladder.* compiled: how the ladder judges a key on rung 2 (policy/ladder.ts, docs/defence.md) */
+export interface LadderSettings {
+  /** false: today's one step, over budget means blocked */
+  readonly enabled: boolean;
+  readonly windowMs: number;
+  readonly minTc: number;
+  /** follow-ups / TC answers below this after minTc answers: escalate */
+  readonly followUpShare: number;
+  /** a key on rung 2 comes down after this long without a truncated reply */
+  readonly quietMs: number;
+}
 
 export interface BackendSpec {
   readonly name: string;
@@ -42,12 +53,9 @@ export interface PolicySettings {
   anyToTcp: boolean;
   truncateAbove: number;
   largeMinBytes: number;
-  rate: Rate;
   /** the rate as configured, for log lines */
   rateText: string;
   burst: number;
-  /** bucket capacity, in the rate's unit */
-  bucketCapacity: number;
   prefixV4: number;
   prefixV6: number;
   /** the per-prefix bucket: burst x truncate_above bytes (or burst replies), refilled at the rate */
@@ -98,10 +106,8 @@ export function compilePolicy(config: Config): PolicySettings {
     anyToTcp: config.policy.any_to_tcp,
     truncateAbove: config.policy.truncate_above,
     largeMinBytes: lr.min_bytes,
-    rate,
     rateText: lr.rate,
     burst: lr.burst,
-    bucketCapacity: capacity,
     prefixV4: lr.prefix_v4,
     prefixV6: lr.prefix_v6,
     prefixBudget,

@@ -49,10 +49,6 @@ export function planReload(current: Config, next: Config): ReloadPlan {
   };
 }
 
-export function isReloadable(path: string): boolean {
-  return RELOADABLE.has(path);
-}
-
 /** `current` with the values of `paths` taken from `next`: the config in effect after a reload. */
 export function applyPaths(current: Config, next: Config, paths: readonly string[]): Config {
   const out = structuredClone(current) as Record<string, unknown>;

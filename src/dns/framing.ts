@@ -63,14 +63,6 @@ export class FrameReader {
     return message;
   }
 
-  /** Whole messages completed by `chunk`, or null when the stream is broken (zero or oversize length). */
-  push(chunk: Buffer): Buffer[] | null {
-    this.append(chunk);
-    const out: Buffer[] = [];
-    for (let m = this.next(); m !== null; m = this.next()) out.push(m);
-    return this.isBroken ? null : out;
-  }
-
   private peekLength(): number {
     const first = this.chunks[0]!;
     if (first.length - this.offset >= 2) return first.readUInt16BE(this.offset);

@@ -2,7 +2,6 @@
 // so the hot path never decodes a whole message.
 export const HEADER_LEN = 12;
 export const FLAG_QR = 0x8000;
-export const FLAG_AA = 0x0400;
 export const FLAG_TC = 0x0200;
 export const FLAG_RD = 0x0100;
 export const FLAG_RA = 0x0080;

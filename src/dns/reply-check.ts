@@ -5,7 +5,9 @@
 // checks is theirs. Reasons are the closed label set of
 // ampguard_upstream_rejected_total (docs/hostile-input.md).
 import { FLAG_QR, HEADER_LEN } from './header.js';
-import type { UpstreamRejectReason } from '../policy/verdict.js';
+
+/** why a datagram or message from a backend was not taken as the reply to a query (docs/hostile-input.md) */
+export type UpstreamRejectReason = 'short' | 'not_response' | 'unknown_id' | 'question_mismatch';
 
 /** Before the ID lookup: a header to read an ID from, and QR=1. */
 export function replyHeaderProblem(reply: Buffer): UpstreamRejectReason | null {
@@ -24,9 +26,4 @@ export function replyQuestionProblem(reply: Buffer, query: Buffer, qEnd: number)
   if (reply.length < qEnd) return 'short';
   for (let i = HEADER_LEN; i < qEnd; i++) if (reply[i] !== query[i]) return 'question_mismatch';
   return null;
-}
-
-/** Both checks; true when `reply` may complete `query`. Never throws. */
-export function replyMatchesQuestion(reply: Buffer, query: Buffer, qEnd: number): boolean {
-  return replyHeaderProblem(reply) === null && replyQuestionProblem(reply, query, qEnd) === null;
 }

@@ -67,7 +67,7 @@ export class Enforcer {
   private readonly queue: KernelQueue;
   /** every kernel command of this enforcer runs after the one before: a check never races a batch or an unblock */
   private kernelTail: Promise<unknown> = Promise.resolve();
-  /** bumped by every batch settled and every removal: the reconciler's look is stale across one */
+  /** bumped by every batch recorded and every removal: the reconciler's look is stale across one */
   private kernelGeneration = 0;
   /** the periodic check of the kernel against the table (docs/enforcement.md, "Drift") */
   readonly reconciler: Reconciler;
@@ -93,7 +93,7 @@ export class Enforcer {
       log,
       stillBlocked: (prefix) => this.blocks.expiresAt(prefix) !== undefined,
       serial: (fn) => this.serial(fn),
-      settle: (batch, r) => this.settle(batch, r),
+      recordAdded: (batch, r) => this.recordAdded(batch, r),
       kernelFailure: (error) => this.kernelFailure(error),
       onDegradedChange: () => this.updateDegraded(),
     });
@@ -105,7 +105,7 @@ export class Enforcer {
       serial: (fn) => this.serial(fn),
       queued: (prefix) => this.queue.has(prefix),
       generation: () => this.kernelGeneration,
-      settle: (batch, r) => this.settle(batch, r),
+      recordAdded: (batch, r) => this.recordAdded(batch, r),
       kernelFailure: (error) => this.kernelFailure(error),
       onFailing: () => this.updateDegraded(),
     });
@@ -210,7 +210,7 @@ export class Enforcer {
    * A block by hand (CLI, API): same tables, same timeout (or `ttlMs`: what is
    * left of a site verdict made on another node). Throws BlockRefusedError when it cannot be made.
    */
-  blockByHand(address: string, _family?: 4 | 6, ttlMs?: number): string {
+  blockByHand(address: string, ttlMs?: number): string {
     const s = this.settings();
     const target = blockTarget(address, s);
     if (!target.ok) throw new BlockRefusedError(target.reason === 'allowlist' ? `not blocked: ${target.error} (block.allowlist)` : `not blocked: ${target.error}`);
@@ -257,7 +257,7 @@ export class Enforcer {
     return key;
   }
 
-  async unblock(address: string, _family?: 4 | 6): Promise<string> {
+  async unblock(address: string): Promise<string> {
     return (await this.unblockAddress(address)).prefix;
   }
 
@@ -383,7 +383,7 @@ export class Enforcer {
   }
 
   /** Marks what the kernel now holds, counts and logs what it refused. */
-  private settle(batch: readonly KernelEntry[], r: AddResult): void {
+  private recordAdded(batch: readonly KernelEntry[], r: AddResult): void {
     const notIn = new Set<string>();
     for (const e of r.pending) notIn.add(e.prefix);
     for (const x of r.rejected) {

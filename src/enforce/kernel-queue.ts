@@ -49,7 +49,7 @@ export interface KernelQueueParts {
   /** runs a kernel command after the one before (the enforcer's single kernel lane) */
   serial<T>(fn: () => Promise<T>): Promise<T>;
   /** records what the kernel took and what it refused */
-  settle(batch: readonly KernelEntry[], r: AddResult): void;
+  recordAdded(batch: readonly KernelEntry[], r: AddResult): void;
   /** counts and logs a failed kernel command */
   kernelFailure(error: string | undefined): void;
   /** the queue became degraded or recovered: `degraded` says which */
@@ -152,7 +152,7 @@ export class KernelQueue {
     } catch (err) {
       r = { ok: false, error: (err as Error).message, rejected: [], pending: batch };
     }
-    this.p.settle(batch, r);
+    this.p.recordAdded(batch, r);
     if (r.ok) this.recovered();
     else this.failed(taken, r);
   }

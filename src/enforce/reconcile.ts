@@ -127,10 +127,10 @@ export interface ReconcileHost {
   serial<T>(fn: () => Promise<T>): Promise<T>;
   /** whether a prefix waits in the flush queue */
   queued(prefix: string): boolean;
-  /** counts every batch settled and every unblock: a look taken across one is stale for the members */
+  /** counts every batch recorded and every unblock: a look taken across one is stale for the members */
   generation(): number;
   /** marks what a batch put in the kernel and counts what it refused */
-  settle(batch: readonly KernelEntry[], r: AddResult): void;
+  recordAdded(batch: readonly KernelEntry[], r: AddResult): void;
   /** a kernel command failed: counted (ampguard_kernel_errors_total) */
   kernelFailure(error: string | undefined): void;
   /** the reconciler's degraded state changed */
@@ -250,7 +250,7 @@ export class Reconciler {
           // unblocked while this check ran: not put back (its own removal waits for this lock, after)
           const still = plan.restore.filter((e) => blocks.expiresAt(e.prefix) !== undefined);
           return still.length === 0 ? Promise.resolve({ ok: true, rejected: [], pending: [] } as AddResult) : sink.add(still).then((x) => {
-            this.host.settle(still, x);
+            this.host.recordAdded(still, x);
             return x;
           });
         });

@@ -5,7 +5,7 @@
 // that truncated that question to the key counts it, docs/defence.md), and keys this node blocked on its own evidence (`x`), which
 // the others take as a spent budget: they answer them with TC at once and
 // block only on their own judging. The same shape as the cluster's `charges`.
-import type { BudgetDeltas } from '../cluster/messages.js';
+import type { BudgetDeltas } from '../policy/budgets.js';
 
 export interface Evidence extends BudgetDeltas {
   readonly x?: readonly string[];

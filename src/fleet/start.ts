@@ -15,12 +15,11 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { RuntimeConfig, PolicySettings } from '../config/compile.js';
-import type { BudgetDeltas } from '../cluster/messages.js';
 import { BlockRefusedError, type Enforcer } from '../enforce/enforcer.js';
 import { prefixAddress } from '../enforce/sink.js';
 import { registerFleetMetrics } from '../metrics/registry.js';
 import { readToken } from '../operator/token.js';
-import type { BudgetTable } from '../policy/budgets.js';
+import type { BudgetDeltas, BudgetTable } from '../policy/budgets.js';
 import { EvidenceBatch, type Evidence } from './evidence.js';
 import { FleetLink } from './link.js';
 import type { Verdict } from './verdict.js';
@@ -139,10 +138,10 @@ function applyVerdict(e: Enforcer, v: Verdict, s: PolicySettings, log: Logger, f
       const left = v.exp - Date.now();
       if (left <= 0) return;
       // a network by hand (`blocks add NET/LEN`) is a network here too, in the kernel's -net set
-      if (ownLength) e.blockByHand(address, family, left);
+      if (ownLength) e.blockByHand(address, left);
       else e.blockNetworkByHand(address, family, bits, left);
     } else {
-      const done = ownLength ? e.unblock(address, family) : e.unblockNetwork(address, family, bits);
+      const done = ownLength ? e.unblock(address) : e.unblockNetwork(address, family, bits);
       done.catch((err: Error) => log.warn({ prefix: v.p, from, err: err.message }, 'fleet: unblock from the site failed here'));
     }
     log.info({ prefix: v.p, op: v.op, from }, 'fleet: site verdict applied');

@@ -65,18 +65,18 @@ export class TcpConnection {
   private ended = false;
   private endSent = false;
   private closed = false;
-  /** inside pump(): a settled() from the session during onQuery must not re-enter */
+  /** inside pump(): a roomForNext() from the session during onQuery must not re-enter */
   private pumping = false;
 
   constructor(
     private readonly socket: ConnectionSocket,
-    client: Omit<TcpClient, 'write' | 'settled'>,
+    client: Omit<TcpClient, 'write' | 'roomForNext'>,
     private readonly settings: ConnectionSettings,
     newSession: (client: TcpClient) => TcpSession,
     private readonly hooks: ConnectionHooks,
     private readonly timers: ConnectionTimers = nodeTimers,
   ) {
-    this.session = newSession({ ...client, write: (message) => this.write(message), settled: () => this.pump() });
+    this.session = newSession({ ...client, write: (message) => this.write(message), roomForNext: () => this.pump() });
     // Idle: nothing received or sent and nothing outstanding for idle_timeout_ms. Whole
     // queries waiting only for the prefix's share (its other connections busy) are our
     // doing, not idleness; waiting for a client that does not read is its own.

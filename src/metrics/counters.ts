@@ -1,7 +1,9 @@
 // Plain numbers the packet path increments: a field bump costs nothing, while a
 // prom-client label lookup per packet would. The registry reads them at scrape.
-import type { DropReason, LocalAnswerReason, TruncateReason, UpstreamRejectReason } from '../policy/verdict.js';
+import type { DropReason, LocalAnswerReason, TruncateReason } from '../policy/verdict.js';
+import type { UpstreamRejectReason } from '../dns/reply-check.js';
 import type { Proto } from '../policy/context.js';
+import type { EscalationKey, PolicyCounters } from '../policy/env.js';
 
 export type TcpCloseReason = 'buffer_full' | 'read_timeout' | 'idle' | 'framing' | 'internal_error';
 export type TcpUpstreamFailure = 'connect_timeout' | 'connect_error' | 'reset' | 'pool_full';
@@ -15,7 +17,7 @@ export type UdpIoSide = 'listen' | 'upstream';
 export type UdpIoErrorReason = 'socket_error' | 'recv_error' | 'recv_truncated' | 'send_error' | 'send_dropped';
 export type UdpIoErrorKey = `${UdpIoSide}:${UdpIoErrorReason}`;
 
-export class Counters {
+export class Counters implements PolicyCounters {
   readonly queries: Record<Proto, number> = { udp: 0, tcp: 0 };
   readonly responses: Record<Proto, number> = { udp: 0, tcp: 0 };
   readonly queryBytes: Record<Proto, number> = { udp: 0, tcp: 0 };
@@ -35,7 +37,7 @@ export class Counters {
   /** TCP queries from prefixes on rung 2 of the ladder (docs/defence.md) */
   tcpFollowUps = 0;
   /** offenders made by the large-response stage, keyed "level:reason" (ampguard_escalations_total) */
-  readonly escalations: Record<`${'prefix' | 'aggregate'}:${'no_followup' | 'over_budget'}`, number> = {
+  readonly escalations: Record<EscalationKey, number> = {
     'prefix:no_followup': 0, 'prefix:over_budget': 0, 'aggregate:no_followup': 0, 'aggregate:over_budget': 0,
   };
   /** UDP socket errors by side and reason, recovered from (ampguard_udp_io_errors_total) */

@@ -35,7 +35,6 @@ export function registerHistogram(
     name,
     help,
     type: 'histogram',
-    aggregator: 'sum',
     async get() {
       const values: MetricValueWithName<string>[] = [];
       for (const [label, h] of series()) {
@@ -48,7 +47,7 @@ export function registerHistogram(
         values.push({ metricName: `${name}_sum`, labels: { [labelName]: label }, value: h.sum });
         values.push({ metricName: `${name}_count`, labels: { [labelName]: label }, value: h.count });
       }
-      return { name, help, type: 'histogram', values, aggregator: 'sum' };
+      return { name, help, type: 'histogram', values };
     },
     reset(): void {},
   };

@@ -64,7 +64,6 @@ export interface EnforcementSources {
 /** the values of ampguard_enforcement_mode's label: every sink there is */
 export const ENFORCEMENT_MODES = ['ipset', 'nftables', 'userspace', 'off'] as const;
 
-export type RegistrySources = DataplaneSources & EnforcementSources;
 
 /** A counter whose value is copied from a plain number at scrape time. */
 function mirroredCounter<L extends string>(
@@ -134,8 +133,6 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
     help: 'keys on rung 2 of the ladder (over budget, large replies answered with TC=1), by level: prefix or aggregate',
     labelNames: ['level'],
     registers: [registry],
-    // each worker keeps its own rungs for the same shared budgets: the largest is the figure
-    aggregator: 'max',
     collect() {
       const n = src.ladderPrefixes?.() ?? { prefix: 0, aggregate: 0 };
       this.set({ level: 'prefix' }, n.prefix);
@@ -173,8 +170,6 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
     name: 'ampguard_tracked_prefixes',
     help: 'prefixes with a large-response budget in the table (bounded by policy.large_response.max_tracked)',
     registers: [registry],
-    // every worker tracks every prefix it hears of, so across workers the largest table is the figure
-    aggregator: 'max',
     collect() {
       this.set(src.trackedPrefixes());
     },
@@ -183,7 +178,6 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
     name: 'ampguard_tracked_prefixes_max',
     help: 'policy.large_response.max_tracked: the most prefixes the budget table holds',
     registers: [registry],
-    aggregator: 'max',
     collect() {
       this.set(src.maxTracked);
     },
@@ -193,7 +187,6 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
     help: '1 when the backend passes its health checks',
     labelNames: ['backend'],
     registers: [registry],
-    aggregator: 'max',
     collect() {
       for (const b of src.backends) this.set({ backend: b.name }, b.up ? 1 : 0);
     },
@@ -281,12 +274,4 @@ export function registerEnforcementMetrics(registry: Registry, src: EnforcementS
       this.set(src.blockedClients());
     },
   });
-}
-
-/** Both halves in one registry: the single-process frontend. */
-export function createRegistry(src: RegistrySources): Registry {
-  const registry = new Registry();
-  registerDataplaneMetrics(registry, src);
-  registerEnforcementMetrics(registry, src);
-  return registry;
 }

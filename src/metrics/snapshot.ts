@@ -109,7 +109,11 @@ export class SnapshotSum {
     h.count += b.count;
   }
 
-  /** sources for registerDataplaneMetrics: sums, or the largest for the table sizes */
+  /**
+   * sources for registerDataplaneMetrics: sums, or the largest for the table sizes
+   * (every worker tracks every prefix it hears of, and keeps its own rungs for the
+   * same shared budgets, so the largest table is the figure)
+   */
   sources(): DataplaneSources {
     const snapshots = (): DataplaneSnapshot[] => [...this.latest.values()];
     const max = (f: (s: DataplaneSnapshot) => number): number => snapshots().reduce((m, s) => Math.max(m, f(s)), 0);

@@ -13,7 +13,7 @@ import type http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { Route } from '../metrics/server.js';
+import type { Route } from '../metrics/http-listener.js';
 import type { OperatorView } from './view.js';
 import { BlockRefusedError } from '../enforce/enforcer.js';
 import { statsFromMetrics } from './stats.js';
@@ -166,7 +166,7 @@ export function operatorRoutes(view: OperatorView, guard: ControlGuard): Record<
     }
     if (req.method === 'POST') {
       try {
-        return json(res, 200, { blocked: e.blockByHand(parsed.address, parsed.family) });
+        return json(res, 200, { blocked: e.blockByHand(parsed.address) });
       } catch (err) {
         return refused(res, err);
       }

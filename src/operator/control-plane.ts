@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { RuntimeConfig } from '../config/compile.js';
 import { formatHostPort } from '../config/address.js';
 import { registerEnforcementMetrics } from '../metrics/registry.js';
-import { startMetricsServer } from '../metrics/server.js';
+import { startHttpListener } from '../metrics/http-listener.js';
 import type { Enforcer } from '../enforce/enforcer.js';
 import type { TopTalker } from '../policy/budgets.js';
 import { operatorRoutes, type ControlGuard } from './api.js';
@@ -51,7 +51,7 @@ export function startControlPlane(p: ControlPlaneParts): Promise<http.Server> {
     kernelRepairs: () => e.reconciler.repairs,
     kernelQueueDepth: () => e.pending,
   });
-  return startMetricsServer(p.runtime.metricsListen, {
+  return startHttpListener(p.runtime.metricsListen, {
     registry: p.registry,
     health: () => p.health(),
     errorLog: p.log.child({ module: 'http' }),

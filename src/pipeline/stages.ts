@@ -6,13 +6,14 @@ import { anyToTcp } from '../policy/any-to-tcp.js';
 import { sizeToTcp } from '../policy/size-to-tcp.js';
 import { largeResponseBudget, tcpFollowUp } from '../policy/large-response.js';
 import type { PolicyEnv } from '../policy/env.js';
+import type { Counters } from '../metrics/counters.js';
 import type { QueryContext } from '../policy/context.js';
 import { FORWARD, type Offender, type Verdict } from '../policy/verdict.js';
 import { OPCODE_QUERY, readOpcode } from '../dns/header.js';
 import { buildNotimp } from '../dns/local-answer.js';
 
 /** Packet-path steps 2-3. `forward` means: on to a backend (step 4). */
-export function runQueryStages(ctx: QueryContext, env: PolicyEnv, now: number): Verdict {
+export function runQueryStages(ctx: QueryContext, env: PolicyEnv<Counters>, now: number): Verdict {
   return blockedClient(ctx, env, now) ?? anyToTcp(ctx, env.settings) ?? FORWARD;
 }
 
@@ -22,7 +23,7 @@ export function runQueryStages(ctx: QueryContext, env: PolicyEnv, now: number): 
  * it is, `answer` sends the stand-in instead. The budget is charged with what is
  * actually sent.
  */
-export function runResponseStages(ctx: QueryContext, replyBytes: number, env: PolicyEnv, now: number): Verdict {
+export function runResponseStages(ctx: QueryContext, replyBytes: number, env: PolicyEnv<Counters>, now: number): Verdict {
   const truncated = sizeToTcp(ctx, replyBytes, env.settings);
   const sentBytes = truncated?.kind === 'answer' ? truncated.wire.length : replyBytes;
   return largeResponseBudget(ctx, sentBytes, env, now) ?? truncated ?? FORWARD;
@@ -46,7 +47,7 @@ export function opcodeAnswer(ctx: QueryContext): Buffer | null {
  * (docs/defence.md). The TCP session calls it with the answer; the replay with
  * a forwarded query, whose answer the capture holds.
  */
-export function tcpAnswered(ctx: QueryContext, env: PolicyEnv, now: number): void {
+export function tcpAnswered(ctx: QueryContext, env: PolicyEnv<Counters>, now: number): void {
   tcpFollowUp(ctx, env, now);
 }
 
@@ -61,7 +62,7 @@ export const AS_IS = 'as_is';
  * NOTIMP) to send back, or TO_BACKEND. The live UDP path and the replay share
  * it, so both count and decide alike (docs/replay.md).
  */
-export function judgeUdpQuery(ctx: QueryContext, env: PolicyEnv, now: number): Buffer | typeof TO_BACKEND | null {
+export function judgeUdpQuery(ctx: QueryContext, env: PolicyEnv<Counters>, now: number): Buffer | typeof TO_BACKEND | null {
   const c = env.counters;
   const verdict = runQueryStages(ctx, env, now);
   if (verdict.kind === 'drop') {
@@ -87,7 +88,7 @@ export function judgeUdpQuery(ctx: QueryContext, env: PolicyEnv, now: number): B
  * off) lets the reply that tripped it go out as it is.
  */
 export function judgeUdpReply(
-  ctx: QueryContext, replyBytes: number, env: PolicyEnv, now: number, onOffender: (o: Offender, now: number) => boolean,
+  ctx: QueryContext, replyBytes: number, env: PolicyEnv<Counters>, now: number, onOffender: (o: Offender, now: number) => boolean,
 ): Buffer | typeof AS_IS | null {
   const c = env.counters;
   const verdict = runResponseStages(ctx, replyBytes, env, now);

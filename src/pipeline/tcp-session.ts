@@ -1,10 +1,10 @@
 // Packet-path step 9 — the queries of one client TCP connection: pipelined, answered
 // out of order, forwarded over the shared upstream connections of
-// src/backend/tcp-pool.ts, never truncated and never charged to a budget. A
+// src/backend/tcp-forwarder.ts, never truncated and never charged to a budget. A
 // query the backend answers may be the ladder's follow-up of a TC answer.
 // The listener feeds it one message at a time and stops at
 // tcp.max_in_flight_per_connection (`outstanding`); every answered or failed
-// query calls client.settled() so the listener can feed the next.
+// query calls client.roomForNext() so the listener can feed the next.
 // A client prefix has at most its share of queries in flight upstream over all
 // its connections (tcp.max_in_flight_per_client, ClientShares): the listener
 // asks mayForward() before each message and is woken when room comes back.
@@ -13,9 +13,10 @@ import { parseQuery } from '../dns/query.js';
 import { writeId } from '../dns/header.js';
 import { buildServfail } from '../dns/local-answer.js';
 import type { BackendPool } from '../backend/pool.js';
-import type { TcpForwarder, TcpOrigin, TcpRequest, TcpTicket } from '../backend/tcp-pool.js';
+import type { TcpForwarder, TcpOrigin, TcpRequest, TcpTicket } from '../backend/tcp-forwarder.js';
 import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
+import type { Counters } from '../metrics/counters.js';
 import type { QueryContext } from '../policy/context.js';
 import type { ClientShares } from './client-shares.js';
 import { opcodeAnswer, runQueryStages, tcpAnswered } from './stages.js';
@@ -24,26 +25,26 @@ export interface TcpClient extends TcpOrigin {
   readonly family: Family;
   write(message: Buffer): void;
   /** a query of this connection was answered or failed: room for the next */
-  settled(): void;
+  roomForNext(): void;
 }
 
 export class TcpSession {
   private readonly tickets = new Set<TcpTicket>();
   private closed = false;
   private readonly wake = (): void => {
-    if (!this.closed) this.client.settled();
+    if (!this.closed) this.client.roomForNext();
   };
 
   constructor(
     private readonly client: TcpClient,
-    private readonly env: PolicyEnv,
+    private readonly env: PolicyEnv<Counters>,
     private readonly pool: BackendPool<unknown>,
     private readonly forwarder: TcpForwarder,
     private readonly shares: ClientShares,
     private readonly clock: () => number,
   ) {}
 
-  /** whether the client's prefix has room for another query upstream; when not, client.settled() is called once it has */
+  /** whether the client's prefix has room for another query upstream; when not, client.roomForNext() is called once it has */
   mayForward(): boolean {
     if (this.shares.room(this.client.key)) return true;
     this.shares.wait(this.client.key, this.wake);
@@ -85,13 +86,13 @@ export class TcpSession {
       return;
     }
     let ticket: TcpTicket | null = null;
-    let settled = false;
+    let done = false;
     const key = this.client.key;
     // the share is the prefix's slots at the backend: given back when the pool lets go of the query,
     // which for a cancelled one is its answer or deadline, not this connection's close
     this.shares.take(key);
     const finish = (): void => {
-      settled = true;
+      done = true;
       if (ticket) this.tickets.delete(ticket);
     };
     const request: TcpRequest = {
@@ -105,20 +106,20 @@ export class TcpSession {
         if (this.closed) return;
         writeId(reply, parsed.id);
         this.reply(reply);
-        this.client.settled();
+        this.client.roomForNext();
       },
-      onSettled: () => this.shares.give(key),
+      onFinished: () => this.shares.give(key),
       onFailure: () => {
         finish();
         if (this.closed) return;
         c.dropped.backend_timeout++;
         if (this.env.settings.backendTimeoutAction === 'servfail') this.reply(buildServfail(msg, parsed));
-        this.client.settled();
+        this.client.roomForNext();
       },
     };
     ticket = this.forwarder.forward(this.pool.select().spec, request, this.env.settings.backendTimeoutMs);
-    // a query that failed at once (no upstream connection to be had) is already settled
-    if (ticket !== null && !settled) this.tickets.add(ticket);
+    // a query that failed at once (no upstream connection to be had) is already done
+    if (ticket !== null && !done) this.tickets.add(ticket);
   }
 
   /** the client connection is gone: its queries are forgotten, their upstream IDs freed */

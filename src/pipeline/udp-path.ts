@@ -12,6 +12,7 @@ import { proxyV2Header } from '../backend/proxy-protocol.js';
 import type { Backend, BackendPool } from '../backend/pool.js';
 import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
+import type { Counters } from '../metrics/counters.js';
 import type { QueryContext } from '../policy/context.js';
 import { AS_IS, TO_BACKEND, judgeUdpQuery, judgeUdpReply } from './stages.js';
 import type { Offender } from '../policy/verdict.js';
@@ -47,7 +48,7 @@ export class UdpPath {
   private batchNow = -1;
 
   constructor(
-    private readonly env: PolicyEnv,
+    private readonly env: PolicyEnv<Counters>,
     private readonly pool: BackendPool<PendingUdp>,
     private readonly onOffender: OffenderHandler,
     private readonly clock: () => number,

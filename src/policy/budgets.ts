@@ -36,12 +36,19 @@ export interface TopTalker {
 
 export type BudgetLevel = 'prefix' | 'aggregate';
 
-/** A key judged on the ladder outside the packet path (settle): to be blocked. */
+/** A key judged on the ladder outside the packet path (judgeTruncating): to be blocked. */
 export interface Escalation {
   readonly key: string;
   readonly level: BudgetLevel;
   /** tokens spent from its bucket */
   readonly charged: number;
+}
+
+/** What one worker tells the others about the shared budgets (docs/defence.md, "With workers"). */
+export interface BudgetDeltas {
+  readonly d: readonly (readonly [string, number])[];
+  readonly a?: readonly (readonly [string, number])[];
+  readonly f?: readonly (readonly [string, number, 0 | 1])[];
 }
 
 const MINUTE_MS = 60_000;
@@ -52,7 +59,7 @@ export type ChargeListener = (key: string, cost: number, level: BudgetLevel) => 
 /** Told when a key climbs to rung 2 or falls back to rung 1 (a log line; never per packet). */
 export type RungListener = (key: string, rung: 1 | 2, level: BudgetLevel) => void;
 
-/** One level's table: buckets by key, and the keys on rung 2 (for the gauge and the settle). */
+/** One level's table: buckets by key, and the keys on rung 2 (for the gauge and the once-a-second judging). */
 class LevelTable {
   readonly entries: LRUCache<string, Entry>;
   /** keys on rung 2; kept in step with evictions, so bounded by the table */
@@ -169,11 +176,6 @@ export class BudgetTable {
     return this.levels.prefix.pressured + this.levels.aggregate.pressured;
   }
 
-  /** Charges one reply of `bytes` to a prefix; false when the prefix is over budget. */
-  charge(prefix: string, bytes: number, settings: PolicySettings, now: number): boolean {
-    return this.chargeAt('prefix', prefix, bytes, settings.prefixBudget, now, settings);
-  }
-
   /** Charges one reply of `bytes` to `key` at `level` under `rule`; false when over budget (nothing taken). */
   chargeAt(level: BudgetLevel, key: string, bytes: number, rule: BudgetRule, now: number, settings: PolicySettings): boolean {
     const table = this.levels[level];
@@ -245,7 +247,7 @@ export class BudgetTable {
    * window ended without enough TCP follow-ups are returned, to be blocked,
    * even when their flood has stopped (docs/defence.md).
    */
-  settle(settings: PolicySettings, now: number): Escalation[] {
+  judgeTruncating(settings: PolicySettings, now: number): Escalation[] {
     const out: Escalation[] = [];
     for (const level of ['prefix', 'aggregate'] as const) {
       const table = this.levels[level];
@@ -320,16 +322,12 @@ export class BudgetTable {
     const bucket = this.levels[level].entries.peek(prefix);
     return bucket ? Math.round(rule.capacity - bucket.tokens) : 0;
   }
-
-  forget(prefix: string, level: BudgetLevel = 'prefix'): void {
-    this.levels[level].entries.delete(prefix);
-  }
 }
 
 /**
  * The rule a key is kept under: the per-prefix budget, or at the aggregate
  * level the network's or (a key at aggregate.wide's length) the wide network's.
- * Parses the key's length: off the packet path (settle, peers' debits, logs).
+ * Parses the key's length: off the packet path (judging, peers' debits, logs).
  */
 export function ruleFor(level: BudgetLevel, key: string, settings: PolicySettings): BudgetRule {
   if (level === 'prefix') return settings.prefixBudget;

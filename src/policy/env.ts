@@ -3,11 +3,22 @@
 import type { PolicySettings } from '../config/compile.js';
 import type { BudgetTable } from './budgets.js';
 import type { BlockTable } from './block-table.js';
-import type { Counters } from '../metrics/counters.js';
 
-export interface PolicyEnv {
+/** an escalation's level and cause (ampguard_escalations_total) */
+export type EscalationKey = `${'prefix' | 'aggregate'}:${'no_followup' | 'over_budget'}`;
+
+/** The counters the policy stages bump; metrics/counters.ts's Counters has them among the rest. */
+export interface PolicyCounters {
+  largeResponses: number;
+  wouldTruncate: number;
+  tcpFollowUps: number;
+  readonly escalations: Record<EscalationKey, number>;
+}
+
+/** `C`: the counters as the caller holds them (the pipeline's are all of Counters). */
+export interface PolicyEnv<C extends PolicyCounters = PolicyCounters> {
   settings: PolicySettings;
   readonly budgets: BudgetTable;
   readonly blocks: BlockTable;
-  readonly counters: Counters;
+  readonly counters: C;
 }

@@ -18,6 +18,7 @@
 // A key comes down to rung 1 only after a quiet spell (`quietMs` without a
 // reply it had to truncate), never because its bucket refilled: a flood that
 // goes on keeps it on rung 2, whatever the bucket holds.
+import type { LadderSettings } from '../config/compile.js';
 
 export const RUNG_OPEN = 1;
 export const RUNG_TRUNCATING = 2;
@@ -54,17 +55,6 @@ export interface LadderState {
    */
   tcRing: Float64Array | null;
   tcNext: number;
-}
-
-export interface LadderSettings {
-  /** false: today's one step, over budget means blocked */
-  readonly enabled: boolean;
-  readonly windowMs: number;
-  readonly minTc: number;
-  /** follow-ups / TC answers below this after minTc answers: escalate */
-  readonly followUpShare: number;
-  /** a key on rung 2 comes down after this long without a truncated reply */
-  readonly quietMs: number;
 }
 
 export type OverBudgetStep = 'truncate' | 'escalate';
@@ -206,11 +196,4 @@ export function questionHash(msg: Buffer, qEnd: number, seed: number): number {
     h = Math.imul(h ^ b, 0x01000193);
   }
   return h === 0 ? 1 : h;
-}
-
-/** The same hash of a text key (a client's prefix), the seed of a network's question hashes. */
-export function textHash(text: string): number {
-  let h = 0x811c9dc5 | 0;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h;
 }

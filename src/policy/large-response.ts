@@ -97,11 +97,11 @@ function sentLarge(c: PolicyEnv['counters']): null {
 }
 
 /**
- * A key the once-a-second judgement escalated (BudgetTable.settle): the
+ * A key the once-a-second judgement escalated (BudgetTable.judgeTruncating): the
  * offender for enforcement, counted like one from the packet path. No client
  * address is at hand, so the network's own address stands for it.
  */
-export function settledOffender(e: Escalation, env: PolicyEnv): Offender {
+export function escalatedOffender(e: Escalation, env: PolicyEnv): Offender {
   const slash = e.key.indexOf('/');
   const address = slash < 0 ? e.key : e.key.slice(0, slash);
   env.counters.escalations['prefix:no_followup']++;

@@ -7,23 +7,6 @@ export interface Bucket {
   updatedAt: number;
 }
 
-export function newBucket(capacity: number, now: number): Bucket {
-  return { tokens: capacity, updatedAt: now };
-}
-
-/**
- * Takes `cost` tokens. Returns true when the bucket had them; false means the
- * owner is over budget (and nothing is taken, as hashlimit does not match then).
- */
-export function charge(bucket: Bucket, cost: number, capacity: number, perMs: number, now: number): boolean {
-  refill(bucket, capacity, perMs, now);
-  if (bucket.tokens >= cost) {
-    bucket.tokens -= cost;
-    return true;
-  }
-  return false;
-}
-
 /** Adds what the rate brought since the last update, up to the capacity. */
 export function refill(bucket: Bucket, capacity: number, perMs: number, now: number): void {
   const elapsed = now - bucket.updatedAt;

@@ -8,8 +8,6 @@ export type DropReason =
   | 'bad_source'
   /** an unexpected error inside a fault barrier dropped the unit of work (pipeline/barrier.ts) */
   | 'internal_error';
-/** why a datagram or message from a backend was not taken as the reply to a query (docs/hostile-input.md) */
-export type UpstreamRejectReason = 'short' | 'not_response' | 'unknown_id' | 'question_mismatch';
 /** answers ampguard makes itself other than TC=1: NOTIMP for opcodes it never forwards */
 export type LocalAnswerReason = 'notimp';
 /** any: ANY over UDP; size: reply too large; budget: the prefix is over its large-response budget (rung 2) */

@@ -12,7 +12,7 @@ import { Counters } from '../metrics/counters.js';
 import { Enforcer } from '../enforce/enforcer.js';
 import { processOnlySink } from '../enforce/sink.js';
 import { AS_IS, TO_BACKEND, judgeUdpQuery, judgeUdpReply } from '../pipeline/stages.js';
-import { settledOffender } from '../policy/large-response.js';
+import { escalatedOffender } from '../policy/large-response.js';
 import { parseQuery } from '../dns/query.js';
 import { nameEnd } from '../dns/name.js';
 import { HEADER_LEN } from '../dns/header.js';
@@ -110,7 +110,7 @@ export interface ReflectorOutcome {
 }
 
 interface Simulated {
-  readonly env: PolicyEnv;
+  readonly env: PolicyEnv<Counters>;
   readonly budgets: BudgetTable;
   readonly enforcer: Enforcer;
   readonly outcome: ReflectorOutcome;
@@ -200,12 +200,12 @@ export class ReflectorPolicy {
     }
   }
 
-  /** The once-a-second settle of every simulated reflector that has keys on rung 2. */
+  /** The once-a-second judging of every simulated reflector that has keys on rung 2. */
   tick(now: number): void {
     this.now = now;
     for (const s of this.sims.values()) {
       if (s.budgets.truncatingCount('prefix') === 0 && s.budgets.truncatingCount('aggregate') === 0) continue;
-      for (const e of s.budgets.settle(this.settings, now)) this.offender(s, settledOffender(e, s.env), now);
+      for (const e of s.budgets.judgeTruncating(this.settings, now)) this.offender(s, escalatedOffender(e, s.env), now);
     }
   }
 
@@ -232,7 +232,7 @@ export class ReflectorPolicy {
       const settings = this.settings;
       const budgets = new BudgetTable(Math.min(SIM_TRACKED, this.maxTracked));
       const enforcer = new Enforcer(processOnlySink(settings.dryRun ? 'off' : 'userspace'), Math.min(SIM_TRACKED, this.maxBlocks), () => settings, SILENT, this.clock, this.clock);
-      const env: PolicyEnv = { settings, budgets, blocks: enforcer.blocks, counters: new Counters() };
+      const env: PolicyEnv<Counters> = { settings, budgets, blocks: enforcer.blocks, counters: new Counters() };
       s = { env, budgets, enforcer, outcome: { allowedAnswers: 0, allowedBytes: 0, truncated: 0, dropped: 0, blockedAt: null } };
       this.sims.set(reflector, s);
     }

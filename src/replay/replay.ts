@@ -70,9 +70,9 @@ export interface ReplayOptions {
   readonly answerWindowMs?: number;
 }
 
-const SETTLE_MS = 1000;
-/** seconds settled one by one after a frame while something is still changing; past them, the gap is settled once */
-const MAX_SETTLES_PER_FRAME = 3600;
+const TICK_MS = 1000;
+/** seconds ticked one by one after a frame while something is still changing; past them, the gap is ticked once */
+const MAX_TICKS_PER_FRAME = 3600;
 
 /** A UDP query as the replay hands it to the runners: `holders` counts those that keep it pending. */
 interface PooledQuery extends QueryContext {
@@ -105,7 +105,7 @@ export function replay(files: string[], runners: readonly PolicyRunner[], opts: 
   for (const p of opts.ports) ports[p] = 1;
   const servers = opts.servers;
   let now = -1;
-  let nextSettle = 0;
+  let nextTick = 0;
   const readers: CaptureReader[] = [];
   try {
     for (const f of files) readers.push(new CaptureReader(f));
@@ -130,19 +130,19 @@ export function replay(files: string[], runners: readonly PolicyRunner[], opts: 
     return true;
   };
 
-  /** the settles due by `now`, on the grid of whole seconds after the first frame */
-  const settle = (): void => {
+  /** the ticks due by `now`, on the grid of whole seconds after the first frame */
+  const tickDue = (): void => {
     let n = 0;
-    while (nextSettle <= now) {
-      if (idle() || n >= MAX_SETTLES_PER_FRAME) {
-        // nothing would change (or nothing more, after an hour of settles): one settle at the last second due, at most
-        const last = totals.firstTs + Math.floor((now - totals.firstTs) / SETTLE_MS) * SETTLE_MS;
-        if (n >= MAX_SETTLES_PER_FRAME) for (const r of runners) r.tick(last);
-        nextSettle = last + SETTLE_MS > now ? last + SETTLE_MS : now + SETTLE_MS;
+    while (nextTick <= now) {
+      if (idle() || n >= MAX_TICKS_PER_FRAME) {
+        // nothing would change (or nothing more, after an hour of ticks): one tick at the last second due, at most
+        const last = totals.firstTs + Math.floor((now - totals.firstTs) / TICK_MS) * TICK_MS;
+        if (n >= MAX_TICKS_PER_FRAME) for (const r of runners) r.tick(last);
+        nextTick = last + TICK_MS > now ? last + TICK_MS : now + TICK_MS;
         return;
       }
-      for (const r of runners) r.tick(nextSettle);
-      nextSettle += SETTLE_MS;
+      for (const r of runners) r.tick(nextTick);
+      nextTick += TICK_MS;
       n++;
     }
   };
@@ -261,13 +261,13 @@ export function replay(files: string[], runners: readonly PolicyRunner[], opts: 
       if (now < 0) {
         now = ts;
         totals.firstTs = ts;
-        nextSettle = ts + SETTLE_MS;
+        nextTick = ts + TICK_MS;
       } else if (ts > now) {
         now = ts;
       } else if (ts < now) {
         totals.outOfOrder++;
       }
-      if (now >= nextSettle) settle();
+      if (now >= nextTick) tickDue();
       const skip = d.decode(frame.buffer, frame.linkType, frame.start, frame.end);
       if (skip !== null) {
         if (skip !== 'fragment') {

@@ -1,5 +1,5 @@
 // One configuration's policy over a replayed capture: the live path's own code
-// (pipeline/stages.ts, the BudgetTable and its once-a-second settle, the
+// (pipeline/stages.ts, the BudgetTable and its once-a-second judging, the
 // Enforcer with a sink that keeps nothing outside the process) driven by the
 // capture's clock instead of sockets and timers. Each query and reply is
 // decided by the functions pipeline/udp-path.ts uses (judgeUdpQuery,
@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.js';
 import { compilePolicy, type PolicySettings } from '../config/compile.js';
 import { Counters } from '../metrics/counters.js';
 import { BudgetTable, type BudgetLevel } from '../policy/budgets.js';
-import { settledOffender } from '../policy/large-response.js';
+import { escalatedOffender } from '../policy/large-response.js';
 import { prefixKey } from '../policy/prefix.js';
 import type { PolicyEnv } from '../policy/env.js';
 import { Enforcer } from '../enforce/enforcer.js';
@@ -111,7 +111,7 @@ export class PolicyRunner {
   private readonly counters = new Counters();
   private readonly budgets: BudgetTable;
   private readonly enforcer: Enforcer;
-  private readonly env: PolicyEnv;
+  private readonly env: PolicyEnv<Counters>;
   private now = 0;
   /** by pairKey(): small integers hash faster than strings */
   private readonly pending = new Map<number, Pending>();
@@ -333,13 +333,13 @@ export class PolicyRunner {
   }
 
   /**
-   * What the live process does once a second (dataplane.ts): the settle of the
+   * What the live process does once a second (dataplane.ts): the judging of the
    * budget table, whose escalations go to the enforcer. Also expires queries
    * unanswered for backend_timeout_ms, as the in-flight sweep does.
    */
   tick(now: number): void {
     this.now = now;
-    for (const e of this.budgets.settle(this.settings, now)) this.offender(settledOffender(e, this.env), now);
+    for (const e of this.budgets.judgeTruncating(this.settings, now)) this.offender(escalatedOffender(e, this.env), now);
     this.reflection.tick(now);
     const cutoff = now - this.settings.backendTimeoutMs;
     for (const [key, q] of this.pending) {

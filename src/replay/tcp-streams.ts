@@ -10,6 +10,7 @@
 // (docs/replay.md).
 import { nameEnd } from '../dns/name.js';
 import { HEADER_LEN } from '../dns/header.js';
+import { TCP_FIN, TCP_RST, TCP_SYN } from './packet.js';
 
 interface Flow {
   nextSeq: number;
@@ -51,8 +52,6 @@ function questionFits(b: Buffer, at: number, len: number): boolean {
 
 export class TcpStreams {
   private readonly flows = new Map<string, Flow>();
-  /** flows forgotten to keep the table bounded */
-  evicted = 0;
   /** bytes the capture lacks in a stream (a segment it lost), or beyond the bound on unfinished messages */
   gaps = 0;
   /** bytes passed over to find a message boundary in a stream picked up mid-way or after a gap */
@@ -74,7 +73,7 @@ export class TcpStreams {
    */
   segment(key: string, seq: number, flags: number, payload: Buffer, answers: boolean, onMessage: (msg: Buffer) => void): void {
     let flow = this.flows.get(key);
-    if (flags & 0x02) {
+    if (flags & TCP_SYN) {
       // SYN: a new connection; its first data byte is seq + 1, and starts a message
       flow = { nextSeq: (seq + 1) >>> 0, pending: null, inStep: true, answers };
       this.put(key, flow);
@@ -100,7 +99,7 @@ export class TcpStreams {
       flow.nextSeq = (seq + (delta < 0 ? -delta : 0) + payload.length) >>> 0;
       this.take(flow, payload, onMessage);
     }
-    if (flags & 0x05) this.remove(key);
+    if (flags & (TCP_FIN | TCP_RST)) this.remove(key);
   }
 
   private drop(flow: Flow): void {
@@ -117,10 +116,7 @@ export class TcpStreams {
 
   private put(key: string, flow: Flow): void {
     this.remove(key);
-    if (this.flows.size >= this.maxFlows) {
-      this.remove(this.flows.keys().next().value as string);
-      this.evicted++;
-    }
+    if (this.flows.size >= this.maxFlows) this.remove(this.flows.keys().next().value as string);
     this.flows.set(key, flow);
   }
 

@@ -12,7 +12,7 @@ import type { QueryContext } from '../../src/policy/context.js';
 
 const family = Number(process.argv[2]) === 6 ? 6 : 4;
 const config = configSchema.parse({});
-const env: PolicyEnv = {
+const env: PolicyEnv<Counters> = {
   settings: compilePolicy(config),
   budgets: new BudgetTable(config.policy.large_response.max_tracked),
   blocks: new BlockTable(config.block.max_elements),

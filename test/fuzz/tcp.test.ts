@@ -12,7 +12,7 @@
 import { describe, it } from 'vitest';
 import fc from 'fast-check';
 import { TcpSession, type TcpClient } from '../../src/pipeline/tcp-session.js';
-import { TcpForwarder } from '../../src/backend/tcp-pool.js';
+import { TcpForwarder } from '../../src/backend/tcp-forwarder.js';
 import { ClientShares } from '../../src/pipeline/client-shares.js';
 import type { UpstreamConnector, UpstreamEvents } from '../../src/backend/upstream-tcp.js';
 import { BackendPool } from '../../src/backend/pool.js';
@@ -57,7 +57,7 @@ const sum = (r: Record<string, number>): number => {
 
 function harness() {
   const settings = compilePolicy(configSchema.parse({ backend_timeout_ms: 500, backend_timeout_action: 'drop' }));
-  const env: PolicyEnv = { settings, budgets: new BudgetTable(64), blocks: new BlockTable(64), counters: new Counters() };
+  const env: PolicyEnv<Counters> = { settings, budgets: new BudgetTable(64), blocks: new BlockTable(64), counters: new Counters() };
   const spec = (proxyProtocol: boolean) => ({ name: 'b', address: parseHostPort('127.0.0.1:53')!, weight: 1, proxyProtocol });
   const pools = [new BackendPool<unknown>([spec(false)], 100), new BackendPool<unknown>([spec(true)], 100)];
 
@@ -82,7 +82,7 @@ function harness() {
       write(m) {
         if (m.length < 2 || !sentIds.has(m.readUInt16BE(0))) problem ??= `answer with an ID the client never sent (${m.length} bytes)`;
       },
-      settled: () => undefined,
+      roomForNext: () => undefined,
     };
     const session = new TcpSession(client, env, pools[proxy ? 1 : 0]!, forwarder, new ClientShares(1000), () => 0);
     const before = { queries: c.queries.tcp, ended: c.responses.tcp + sum(c.dropped) };

@@ -42,7 +42,7 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 }
 
 describe.skipIf(binding === null)('fuzz: the native UDP sockets', () => {
-  const env: PolicyEnv = {
+  const env: PolicyEnv<Counters> = {
     settings: compilePolicy(configSchema.parse({ backend_timeout_ms: 200 })),
     budgets: new BudgetTable(64),
     blocks: new BlockTable(64),

@@ -55,7 +55,7 @@ const sum = (r: Record<string, number>): number => {
 function harness() {
   let now = 1_000_000;
   const settings = compilePolicy(configSchema.parse({ backend_timeout_ms: 500, backend_timeout_action: 'drop' }));
-  const env: PolicyEnv = { settings, budgets: new BudgetTable(MAX_TRACKED), blocks: new BlockTable(MAX_BLOCKS), counters: new Counters() };
+  const env: PolicyEnv<Counters> = { settings, budgets: new BudgetTable(MAX_TRACKED), blocks: new BlockTable(MAX_BLOCKS), counters: new Counters() };
   const pool = new BackendPool<PendingUdp>([{ name: 'b', address: parseHostPort('127.0.0.1:53')!, weight: 1, proxyProtocol: false }], MAX_IN_FLIGHT);
   const backend = pool.backends[0] as Backend<PendingUdp>;
   const path = new UdpPath(env, pool, (o, t) => {

@@ -11,7 +11,7 @@ import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
 import { stopAll } from '../helpers/process.js';
 import { query } from '../helpers/wire.js';
 import { frame } from '../../src/dns/framing.js';
-import { PIPELINE_DEPTH } from '../../src/backend/tcp-pool.js';
+import { PIPELINE_DEPTH } from '../../src/backend/tcp-forwarder.js';
 import { nonReaderFlood, tcpStandIn, until, type TcpStandIn } from '../helpers/tcp-flood.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];

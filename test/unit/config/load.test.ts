@@ -95,8 +95,8 @@ describe('compileConfig', () => {
     if (!r.ok) throw new Error('must load');
     const c = compileConfig(r.config, '');
     if (!c.ok) throw new Error('must compile');
-    expect(c.runtime.policy.rate).toEqual({ unit: 'bytes', perMs: (50 * 1024) / 60_000 });
-    expect(c.runtime.policy.bucketCapacity).toBe(10 * 1232);
+    // the per-prefix bucket: 50kb/min in bytes per ms, burst 10 x truncate_above 1232 bytes
+    expect(c.runtime.policy.prefixBudget).toEqual({ capacity: 10 * 1232, perMs: (50 * 1024) / 60_000, bytes: true });
     expect(c.runtime.listenUdp[0]).toEqual({ host: '127.0.0.1', port: 5353, family: 4 });
   });
 

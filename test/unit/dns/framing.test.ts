@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { FrameReader, frame } from '../../../src/dns/framing.js';
 
+/** what the listener and the upstream connection do with a chunk: append, then take every whole message (null once broken) */
+function feed(r: FrameReader, chunk: Buffer): Buffer[] | null {
+  r.append(chunk);
+  const out: Buffer[] = [];
+  for (let m = r.next(); m !== null; m = r.next()) out.push(m);
+  return r.broken ? null : out;
+}
+
 describe('TCP framing', () => {
   const msgs = [Buffer.from('hello'), Buffer.alloc(300, 7), Buffer.from('x')];
   const stream = Buffer.concat(msgs.map(frame));
@@ -9,7 +17,7 @@ describe('TCP framing', () => {
     for (let cut = 1; cut < 20; cut++) {
       const r = new FrameReader(65535);
       const out: Buffer[] = [];
-      for (let i = 0; i < stream.length; i += cut) out.push(...(r.push(stream.subarray(i, i + cut)) ?? []));
+      for (let i = 0; i < stream.length; i += cut) out.push(...(feed(r, stream.subarray(i, i + cut)) ?? []));
       expect(out).toEqual(msgs);
       expect(r.partial).toBe(false);
     }
@@ -17,13 +25,13 @@ describe('TCP framing', () => {
 
   it('knows when a message is half read', () => {
     const r = new FrameReader(65535);
-    expect(r.push(stream.subarray(0, 4))).toEqual([]);
+    expect(feed(r, stream.subarray(0, 4))).toEqual([]);
     expect(r.partial).toBe(true);
   });
 
   it('rejects a zero or oversize length', () => {
-    expect(new FrameReader(65535).push(Buffer.from([0, 0]))).toBeNull();
-    expect(new FrameReader(100).push(Buffer.from([0, 101]))).toBeNull();
+    expect(feed(new FrameReader(65535), Buffer.from([0, 0]))).toBeNull();
+    expect(feed(new FrameReader(100), Buffer.from([0, 101]))).toBeNull();
   });
 });
 

@@ -148,7 +148,7 @@ describe('Enforcer', () => {
     sink.failing = true;
     const e = new Enforcer(sink, 50, () => settings, log, () => now);
     for (let round = 0; round < 10; round++) {
-      for (let i = 0; i < 20; i++) e.blockByHand(`198.18.9.${i}`, 4); // blocked again and again
+      for (let i = 0; i < 20; i++) e.blockByHand(`198.18.9.${i}`); // blocked again and again
       await vi.advanceTimersByTimeAsync(6000);
     }
     expect(e.pending).toBe(20);
@@ -192,18 +192,18 @@ describe('Enforcer', () => {
     expect(sink.batches.flat().map((b) => b.prefix)).toEqual(['198.18.0.1', '198.18.0.2']);
     expect(e.stats.refused.full).toBe(2);
     expect(e.blockedCount()).toBe(2);
-    expect(() => e.blockByHand('198.18.0.5', 4)).toThrow(/max_elements/);
+    expect(() => e.blockByHand('198.18.0.5')).toThrow(/max_elements/);
   });
 
   it('validates before queueing: bad entries refused by hand, counted from the packet path, loopback kept in userspace', async () => {
     const sink = new FakeSink('ipset');
     const e = new Enforcer(sink, 1000, () => settings, log, () => now);
-    expect(() => e.blockByHand('0.0.0.0', 4)).toThrow(/0\.0\.0\.0/);
-    expect(() => e.blockByHand('::', 6)).toThrow(/unspecified/);
-    expect(() => e.blockByHand('fe80::1%eth0', 6)).toThrow(/zone id/);
-    expect(e.blockByHand('::ffff:198.18.0.9', 6)).toBe('198.18.0.9');
-    expect(e.blockByHand('::ffff:127.0.0.9', 6)).toBe('127.0.0.9');
-    expect(e.blockByHand('::1', 6)).toBe('0:0:0:0:0:0:0:0/64');
+    expect(() => e.blockByHand('0.0.0.0')).toThrow(/0\.0\.0\.0/);
+    expect(() => e.blockByHand('::')).toThrow(/unspecified/);
+    expect(() => e.blockByHand('fe80::1%eth0')).toThrow(/zone id/);
+    expect(e.blockByHand('::ffff:198.18.0.9')).toBe('198.18.0.9');
+    expect(e.blockByHand('::ffff:127.0.0.9')).toBe('127.0.0.9');
+    expect(e.blockByHand('::1')).toBe('0:0:0:0:0:0:0:0/64');
     expect(e.onOffender({ address: '0.0.0.0', prefix: '0.0.0.0', family: 4, charged: 1 }, now)).toBe(true);
     expect(e.stats.refused.invalid).toBe(1);
     await vi.advanceTimersByTimeAsync(25);
@@ -219,7 +219,7 @@ describe('Enforcer', () => {
     expect(e.onOffender({ address: 'fd00:a3b1::11', prefix: 'fd00:a3b1:0:0:0:0:0:0/64', family: 6, charged: 1 }, now)).toBe(true);
     expect(e.stats.refused.allowlist).toBe(2);
     expect(e.blockedCount()).toBe(0);
-    expect(() => e.blockByHand('198.18.0.200', 4)).toThrow(/allowlist/);
+    expect(() => e.blockByHand('198.18.0.200')).toThrow(/allowlist/);
     await vi.advanceTimersByTimeAsync(25);
     expect(sink.batches).toHaveLength(0);
     e.onOffender({ address: '198.18.1.11', prefix: '198.18.1.0/24', family: 4, charged: 1 }, now);

@@ -73,7 +73,7 @@ function setup(maxElements = 100) {
       tail = run.catch(() => undefined);
       return run;
     },
-    settle: (batch) => settled.push([...batch]),
+    recordAdded: (batch) => settled.push([...batch]),
     kernelFailure: (error) => failures.push(error),
     onDegradedChange: () => degradedChanges++,
     timers: clock,

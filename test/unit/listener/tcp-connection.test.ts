@@ -89,7 +89,7 @@ class FakeSession {
   answer(reply = Buffer.from([1, 2, 3])): void {
     this.outstanding--;
     this.client.write(reply);
-    this.client.settled();
+    this.client.roomForNext();
   }
   close(): void {
     this.closed++;
@@ -135,13 +135,13 @@ describe('TcpConnection', () => {
     expect(t.socket.written[0]).toEqual(Buffer.from([0, 3, 1, 2, 3]));
   });
 
-  it('waits while the prefix share says no, and resumes on settled()', () => {
+  it('waits while the prefix share says no, and resumes on roomForNext()', () => {
     const t = setup();
     t.session.share = false;
     t.socket.emit('data', framed(12));
     expect(t.session.queries).toHaveLength(0);
     t.session.share = true;
-    t.session.client.settled();
+    t.session.client.roomForNext();
     expect(t.session.queries).toHaveLength(1);
   });
 

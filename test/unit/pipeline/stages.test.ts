@@ -11,7 +11,7 @@ import type { PolicyEnv } from '../../../src/policy/env.js';
 import type { QueryContext } from '../../../src/policy/context.js';
 import { query } from '../../helpers/wire.js';
 
-function env(policy: object = {}, block: object = {}): PolicyEnv {
+function env(policy: object = {}, block: object = {}): PolicyEnv<Counters> {
   return {
     settings: compilePolicy(configSchema.parse({ policy, block })),
     budgets: new BudgetTable(100),

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { TcpSession, type TcpClient } from '../../../src/pipeline/tcp-session.js';
 import { BackendPool } from '../../../src/backend/pool.js';
-import type { TcpForwarder, TcpRequest } from '../../../src/backend/tcp-pool.js';
+import type { TcpForwarder, TcpRequest } from '../../../src/backend/tcp-forwarder.js';
 import { compilePolicy } from '../../../src/config/compile.js';
 import { configSchema } from '../../../src/config/schema.js';
 import { BudgetTable } from '../../../src/policy/budgets.js';
@@ -26,7 +26,7 @@ function setup(shares = new ClientShares(20), address = '198.18.0.10') {
   const client: TcpClient = {
     address, port: 4000, localAddress: '127.0.0.1', localPort: 53, family: 4, key: '198.18.0.0/24',
     write: (m) => written.push(m),
-    settled: () => void wakes.n++,
+    roomForNext: () => void wakes.n++,
   };
   const wakes = { n: 0 };
   return { env, session: new TcpSession(client, env, pool, forwarder, shares, () => 0), forwarded, written, wakes };
@@ -61,7 +61,7 @@ describe('TcpSession', () => {
     expect(b.session.mayForward()).toBe(false);
     expect(shares.inFlightOf('198.18.0.0/24')).toBe(3);
     // an answer to a's query: b is woken (and a, which answers its client)
-    a.forwarded[0]!.onSettled();
+    a.forwarded[0]!.onFinished();
     a.forwarded[0]!.onAnswer(Buffer.from(a.forwarded[0]!.query));
     expect(b.wakes.n).toBe(1);
     expect(b.session.mayForward()).toBe(true);
@@ -70,9 +70,9 @@ describe('TcpSession', () => {
     expect(b.session.mayForward()).toBe(false);
     b.session.close();
     expect(shares.inFlightOf('198.18.0.0/24')).toBe(3);
-    for (const r of b.forwarded) r.onSettled();
+    for (const r of b.forwarded) r.onFinished();
     expect(shares.inFlightOf('198.18.0.0/24')).toBe(1);
-    a.forwarded[1]!.onSettled();
+    a.forwarded[1]!.onFinished();
     a.forwarded[1]!.onFailure('timeout');
     expect(b.wakes.n).toBe(1);
     expect(shares.tracked).toBe(0);

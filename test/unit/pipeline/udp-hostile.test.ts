@@ -15,7 +15,7 @@ import { query } from '../../helpers/wire.js';
 
 function setup(config: Record<string, unknown> = {}) {
   let now = 0;
-  const env: PolicyEnv = {
+  const env: PolicyEnv<Counters> = {
     settings: compilePolicy(configSchema.parse(config)),
     budgets: new BudgetTable(1000),
     blocks: new BlockTable(1000),

@@ -16,7 +16,7 @@ import { query } from '../../helpers/wire.js';
 
 function setup(replyBytes: number, maxTracked = 100_000, config: object = {}) {
   let now = 0;
-  const env: PolicyEnv = {
+  const env: PolicyEnv<Counters> = {
     settings: compilePolicy(configSchema.parse(config)),
     budgets: new BudgetTable(maxTracked),
     blocks: new BlockTable(100_000),
@@ -145,7 +145,7 @@ describe('IPv4 clients of a dual-stack socket', () => {
 
 describe('UdpPath batches (batched UDP)', () => {
   it('reads the clock once for a batch of queries and their replies, and once per datagram outside a batch', () => {
-    const env: PolicyEnv = {
+    const env: PolicyEnv<Counters> = {
       settings: compilePolicy(configSchema.parse({})),
       budgets: new BudgetTable(1000),
       blocks: new BlockTable(1000),

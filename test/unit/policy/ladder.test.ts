@@ -19,7 +19,7 @@ import type { QueryContext } from '../../../src/policy/context.js';
 import type { Verdict } from '../../../src/policy/verdict.js';
 import { query } from '../../helpers/wire.js';
 
-function env(config: object = {}, maxTracked = 1000): PolicyEnv {
+function env(config: object = {}, maxTracked = 1000): PolicyEnv<Counters> {
   return {
     settings: compilePolicy(configSchema.parse(config)),
     budgets: new BudgetTable(maxTracked),
@@ -36,7 +36,7 @@ function ctx(address: string, proto: 'udp' | 'tcp' = 'udp', name = 'big.example.
 const reply900 = 900;
 
 /** large replies to `address` every `everyMs` from `from` to `to`; what each got */
-function replies(e: PolicyEnv, address: string, from: number, to: number, everyMs: number, tcpEach = 0): Verdict[] {
+function replies(e: PolicyEnv<Counters>, address: string, from: number, to: number, everyMs: number, tcpEach = 0): Verdict[] {
   const out: Verdict[] = [];
   for (let t = from; t < to; t += everyMs) {
     const v = runResponseStages(ctx(address), reply900, e, t);
@@ -166,9 +166,9 @@ describe('the ladder in the response stages (defaults: 50kb/min, burst 10, windo
     expect(events).toEqual(['prefix 198.18.0.30 2']);
     expect(e.budgets.top(1, 59_000)).toEqual([{ prefix: '198.18.0.30', bytes: expect.any(Number), rung: 2 }]);
     // the last truncated reply was at 59.5 s: quiet for 10 s at 69.5 s, not a moment before
-    e.budgets.settle(e.settings, 69_499);
+    e.budgets.judgeTruncating(e.settings, 69_499);
     expect(e.budgets.rung('prefix', '198.18.0.30')).toBe(2);
-    e.budgets.settle(e.settings, 69_500);
+    e.budgets.judgeTruncating(e.settings, 69_500);
     expect(e.budgets.rung('prefix', '198.18.0.30')).toBe(1);
     expect(e.budgets.truncatingCount('prefix')).toBe(0);
     expect(events).toEqual(['prefix 198.18.0.30 2', 'prefix 198.18.0.30 1']);
@@ -189,10 +189,10 @@ describe('the ladder in the response stages (defaults: 50kb/min, burst 10, windo
     const e = env();
     replies(e, '198.18.0.35', 0, 400, 10); // 40 replies in 0.4 s, then silence
     replies(e, '198.18.0.36', 0, 400, 10, 1); // the same, but each TC comes back over TCP
-    expect(e.budgets.settle(e.settings, 1000)).toEqual([]); // the window (from 130 ms) has not ended
-    expect(e.budgets.settle(e.settings, 2200)).toEqual([{ key: '198.18.0.35', level: 'prefix', charged: expect.any(Number) }]);
+    expect(e.budgets.judgeTruncating(e.settings, 1000)).toEqual([]); // the window (from 130 ms) has not ended
+    expect(e.budgets.judgeTruncating(e.settings, 2200)).toEqual([{ key: '198.18.0.35', level: 'prefix', charged: expect.any(Number) }]);
     // judged once: the next window is empty
-    expect(e.budgets.settle(e.settings, 4300)).toEqual([]);
+    expect(e.budgets.judgeTruncating(e.settings, 4300)).toEqual([]);
   });
 
   it('counts a TCP query as a follow-up only from a prefix on rung 2, for a question truncated to it, once per TC answer', () => {
@@ -287,7 +287,7 @@ describe('aggregate budgets', () => {
     for (let t = 0; t < 60_000; t += 10) {
       const host = (t / 10) % 200;
       got.push(runResponseStages(ctx(`198.18.7.${host + 1}`), reply900, e, t));
-      expect(e.budgets.settle(e.settings, t)).toEqual([]);
+      expect(e.budgets.judgeTruncating(e.settings, t)).toEqual([]);
     }
     const truncated = got.findIndex((v) => v.kind === 'answer');
     // the /24 bucket (8 x 12320 bytes) runs out after about 110 replies
@@ -310,7 +310,7 @@ describe('aggregate budgets', () => {
       if (t > 2000) expect(v.kind).toBe('answer');
       // 60 TCP queries a second from a real host of the /24, for the flooded name too
       if (t % 20 === 0) tcpAnswered(ctx('198.18.5.250', 'tcp'), e, t);
-      e.budgets.settle(e.settings, t);
+      e.budgets.judgeTruncating(e.settings, t);
     }
     expect(e.counters.tcpFollowUps).toBe(0);
   });

@@ -1,19 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import { BudgetTable } from '../../../src/policy/budgets.js';
 import { mergeTop } from '../../../src/operator/view.js';
-import { compilePolicy } from '../../../src/config/compile.js';
+import { compilePolicy, type PolicySettings } from '../../../src/config/compile.js';
 import { configSchema } from '../../../src/config/schema.js';
 
 // a generous budget, so every reply is charged and counted
 const settings = compilePolicy(configSchema.parse({ policy: { large_response: { rate: '100mb/sec', burst: 100000 } } }));
+
+/** one reply charged to a prefix's bucket, as the large-response stage does (policy/large-response.ts) */
+const charge = (t: BudgetTable, prefix: string, bytes: number, s: PolicySettings, now: number): boolean =>
+  t.chargeAt('prefix', prefix, bytes, s.prefixBudget, now, s);
 
 describe('top talkers', () => {
   it('stays a short list over a million distinct prefixes, with the heavy one first', () => {
     const t = new BudgetTable(100_000);
     let now = 0;
     for (let i = 0; i < 1_000_000; i++) {
-      t.charge(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 800, settings, (now += 0.02));
-      if (i % 1000 === 0) t.charge('198.18.0.99', 1200, settings, now);
+      charge(t, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 800, settings, (now += 0.02));
+      if (i % 1000 === 0) charge(t, '198.18.0.99', 1200, settings, now);
     }
     const top = t.top(20, now);
     expect(top).toHaveLength(20);
@@ -24,10 +28,10 @@ describe('top talkers', () => {
 
   it('counts the last minute: the previous minute fades out as the current one runs', () => {
     const t = new BudgetTable(10);
-    t.charge('a', 1000, settings, 59_000); // minute 0
+    charge(t, 'a', 1000, settings, 59_000); // minute 0
     expect(t.top(5, 59_000)).toEqual([{ prefix: 'a', bytes: 1000, rung: 1 }]);
     expect(t.top(5, 90_000)).toEqual([{ prefix: 'a', bytes: 500, rung: 1 }]); // half of minute 1 gone
-    t.charge('a', 300, settings, 90_000);
+    charge(t, 'a', 300, settings, 90_000);
     expect(t.top(5, 90_000)).toEqual([{ prefix: 'a', bytes: 800, rung: 1 }]);
     expect(t.top(5, 121_000)).toEqual([{ prefix: 'a', bytes: 295, rung: 1 }]);
     expect(t.top(5, 180_000)).toEqual([]);

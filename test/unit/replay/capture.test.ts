@@ -211,14 +211,14 @@ describe('hostile captures', () => {
     expect(out.reports[0]!.internal_error).toBeNull();
   });
 
-  it('costs nothing for gaps in capture time: an hour, a decade and up to 2106 take a few settles, not one per second', () => {
+  it('costs nothing for gaps in capture time: an hour, a decade and up to 2106 take a few ticks, not one per second', () => {
     const spy = vi.spyOn(PolicyRunner.prototype, 'tick');
     try {
       const at = [T0, T0 + 3_600_000, T0 + 10 * 365 * 86_400_000, 0xffffffff * 1000];
       const recs = at.map((ts, i) => ({ ts, data: ethernet(v4('198.18.0.10', '198.18.0.1', 4000 + i, 53, Q)) }));
       const out = runReplay({}, [file(pcap(LINK_ETHERNET, recs))]);
       expect(out.totals.udpQueries).toBe(4);
-      // each gap: the settles while a query waits for its reply (backend_timeout_ms), then none
+      // each gap: the ticks while a query waits for its reply (backend_timeout_ms), then none
       expect(spy.mock.calls.length).toBeLessThan(20);
       expect(out.reports[0]!.span.end).toBe('2106-02-07T06:28:15.000Z');
     } finally {

@@ -35,7 +35,6 @@ describe('TcpStreams', () => {
     const half = Buffer.concat([Buffer.from([0xff, 0xff]), Buffer.alloc(60_000)]);
     for (let i = 0; i < 2000; i++) t.segment(`f${i}`, 1, PSH, half, false, () => undefined);
     expect(t.size).toBe(100);
-    expect(t.evicted).toBe(1900);
   });
 
   it('picks up a stream mid-way: passes over the rest of a message to the next plausible length prefix, and counts what it passed', () => {

@@ -20,8 +20,7 @@
 import type { BackendSpec } from '../config/compile.js';
 import type { Counters, TcpUpstreamFailure } from '../metrics/counters.js';
 import { readId, writeId } from '../dns/header.js';
-import { replyHeaderProblem, replyQuestionProblem } from '../dns/reply-check.js';
-import type { UpstreamRejectReason } from '../policy/verdict.js';
+import { replyHeaderProblem, replyQuestionProblem, type UpstreamRejectReason } from '../dns/reply-check.js';
 import { FairQueue, type QueueSlot } from './fair-queue.js';
 import { proxyV2Header } from './proxy-protocol.js';
 import type { UpstreamConnector, UpstreamEvents, UpstreamLink } from './upstream-tcp.js';
@@ -31,7 +30,7 @@ export const PIPELINE_DEPTH = 10;
 /** An upstream connection with nothing outstanding for this long is closed: before pdns_recursor's own 2 s client-tcp-timeout, so a query is never written into a connection the recursor is closing. */
 export const UPSTREAM_IDLE_MS = 1000;
 
-export interface TcpPoolSettings {
+export interface TcpForwarderSettings {
   /** this process's share of tcp.upstream_connections_per_backend */
   readonly connectionsPerBackend: number;
   /** tcp.upstream_connections_per_client: PROXY v2 connections one client prefix may hold to a backend */
@@ -63,7 +62,7 @@ export interface TcpRequest {
   onAnswer(reply: Buffer): void;
   onFailure(reason: TcpFailure): void;
   /** the query no longer takes a slot: answered, failed, or cancelled and then answered or expired; once, before onAnswer/onFailure */
-  onSettled(): void;
+  onFinished(): void;
 }
 
 export interface TcpTicket {
@@ -88,7 +87,7 @@ interface Entry {
   /** its place in the queue, while it waits */
   slot: QueueSlot<Entry> | null;
   retried: boolean;
-  /** the client went away: settle silently */
+  /** the client went away: finish silently */
   cancelled: boolean;
   done: boolean;
 }
@@ -109,7 +108,7 @@ class Connection implements UpstreamEvents {
   private idleTimer: NodeJS.Timeout | null = null;
 
   /** `key`: who may use it (a client address with PROXY v2, '' for all); `prefix`: whose share it counts in */
-  constructor(readonly key: string, readonly prefix: string, private readonly pool: TcpBackendPool) {}
+  constructor(readonly key: string, readonly prefix: string, private readonly pool: BackendConnections) {}
 
   get load(): number {
     return this.entries.size;
@@ -152,7 +151,7 @@ class Connection implements UpstreamEvents {
     const q = entry.request;
     const question = replyQuestionProblem(reply, q.query, q.qEnd);
     if (question !== null) return this.pool.rejected(question);
-    this.pool.settle(entry);
+    this.pool.finish(entry);
     if (!entry.cancelled) q.onAnswer(reply);
   }
 
@@ -179,7 +178,7 @@ class Connection implements UpstreamEvents {
 }
 
 /** The TCP connections to one backend, and the queries waiting for one. */
-export class TcpBackendPool {
+export class BackendConnections {
   private readonly conns = new Set<Connection>();
   private readonly queue = new FairQueue<Entry>();
   private stopped = false;
@@ -188,7 +187,7 @@ export class TcpBackendPool {
 
   constructor(
     readonly spec: BackendSpec,
-    private readonly settings: TcpPoolSettings,
+    private readonly settings: TcpForwarderSettings,
     private readonly connector: UpstreamConnector,
     private readonly counters: Counters,
   ) {}
@@ -228,19 +227,19 @@ export class TcpBackendPool {
   }
 
   /** the entry is answered, failed, or cancelled while waiting: free its ID (or its place in the queue) and timers */
-  settle(entry: Entry): void {
+  finish(entry: Entry): void {
     if (entry.done) return;
     entry.done = true;
     clearTimeout(entry.timer);
     this.unqueue(entry);
     entry.conn?.release(entry);
-    entry.request.onSettled();
+    entry.request.onFinished();
   }
 
   private cancel(entry: Entry): void {
     if (entry.done) return;
     entry.cancelled = true;
-    if (entry.conn === null) this.settle(entry);
+    if (entry.conn === null) this.finish(entry);
   }
 
   /** a connection ended: its queries are re-sent once (the recursor may close a connection at any time), or fail */
@@ -255,7 +254,7 @@ export class TcpBackendPool {
       if (entry.done) continue;
       entry.conn = null;
       if (entry.cancelled) {
-        this.settle(entry);
+        this.finish(entry);
         continue;
       }
       if (retry && !entry.retried) {
@@ -315,7 +314,7 @@ export class TcpBackendPool {
 
   private fail(entry: Entry, reason: TcpFailure): void {
     if (entry.done) return;
-    this.settle(entry);
+    this.finish(entry);
     if (entry.cancelled) return;
     if (reason === 'pool_full') this.counters.tcpUpstreamFailures.pool_full++;
     entry.request.onFailure(reason);
@@ -367,10 +366,10 @@ export class TcpBackendPool {
 
 /** The pools of every backend, made on first use. */
 export class TcpForwarder {
-  private readonly pools = new Map<BackendSpec, TcpBackendPool>();
+  private readonly pools = new Map<BackendSpec, BackendConnections>();
 
   constructor(
-    private readonly settings: TcpPoolSettings,
+    private readonly settings: TcpForwarderSettings,
     private readonly connector: UpstreamConnector,
     private readonly counters: Counters,
   ) {}
@@ -378,7 +377,7 @@ export class TcpForwarder {
   forward(spec: BackendSpec, request: TcpRequest, timeoutMs: number): TcpTicket | null {
     let pool = this.pools.get(spec);
     if (pool === undefined) {
-      pool = new TcpBackendPool(spec, this.settings, this.connector, this.counters);
+      pool = new BackendConnections(spec, this.settings, this.connector, this.counters);
       this.pools.set(spec, pool);
     }
     return pool.forward(request, timeoutMs);

@@ -3,7 +3,7 @@
 // parser on every shape of target.
 import { afterEach, describe, expect, it } from 'vitest';
 import type http from 'node:http';
-import { parseTarget, startMetricsServer } from '../../../src/metrics/server.js';
+import { parseTarget, startHttpListener } from '../../../src/metrics/http-listener.js';
 import { httpErrors } from '../../../src/metrics/http-errors.js';
 
 let server: http.Server | null = null;
@@ -24,10 +24,10 @@ describe('parseTarget', () => {
   });
 });
 
-describe('startMetricsServer', () => {
+describe('startHttpListener', () => {
   it('answers 500 for a route that throws or rejects, counts it, logs once a second, and keeps serving', async () => {
     const logged: object[] = [];
-    server = await startMetricsServer({ host: '127.0.0.1', port: 0, family: 4 }, {
+    server = await startHttpListener({ host: '127.0.0.1', port: 0, family: 4 }, {
       registry: { contentType: 'text/plain', metrics: async () => 'm 1\n' },
       health: () => {
         throw new Error('health exploded');

@@ -1,4 +1,6 @@
-// GET /metrics (Prometheus text) and GET /healthz (200 while a backend is up).
+// The HTTP listener of metrics.listen: GET /metrics (Prometheus text), GET
+// /healthz (200 while a backend is up), and the routes it is handed (the
+// dashboard, /api/*).
 // Every request runs inside a fault barrier: a request target that is not a
 // path (`//`, `http://[`, absolute URLs), a route that throws or whose promise
 // rejects, a client that goes away mid-answer: each ends that one request with
@@ -21,7 +23,7 @@ export interface MetricsText {
   readonly contentType: string;
 }
 
-export interface MetricsServerDeps {
+export interface HttpListenerDeps {
   readonly registry: MetricsText;
   /** ok, or the reasons why not, one per line in the 503's body */
   health(): { readonly ok: boolean; readonly reasons: readonly string[] };
@@ -64,7 +66,7 @@ export function parseTarget(target: string | undefined): { path: string; query: 
 
 const ignore = (): void => undefined;
 
-export function startMetricsServer(listen: HostPort, deps: MetricsServerDeps): Promise<http.Server> {
+export function startHttpListener(listen: HostPort, deps: HttpListenerDeps): Promise<http.Server> {
   const faults = new OncePerSecond(deps.errorLog ?? createLogger('error').child({ module: 'http' }), 'http request failed');
 
   const fail = (res: http.ServerResponse, err: unknown): void => {

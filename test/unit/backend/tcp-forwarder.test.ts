@@ -3,7 +3,7 @@
 // answered to the right client, PROXY v2 connections per client address within
 // the cap, failures and timeouts reported once, IDs O(1) and reused safely.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { TcpBackendPool, PIPELINE_DEPTH, type TcpFailure, type TcpOrigin, type TcpPoolSettings, type TcpRequest } from '../../../src/backend/tcp-pool.js';
+import { BackendConnections, PIPELINE_DEPTH, type TcpFailure, type TcpOrigin, type TcpForwarderSettings, type TcpRequest } from '../../../src/backend/tcp-forwarder.js';
 import type { UpstreamConnector, UpstreamEvents } from '../../../src/backend/upstream-tcp.js';
 import { Counters } from '../../../src/metrics/counters.js';
 import { parseHostPort } from '../../../src/config/address.js';
@@ -37,14 +37,14 @@ function fakeConnector(): { connector: UpstreamConnector; links: FakeLink[] } {
 
 const spec = (proxyProtocol: boolean) => ({ name: 'b', address: parseHostPort('127.0.0.1:53')!, weight: 1, proxyProtocol });
 const origin = (address: string, key = address): TcpOrigin => ({ address, port: 40000, localAddress: '127.0.0.1', localPort: 53, key });
-const settings = (connectionsPerBackend: number, more: Partial<TcpPoolSettings> = {}): TcpPoolSettings => ({
+const settings = (connectionsPerBackend: number, more: Partial<TcpForwarderSettings> = {}): TcpForwarderSettings => ({
   connectionsPerBackend, connectionsPerClient: 2, connectTimeoutMs: 1000, queueTimeoutMs: 1000, ...more,
 });
 
 interface Outcome {
   answers: Buffer[];
   failures: TcpFailure[];
-  settled?: number;
+  finished?: number;
 }
 
 function request(name: string, id: number, from: TcpOrigin, out: Outcome): TcpRequest {
@@ -55,7 +55,7 @@ function request(name: string, id: number, from: TcpOrigin, out: Outcome): TcpRe
     origin: from,
     onAnswer: (r) => out.answers.push(Buffer.from(r)),
     onFailure: (f) => out.failures.push(f),
-    onSettled: () => void (out.settled = (out.settled ?? 0) + 1),
+    onFinished: () => void (out.finished = (out.finished ?? 0) + 1),
   };
 }
 
@@ -69,11 +69,11 @@ const answer = (written: Buffer): Buffer => {
 beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());
 
-describe('TcpBackendPool', () => {
+describe('BackendConnections', () => {
   it('takes only a reply to what was asked, counting every other message by reason and never throwing', () => {
     const { connector, links } = fakeConnector();
     const counters = new Counters();
-    const pool = new TcpBackendPool(spec(false), settings(1), connector, counters);
+    const pool = new BackendConnections(spec(false), settings(1), connector, counters);
     const out: Outcome = { answers: [], failures: [] };
     pool.forward(request('www.example.test', 7, origin('192.0.2.1'), out), 2000);
     const link = links[0]!;
@@ -97,7 +97,7 @@ describe('TcpBackendPool', () => {
   it('multiplexes 1000 queries of 200 clients over at most the per-backend cap, answers to the right client', () => {
     const { connector, links } = fakeConnector();
     const counters = new Counters();
-    const pool = new TcpBackendPool(spec(false), settings(4), connector, counters);
+    const pool = new BackendConnections(spec(false), settings(4), connector, counters);
     const outs = Array.from({ length: 200 }, (): Outcome => ({ answers: [], failures: [] }));
     for (let i = 0; i < 1000; i++) pool.forward(request(`q${i}.example.test`, i % 65536, origin(`192.0.2.${i % 200}`), outs[i % 200]!), 2000);
     expect(links).toHaveLength(4);
@@ -120,7 +120,7 @@ describe('TcpBackendPool', () => {
 
   it('opens a second connection only past PIPELINE_DEPTH queries on the first: a new query is never written behind them', () => {
     const { connector, links } = fakeConnector();
-    const pool = new TcpBackendPool(spec(false), settings(8), connector, new Counters());
+    const pool = new BackendConnections(spec(false), settings(8), connector, new Counters());
     const out: Outcome = { answers: [], failures: [] };
     for (let i = 0; i < PIPELINE_DEPTH; i++) pool.forward(request('www.example.test', i, origin('192.0.2.1'), out), 2000);
     expect(links).toHaveLength(1);
@@ -130,7 +130,7 @@ describe('TcpBackendPool', () => {
 
   it('ignores replies that are short, of another ID or another question', () => {
     const { connector, links } = fakeConnector();
-    const pool = new TcpBackendPool(spec(false), settings(1), connector, new Counters());
+    const pool = new BackendConnections(spec(false), settings(1), connector, new Counters());
     const out: Outcome = { answers: [], failures: [] };
     pool.forward(request('www.example.test', 7, origin('192.0.2.1'), out), 2000);
     const l = links[0]!;
@@ -153,7 +153,7 @@ describe('TcpBackendPool', () => {
   it('with PROXY v2: one connection per client address naming it, within the cap; beyond it a query waits for the least recently used idle one', () => {
     const { connector, links } = fakeConnector();
     const counters = new Counters();
-    const pool = new TcpBackendPool(spec(true), settings(2), connector, counters);
+    const pool = new BackendConnections(spec(true), settings(2), connector, counters);
     const a: Outcome = { answers: [], failures: [] };
     const b: Outcome = { answers: [], failures: [] };
     const c: Outcome = { answers: [], failures: [] };
@@ -179,7 +179,7 @@ describe('TcpBackendPool', () => {
 
   it('gives up the least recently used idle PROXY v2 connection, not the first opened', () => {
     const { connector, links } = fakeConnector();
-    const pool = new TcpBackendPool(spec(true), settings(2), connector, new Counters());
+    const pool = new BackendConnections(spec(true), settings(2), connector, new Counters());
     const out: Outcome = { answers: [], failures: [] };
     pool.forward(request('www.example.test', 1, origin('192.0.2.1'), out), 2000);
     pool.forward(request('www.example.test', 2, origin('192.0.2.2'), out), 2000);
@@ -196,7 +196,7 @@ describe('TcpBackendPool', () => {
 
   it("with PROXY v2 a prefix holds at most its share of the connections; its further addresses wait for one of its own", () => {
     const { connector, links } = fakeConnector();
-    const pool = new TcpBackendPool(spec(true), settings(8, { connectionsPerClient: 2 }), connector, new Counters());
+    const pool = new BackendConnections(spec(true), settings(8, { connectionsPerClient: 2 }), connector, new Counters());
     const out: Outcome = { answers: [], failures: [] };
     const v6 = (i: number): TcpOrigin => origin(`2001:db8:1:2::${i}`, '2001:db8:1:2::/64');
     for (let i = 1; i <= 3; i++) pool.forward(request('www.example.test', i, v6(i), out), 2000);
@@ -215,7 +215,7 @@ describe('TcpBackendPool', () => {
   it('fails a query that no connection could carry within upstream_queue_timeout_ms as pool_full, not before', () => {
     const { connector } = fakeConnector();
     const counters = new Counters();
-    const pool = new TcpBackendPool(spec(true), settings(1, { queueTimeoutMs: 300 }), connector, counters);
+    const pool = new BackendConnections(spec(true), settings(1, { queueTimeoutMs: 300 }), connector, counters);
     const a: Outcome = { answers: [], failures: [] };
     const c: Outcome = { answers: [], failures: [] };
     pool.forward(request('www.example.test', 1, origin('192.0.2.1'), a), 2000);
@@ -227,7 +227,7 @@ describe('TcpBackendPool', () => {
     expect(counters.tcpUpstreamFailures.pool_full).toBe(1);
     expect(pool.queued).toBe(0);
     // with no wait allowed it fails at once
-    const now = new TcpBackendPool(spec(true), settings(1, { queueTimeoutMs: 0 }), connector, counters);
+    const now = new BackendConnections(spec(true), settings(1, { queueTimeoutMs: 0 }), connector, counters);
     now.forward(request('www.example.test', 1, origin('192.0.2.1'), a), 2000);
     expect(now.forward(request('www.example.test', 1, origin('192.0.2.3'), c), 2000)).toBeNull();
     expect(c.failures).toEqual(['pool_full', 'pool_full']);
@@ -235,7 +235,7 @@ describe('TcpBackendPool', () => {
 
   it('a cancelled query at the backend keeps its slot until its answer or deadline: the next is not written behind it', () => {
     const { connector, links } = fakeConnector();
-    const pool = new TcpBackendPool(spec(false), settings(1), connector, new Counters());
+    const pool = new BackendConnections(spec(false), settings(1), connector, new Counters());
     const gone: Outcome = { answers: [], failures: [] };
     const other: Outcome = { answers: [], failures: [] };
     const tickets = Array.from({ length: PIPELINE_DEPTH }, (_, i) => pool.forward(request('www.example.test', i, origin('192.0.2.1'), gone), 2000));
@@ -244,22 +244,22 @@ describe('TcpBackendPool', () => {
     pool.forward(request('other.example.test', 1, origin('192.0.2.2'), other), 2000);
     const link = links[0]!;
     expect(link.written).toHaveLength(PIPELINE_DEPTH);
-    expect(gone.settled ?? 0).toBe(0);
+    expect(gone.finished ?? 0).toBe(0);
     // one of them answered: its slot goes to the waiting query, the answer to nobody
     link.events.onReply(answer(link.written[0]!));
     expect(link.written).toHaveLength(PIPELINE_DEPTH + 1);
     expect(gone.answers).toHaveLength(0);
-    expect(gone.settled).toBe(1);
-    // the rest expire silently, each settled once
+    expect(gone.finished).toBe(1);
+    // the rest expire silently, each finished once
     vi.advanceTimersByTime(2000);
     expect(gone.failures).toEqual([]);
-    expect(gone.settled).toBe(PIPELINE_DEPTH);
+    expect(gone.finished).toBe(PIPELINE_DEPTH);
     expect(other.failures).toEqual(['timeout']);
   });
 
   it('a cancelled waiting query leaves the queue and is never reported', () => {
     const { connector, links } = fakeConnector();
-    const pool = new TcpBackendPool(spec(false), settings(1), connector, new Counters());
+    const pool = new BackendConnections(spec(false), settings(1), connector, new Counters());
     const out: Outcome = { answers: [], failures: [] };
     for (let i = 0; i < PIPELINE_DEPTH; i++) pool.forward(request('www.example.test', i, origin('192.0.2.1'), out), 2000);
     const waiting = pool.forward(request('www.example.test', 99, origin('192.0.2.2'), out), 2000);
@@ -275,7 +275,7 @@ describe('TcpBackendPool', () => {
   it('fails the queries of a connection that never came up, once each, and counts it', () => {
     const { connector, links } = fakeConnector();
     const counters = new Counters();
-    const pool = new TcpBackendPool(spec(false), settings(2), connector, counters);
+    const pool = new BackendConnections(spec(false), settings(2), connector, counters);
     const out: Outcome = { answers: [], failures: [] };
     for (let i = 0; i < 5; i++) pool.forward(request('www.example.test', i, origin('192.0.2.1'), out), 2000);
     links[0]!.events.onClose('connect_timeout');
@@ -288,7 +288,7 @@ describe('TcpBackendPool', () => {
 
   it('re-sends once the queries of an established connection the backend closed', () => {
     const { connector, links } = fakeConnector();
-    const pool = new TcpBackendPool(spec(false), settings(2), connector, new Counters());
+    const pool = new BackendConnections(spec(false), settings(2), connector, new Counters());
     const out: Outcome = { answers: [], failures: [] };
     for (let i = 0; i < 3; i++) pool.forward(request('www.example.test', i, origin('192.0.2.1'), out), 2000);
     links[0]!.events.onConnect();
@@ -302,7 +302,7 @@ describe('TcpBackendPool', () => {
 
   it('times a query out after its deadline and frees its ID; a cancelled query is never reported', () => {
     const { connector, links } = fakeConnector();
-    const pool = new TcpBackendPool(spec(false), settings(1), connector, new Counters());
+    const pool = new BackendConnections(spec(false), settings(1), connector, new Counters());
     const out: Outcome = { answers: [], failures: [] };
     pool.forward(request('www.example.test', 1, origin('192.0.2.1'), out), 500);
     const ticket = pool.forward(request('www.example.test', 2, origin('192.0.2.1'), out), 500);
@@ -322,7 +322,7 @@ describe('TcpBackendPool', () => {
   it('never writes a query behind PIPELINE_DEPTH others on a connection: the rest wait, and take turns by prefix as slots free', () => {
     const { connector, links } = fakeConnector();
     const counters = new Counters();
-    const pool = new TcpBackendPool(spec(false), settings(1), connector, counters);
+    const pool = new BackendConnections(spec(false), settings(1), connector, counters);
     const slow: Outcome = { answers: [], failures: [] };
     const fast: Outcome = { answers: [], failures: [] };
     // a slow client fills the only connection and has 20 more waiting; then another client asks
