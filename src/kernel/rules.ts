@@ -1,6 +1,7 @@
 // Rule fragments shared by the kernel sinks (which install them at start) and
 // the `ampguard firewall` generators (which print whole rulesets), so both
 // always describe the same DROP.
+import { ipv4Text } from '../net/ip.js';
 
 /** iptables match for "UDP to our port from a member of the set": Packet-path step 8. */
 export function ipsetDropRuleArgs(set: string, port: number): string[] {
@@ -41,7 +42,7 @@ export function nftEnforcementScript(opts: {
 
 function v4Mask(bits: number): string {
   const m = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  return `${m >>> 24}.${(m >>> 16) & 255}.${(m >>> 8) & 255}.${m & 255}`;
+  return ipv4Text(m);
 }
 
 function v6Mask(bits: number): string {

@@ -158,7 +158,7 @@ describe('import boundaries (docs/architecture.md)', () => {
     dns: below('net'),
     policy: below('config', 'dns', 'log', 'net'),
     metrics: below('config', 'dns', 'log', 'net', 'policy'),
-    kernel: below('config'),
+    kernel: below('config', 'net'),
     native: below('config', 'log', 'net'),
     backend: below('config', 'dns', 'log', 'metrics', 'native', 'net', 'policy'),
     pipeline: below('backend', 'config', 'dns', 'log', 'metrics', 'net', 'policy'),
