@@ -8,6 +8,19 @@ export function ipsetDropRuleArgs(set: string, port: number): string[] {
   return ['-p', 'udp', '--dport', String(port), '-m', 'set', '--match-set', set, 'src', '-j', 'DROP'];
 }
 
+/**
+ * `ipset create` arguments for one of the four sets: per-prefix (hash:ip, its
+ * members keyed by the budget prefix through netmask) or networks (hash:net,
+ * each network at its own length). The sink runs them; `ampguard firewall`
+ * prints them for `ipset restore`.
+ */
+export function ipsetCreateArgs(
+  name: string, family: 4 | 6, network: boolean, k: { readonly timeoutSec: number; readonly maxElements: number; readonly prefixV4: number; readonly prefixV6: number },
+): string[] {
+  const args = ['create', name, network ? 'hash:net' : 'hash:ip', 'family', family === 4 ? 'inet' : 'inet6', 'timeout', String(k.timeoutSec), 'maxelem', String(k.maxElements)];
+  return network ? args : [...args, 'netmask', String(family === 4 ? k.prefixV4 : k.prefixV6)];
+}
+
 export const NFT_TABLE = 'ampguard';
 
 /** The nftables table, sets and raw-priority chain, as `nft -f` input. */
