@@ -1,7 +1,6 @@
 // Composition of the data plane: listeners, paths, backends, health checks and
 // the policy tables, wired from a runtime config. Used as is by the
 // single-process frontend (main.ts) and by every cluster worker.
-import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { RuntimeConfig, PolicySettings } from './config/compile.js';
 import { Counters } from './metrics/counters.js';
@@ -28,7 +27,7 @@ import type { UdpIoErrorKey, UdpIoSide } from './metrics/counters.js';
 import { ConnectionLimits, TcpListener } from './listener/tcp.js';
 import type { DataplaneSources } from './metrics/registry.js';
 
-export const clock = (): number => performance.now();
+import { monotonicNow as clock } from './time/clock.js';
 
 /** Adds one native socket's error counters (its `stats()` slots) to the totals by reason. */
 function addSocketErrors(into: Record<UdpIoErrorKey, number>, side: UdpIoSide, stats: Float64Array): void {

@@ -12,7 +12,8 @@ import { closeHttp, logStarted, startControlPlane, type ControlOptions } from '.
 import { BudgetTable } from './policy/budgets.js';
 import { startEnforcer } from './enforce/start.js';
 import type { Enforcer } from './enforce/enforcer.js';
-import { clock, startDataplane } from './dataplane.js';
+import { startDataplane } from './dataplane.js';
+import { monotonicNow as clock } from './time/clock.js';
 import { DataPathHealth, dataPathSample } from './operator/health.js';
 import { debitAll, startFleet } from './fleet/start.js';
 
@@ -93,5 +94,4 @@ export function readResolvConf(): string {
   }
 }
 
-export { clock };
 export type { ControlOptions };

@@ -1,7 +1,7 @@
 // PROXY protocol v2 headers (haproxy's proxy-protocol.txt, section 2.2), so the
 // recursor's ACLs, logs and ECS see the real client (PowerDNS proxy-protocol-from).
 import { isIPv4 } from 'node:net';
-import { ipToBigInt } from '../net/cidr.js';
+import { ipv4ToUint32, parseIpv6 } from '../net/ip.js';
 
 const SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 const CMD_LOCAL = 0x20;
@@ -14,12 +14,24 @@ const DGRAM = 0x02;
 /** A LOCAL header (no addresses): what health checks send, as dnsdist does. */
 export const PROXY_V2_LOCAL = Buffer.concat([SIGNATURE, Buffer.from([CMD_LOCAL, 0x00, 0x00, 0x00])]);
 
+const groups = new Uint16Array(8);
+
+/**
+ * The address as `bytes` big-endian bytes, parsed in place (no BigInt, no
+ * allocation: this runs per forwarded query): an IPv4 address fills the last 4
+ * of them, an IPv6 one its last `bytes` / 2 groups, anything else zeros.
+ */
 function writeAddress(out: Buffer, offset: number, address: string, bytes: number): void {
-  const parsed = ipToBigInt(address);
-  let value = parsed ? parsed.value : 0n;
-  for (let i = bytes - 1; i >= 0; i--) {
-    out[offset + i] = Number(value & 0xffn);
-    value >>= 8n;
+  out.fill(0, offset, offset + bytes);
+  const v4 = ipv4ToUint32(address);
+  if (v4 >= 0) {
+    out.writeUInt32BE(v4, offset + bytes - 4);
+    return;
+  }
+  if (!address.includes(':') || !parseIpv6(address, groups)) return;
+  for (let i = 0, g = 8 - bytes / 2; g < 8; i += 2, g++) {
+    out[offset + i] = groups[g]! >>> 8;
+    out[offset + i + 1] = groups[g]! & 0xff;
   }
 }
 

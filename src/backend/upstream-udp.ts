@@ -5,10 +5,11 @@ import type { Logger } from 'pino';
 import type { BackendSpec } from '../config/compile.js';
 import type { UdpSender } from './pool.js';
 import type { UdpIoErrorKey } from '../metrics/counters.js';
+import { LogBudget } from '../log/rate-limited.js';
 
 export class UdpUpstream implements UdpSender {
   private readonly socket: dgram.Socket;
-  private lastErrorLog = 0;
+  private readonly errorLines = new LogBudget(1, 60_000);
 
   constructor(
     private readonly spec: BackendSpec,
@@ -26,11 +27,8 @@ export class UdpUpstream implements UdpSender {
     // dgram reads on after an error (an ICMP unreachable surfaces as ECONNREFUSED here)
     this.socket.on('error', (err: NodeJS.ErrnoException) => {
       this.errors[err.syscall === 'send' ? 'upstream:send_error' : 'upstream:socket_error']++;
-      const now = Date.now();
-      if (now - this.lastErrorLog > 60_000) {
-        this.lastErrorLog = now;
-        this.log.warn({ backend: spec.name, err: err.message }, 'backend socket error');
-      }
+      const suppressed = this.errorLines.take();
+      if (suppressed !== null) this.log.warn({ backend: spec.name, err: err.message, suppressed }, 'backend socket error');
     });
   }
 

@@ -7,6 +7,8 @@ import { isIP } from 'node:net';
 import { COMMANDS, commandUsage, globalUsage } from './usage.js';
 import { CliError } from './common.js';
 import { runCommand } from './run.js';
+import { join } from 'node:path';
+import { packageRoot } from '../config/package-root.js';
 import { checkConfigCommand } from './check-config.js';
 import { firewallCommand } from './firewall.js';
 import { blocksCommand } from './blocks.js';
@@ -14,9 +16,9 @@ import { genConfigCommand } from './gen-config.js';
 import { topCommand } from './top.js';
 import { replayCommand } from './replay.js';
 
-/** package.json's version: dist/src/cli/ is three levels below the package root */
+/** package.json's version */
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 

@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config/load.js';
+import { packageRoot } from '../config/package-root.js';
 
-/** The package root: dist/src/cli -> ../../.. (compiled), src/cli -> ../.. (vitest). */
-const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
+const ROOT = packageRoot();
 const RECURSOR_DIR = join(ROOT, 'deploy', 'pdns-recursor');
 const CLI = fileURLToPath(new URL('./index.js', import.meta.url));
 

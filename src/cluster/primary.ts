@@ -17,7 +17,7 @@ import { mergeTop } from '../operator/view.js';
 import { SnapshotSum } from '../metrics/snapshot.js';
 import type { TopTalker } from '../policy/budgets.js';
 import { startEnforcer } from '../enforce/start.js';
-import { clock } from '../dataplane.js';
+import { monotonicNow as clock } from '../time/clock.js';
 import { readResolvConf, type Frontend } from '../main.js';
 import { closeHttp, logStarted, startControlPlane, type ControlOptions } from '../operator/control-plane.js';
 import { startFleet, type Fleet } from '../fleet/start.js';

@@ -16,7 +16,8 @@ import { BlockTable } from '../policy/block-table.js';
 import { offenderBlockable } from '../policy/block-target.js';
 import { hookLatency } from '../metrics/registry.js';
 import { SNAPSHOT_MS, takeSnapshot } from '../metrics/snapshot.js';
-import { clock, startDataplane } from '../dataplane.js';
+import { startDataplane } from '../dataplane.js';
+import { monotonicNow as clock } from '../time/clock.js';
 import type { Offender } from '../policy/verdict.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 

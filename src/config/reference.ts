@@ -1,30 +1,18 @@
 // Generates config/ampguard.yaml (every key with its default and description)
 // and config/reference.md from the schema, so neither can drift from it; a meta
 // test regenerates both and compares.
-import { z } from 'zod';
 import { Document, isMap, isPair, isScalar, isSeq, type YAMLMap } from 'yaml';
 import { configSchema } from './schema.js';
+import { configJsonSchema, walkSchema, type SchemaNode } from './schema-walk.js';
 
-interface Node {
-  type?: string;
-  description?: string;
-  default?: unknown;
-  reloadable?: boolean;
-  minimum?: number;
-  maximum?: number;
-  enum?: unknown[];
-  properties?: Record<string, Node>;
-  items?: Node;
-}
+type Node = SchemaNode;
 
 /** What the shipped config sets beyond the defaults: the loopback recursor of deploy/pdns-recursor. */
 export const SHIPPED_OVERRIDES = {
   backends: [{ address: '127.0.0.1:5300', weight: 1, proxy_protocol: true }],
 } as const;
 
-function jsonSchema(): Node {
-  return z.toJSONSchema(configSchema, { io: 'input' }) as Node;
-}
+const jsonSchema = configJsonSchema;
 
 function describe(node: Node): string {
   const parts = [node.description ?? ''];
@@ -61,18 +49,11 @@ export function generateDefaultYaml(): string {
 
 export function generateReferenceMarkdown(): string {
   const rows: string[] = [];
-  const walk = (node: Node, prefix: string): void => {
-    for (const [key, child] of Object.entries(node.properties ?? {})) {
-      const path = prefix ? `${prefix}.${key}` : key;
-      const nested = child.properties ?? (child.items?.properties ? child.items.properties : undefined);
-      const shown = child.default === undefined ? '' : `\`${JSON.stringify(child.default)}\``;
-      if (!child.properties) {
-        rows.push(`| \`${path}\` | ${child.type ?? ''} | ${shown} | ${child.reloadable ? 'yes' : 'no'} | ${describe({ ...child, reloadable: false })} |`);
-      }
-      if (nested) walk({ properties: nested }, child.items?.properties ? `${path}[]` : path);
-    }
-  };
-  walk(jsonSchema(), '');
+  walkSchema((path, child) => {
+    if (child.properties) return;
+    const shown = child.default === undefined ? '' : `\`${JSON.stringify(child.default)}\``;
+    rows.push(`| \`${path}\` | ${child.type ?? ''} | ${shown} | ${child.reloadable ? 'yes' : 'no'} | ${describe({ ...child, reloadable: false })} |`);
+  });
   return [
     '# ampguard configuration reference',
     '',

@@ -1,24 +1,14 @@
 // Which differences between two configs SIGHUP can apply, from the schema's
 // `reloadable` marks; everything else needs a restart and is reported as such.
-import { z } from 'zod';
-import { configSchema, type Config } from './schema.js';
+import type { Config } from './schema.js';
+import { walkSchema } from './schema-walk.js';
 import { compilePolicy, type PolicySettings } from './compile.js';
-
-interface JsonSchemaNode {
-  reloadable?: boolean;
-  properties?: Record<string, JsonSchemaNode>;
-}
 
 function reloadablePaths(): Set<string> {
   const paths = new Set<string>();
-  const walk = (node: JsonSchemaNode, prefix: string): void => {
-    for (const [key, child] of Object.entries(node.properties ?? {})) {
-      const path = prefix ? `${prefix}.${key}` : key;
-      if (child.reloadable) paths.add(path);
-      walk(child, path);
-    }
-  };
-  walk(z.toJSONSchema(configSchema, { io: 'input' }) as JsonSchemaNode, '');
+  walkSchema((path, node) => {
+    if (node.reloadable) paths.add(path);
+  });
   return paths;
 }
 

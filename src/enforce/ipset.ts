@@ -8,7 +8,7 @@
 import { describeFailure, type Exec } from './exec.js';
 import { elementKey, entryRefusal, kernelElement, type AddResult, type BlockSink, type KernelEntry, type KernelLook, type MissingPart, type RejectedEntry, type SetLook, type SinkResult } from './sink.js';
 import type { KernelSettings } from '../kernel/settings.js';
-import { ipsetDropRuleArgs } from '../kernel/rules.js';
+import { ipsetCreateArgs, ipsetDropRuleArgs } from '../kernel/rules.js';
 
 /** The parameters of an existing set, from `ipset list -t`. */
 export interface IpsetHeader {
@@ -66,12 +66,7 @@ export class IpsetSink implements BlockSink {
   }
 
   private createArgs(name: string, spec: SetSpec): string[] {
-    const args = [
-      'create', name, spec.network ? 'hash:net' : 'hash:ip', 'family', spec.family === 4 ? 'inet' : 'inet6',
-      'timeout', String(this.k.timeoutSec), 'maxelem', String(this.k.maxElements),
-    ];
-    // a network set holds each network at its own length; the per-prefix sets key members by the budget prefix
-    return spec.network ? args : [...args, 'netmask', String(this.netmask(spec.family))];
+    return ipsetCreateArgs(name, spec.family, spec.network, this.k);
   }
 
   async start(): Promise<SinkResult> {

@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import type { BlockEntry, BlockTable } from '../policy/block-table.js';
 import { elementKey, prefixAddress, type AddResult, type BlockSink, type KernelEntry, type KernelLook, type MissingPart } from './sink.js';
+import { monotonicNow, type Clock } from '../time/clock.js';
 
 /** how often the kernel is looked at, at most */
 export const CHECK_INTERVAL_MS = 2000;
@@ -154,7 +155,7 @@ export class Reconciler {
   private running: Promise<CheckResult> | null = null;
   private closed = false;
 
-  constructor(private readonly host: ReconcileHost, private readonly timeNow: () => number = () => performance.now()) {}
+  constructor(private readonly host: ReconcileHost, private readonly timeNow: Clock = monotonicNow) {}
 
   start(): void {
     this.schedule(CHECK_INTERVAL_MS);

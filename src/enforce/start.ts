@@ -7,7 +7,7 @@ import { kernelSettings } from '../kernel/settings.js';
 import { chooseSink } from './choose.js';
 import { takeOverLeftovers } from './leftovers.js';
 import { Enforcer } from './enforcer.js';
-import { performance } from 'node:perf_hooks';
+import { monotonicNow } from '../time/clock.js';
 
 export async function startEnforcer(runtime: RuntimeConfig, settings: () => PolicySettings, log: Logger): Promise<{ enforcer: Enforcer; loaded: number }> {
   const config = runtime.source;
@@ -18,7 +18,7 @@ export async function startEnforcer(runtime: RuntimeConfig, settings: () => Poli
   // a restart with block.mode changed: the other mode's sets and rules go, their members come along
   const left = await takeOverLeftovers(sink, k, exec, enforceLog);
   for (const note of left.notes) enforceLog.warn({ mode: sink.mode }, note);
-  const enforcer = new Enforcer(sink, config.block.max_elements, settings, enforceLog, () => performance.now());
+  const enforcer = new Enforcer(sink, config.block.max_elements, settings, enforceLog, monotonicNow);
   enforcer.reconciler.repairs.leftover += left.removed;
   const loaded = await enforcer.loadKernelMembers();
   enforcer.startReconciling();

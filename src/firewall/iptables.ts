@@ -12,7 +12,7 @@
 // packet-too-big) stay allowed or PMTU discovery breaks; offenders' UDP is
 // dropped in raw PREROUTING, before conntrack and before our socket.
 import type { FirewallInput } from './input.js';
-import { ipsetDropRuleArgs } from '../kernel/rules.js';
+import { ipsetCreateArgs, ipsetDropRuleArgs } from '../kernel/rules.js';
 
 export const CHAIN_PRE = 'AMPGUARD-PREROUTING';
 export const CHAIN_OUT = 'AMPGUARD-OUTPUT';
@@ -98,8 +98,6 @@ export function iptablesRuleset(f: FirewallInput, family: 4 | 6): string {
 
 /** `ipset restore` input creating the four sets, as the ipset sink does. */
 export function ipsetCreateScript(f: FirewallInput): string {
-  const line = (set: string, family: 'inet' | 'inet6', netmask: number): string =>
-    `create ${set} hash:ip family ${family} timeout ${f.timeoutSec} maxelem ${f.maxElements} netmask ${netmask} -exist`;
-  const net = (set: string, family: 'inet' | 'inet6'): string => `create ${set} hash:net family ${family} timeout ${f.timeoutSec} maxelem ${f.maxElements} -exist`;
-  return [line(f.set, 'inet', f.prefixV4), line(f.set6, 'inet6', f.prefixV6), net(f.setNet, 'inet'), net(f.setNet6, 'inet6'), ''].join('\n');
+  const line = (set: string, family: 4 | 6, network: boolean): string => [...ipsetCreateArgs(set, family, network, f), '-exist'].join(' ');
+  return [line(f.set, 4, false), line(f.set6, 6, false), line(f.setNet, 4, true), line(f.setNet6, 6, true), ''].join('\n');
 }

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { open, Receiver, Sender } from './seal.js';
 import { parseEvidence, type Evidence } from './evidence.js';
 import { parseVerdict, verdictKey, type Verdict } from './verdict.js';
+import { LogBudget } from '../log/rate-limited.js';
 
 /** a node heard from within this long is a peer (ampguard_fleet_peers) */
 export const PEER_WINDOW_MS = 5000;
@@ -62,7 +63,7 @@ export class FleetLink {
   private closed = false;
   private flushing = false;
   private readonly timers: NodeJS.Timeout[] = [];
-  private lastRejectLog = -Infinity;
+  private readonly rejectLines = new LogBudget(1, 1000, () => this.o.clock());
 
   constructor(
     private readonly o: LinkOptions,
@@ -207,9 +208,7 @@ export class FleetLink {
 
   private reject(reason: string): void {
     this.messages.rejected++;
-    const now = this.o.clock();
-    if (now - this.lastRejectLog < 1000) return;
-    this.lastRejectLog = now;
+    if (this.rejectLines.take() === null) return;
     this.o.log.warn({ reason, rejected: this.messages.rejected }, 'fleet: message rejected');
   }
 

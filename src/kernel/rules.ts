@@ -1,10 +1,24 @@
 // Rule fragments shared by the kernel sinks (which install them at start) and
 // the `ampguard firewall` generators (which print whole rulesets), so both
 // always describe the same DROP.
+import { ipv4Text } from '../net/ip.js';
 
 /** iptables match for "UDP to our port from a member of the set": Packet-path step 8. */
 export function ipsetDropRuleArgs(set: string, port: number): string[] {
   return ['-p', 'udp', '--dport', String(port), '-m', 'set', '--match-set', set, 'src', '-j', 'DROP'];
+}
+
+/**
+ * `ipset create` arguments for one of the four sets: per-prefix (hash:ip, its
+ * members keyed by the budget prefix through netmask) or networks (hash:net,
+ * each network at its own length). The sink runs them; `ampguard firewall`
+ * prints them for `ipset restore`.
+ */
+export function ipsetCreateArgs(
+  name: string, family: 4 | 6, network: boolean, k: { readonly timeoutSec: number; readonly maxElements: number; readonly prefixV4: number; readonly prefixV6: number },
+): string[] {
+  const args = ['create', name, network ? 'hash:net' : 'hash:ip', 'family', family === 4 ? 'inet' : 'inet6', 'timeout', String(k.timeoutSec), 'maxelem', String(k.maxElements)];
+  return network ? args : [...args, 'netmask', String(family === 4 ? k.prefixV4 : k.prefixV6)];
 }
 
 export const NFT_TABLE = 'ampguard';
@@ -41,7 +55,7 @@ export function nftEnforcementScript(opts: {
 
 function v4Mask(bits: number): string {
   const m = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  return `${m >>> 24}.${(m >>> 16) & 255}.${(m >>> 8) & 255}.${m & 255}`;
+  return ipv4Text(m);
 }
 
 function v6Mask(bits: number): string {

@@ -15,6 +15,7 @@ import { unmapIpv4 } from './mapped.js';
 import type { TcpClient, TcpSession } from '../pipeline/tcp-session.js';
 import { TcpConnection } from './tcp-connection.js';
 import { bindError } from '../net/bind-error.js';
+import { LogBudget } from '../log/rate-limited.js';
 
 export type SessionFactory = (client: TcpClient) => TcpSession;
 /** the key a client's connections are counted under: its budget prefix (/32, /64 by default) */
@@ -54,7 +55,7 @@ export class ConnectionLimits {
 export class TcpListener {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
-  private lastErrorLog = -Infinity;
+  private readonly errorLines = new LogBudget(1, ERROR_LOG_INTERVAL_MS);
 
   constructor(
     readonly address: HostPort,
@@ -116,10 +117,9 @@ export class TcpListener {
   }
 
   private logError(err: unknown): void {
-    const now = Date.now();
-    if (now - this.lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
-    this.lastErrorLog = now;
-    this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'tcp connection closed on an unexpected error');
+    const suppressed = this.errorLines.take();
+    if (suppressed === null) return;
+    this.log.error({ err: err instanceof Error ? err.message : String(err), suppressed }, 'tcp connection closed on an unexpected error');
   }
 
   close(): Promise<void> {

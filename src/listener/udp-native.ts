@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import type { UdpPath, UdpReplyTarget } from '../pipeline/udp-path.js';
 import { META, STAT_SLOTS, type NativeBinding, type NativeUdpSocket } from '../native/index.js';
-import { formatIpv6 } from '../native/address.js';
+import { ipv6TextAt } from '../net/ip.js';
 import { Ipv4Names } from '../net/ipv4-names.js';
 import { copyOut } from '../net/bytes.js';
 import { bindError } from '../net/bind-error.js';
@@ -64,7 +64,7 @@ export class NativeUdpListener implements UdpReplyTarget {
       const family = meta[m + META.family]!;
       if (family !== 4 && family !== 6) continue; // no source address at all: nothing to answer or charge
       const port = meta[m + META.port]!;
-      const address = family === 4 ? this.v4Names.name(addrs, i * 16) : formatIpv6(addrs, i * 16);
+      const address = family === 4 ? this.v4Names.name(addrs, i * 16) : ipv6TextAt(addrs, i * 16);
       // an IPv4 client of a [::] socket: policy sees IPv4, the reply goes to the mapped address (as with dgram)
       const replyAddress = meta[m + META.mapped] === 1 ? `::ffff:${address}` : address;
       let msg: Buffer = EMPTY; // truncated (len -1): the path counts it and drops it as malformed

@@ -3,35 +3,27 @@
 // second; the rest are counted, and the count rides on the next line logged.
 // The exact numbers are always in the metrics.
 
+import { LogBudget } from './rate-limited.js';
+
 /** What this needs of a pino logger; tests pass a fake. */
 export interface InfoSink {
   info(obj: object, msg: string): void;
 }
 
 export class CappedLog {
-  private second = -1;
-  private used = 0;
-  private suppressed = 0;
+  private readonly budget: LogBudget;
 
   constructor(
     private readonly sink: InfoSink,
-    private readonly perSecond: number,
-    private readonly clock: () => number = Date.now,
-  ) {}
+    perSecond: number,
+    clock: () => number = Date.now,
+  ) {
+    this.budget = new LogBudget(perSecond, 1000, clock);
+  }
 
   info(obj: Record<string, unknown>, msg: string): void {
-    const second = Math.floor(this.clock() / 1000);
-    if (second !== this.second) {
-      this.second = second;
-      this.used = 0;
-    }
-    if (this.used >= this.perSecond) {
-      this.suppressed++;
-      return;
-    }
-    this.used++;
-    const suppressed = this.suppressed;
-    this.suppressed = 0;
+    const suppressed = this.budget.take();
+    if (suppressed === null) return;
     this.sink.info(suppressed > 0 ? { ...obj, suppressed } : obj, msg);
   }
 }

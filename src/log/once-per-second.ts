@@ -4,6 +4,8 @@
 // input repeated a million times costs a line a second, not a million lines,
 // and nothing is lost from the tally (the exact count is in the metrics).
 
+import { LogBudget } from './rate-limited.js';
+
 /** What this needs of a pino logger; tests pass a fake. */
 export interface ErrorSink {
   error(obj: object, msg: string): void;
@@ -12,29 +14,24 @@ export interface ErrorSink {
 export const LOG_INTERVAL_MS = 1000;
 
 export class OncePerSecond {
-  private lastLogged = -Infinity;
-  private suppressed = 0;
+  private readonly budget: LogBudget;
 
   constructor(
     private readonly sink: ErrorSink,
     private readonly msg: string,
-    private readonly clock: () => number = Date.now,
-  ) {}
+    clock: () => number = Date.now,
+  ) {
+    this.budget = new LogBudget(1, LOG_INTERVAL_MS, clock);
+  }
 
   /** errors counted but not logged since the last line */
   get pending(): number {
-    return this.suppressed;
+    return this.budget.pending;
   }
 
   report(unit: string, err: unknown): void {
-    const now = this.clock();
-    if (now - this.lastLogged < LOG_INTERVAL_MS) {
-      this.suppressed++;
-      return;
-    }
-    this.lastLogged = now;
-    const suppressed = this.suppressed;
-    this.suppressed = 0;
+    const suppressed = this.budget.take();
+    if (suppressed === null) return;
     const e = err instanceof Error ? err : new Error(String(err));
     this.sink.error({ unit, err: e.message, code: (e as { code?: unknown }).code, stack: e.stack, suppressed }, this.msg);
   }

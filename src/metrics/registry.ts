@@ -66,6 +66,23 @@ export const ENFORCEMENT_MODES = ['ipset', 'nftables', 'userspace', 'off'] as co
 
 
 /** A counter whose value is copied from a plain number at scrape time. */
+/** A counter with two labels, mirrored from a record keyed "a:b" (the counters' two-label form). */
+function pairCounter(registry: Registry, name: string, help: string, labelNames: [string, string], read: () => Readonly<Record<string, number>>): void {
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, n] of Object.entries(read())) {
+        const colon = key.indexOf(':');
+        this.inc({ [labelNames[0]]: key.slice(0, colon), [labelNames[1]]: key.slice(colon + 1) }, n);
+      }
+    },
+  });
+}
+
 function mirroredCounter<L extends string>(
   registry: Registry,
   name: string,
@@ -102,32 +119,8 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
   mirroredCounter(registry, 'ampguard_tcp_upstream_failures_total', 'TCP connections to backends that failed (connect_timeout, connect_error, reset) or queries that waited tcp.upstream_queue_timeout_ms for one in vain (pool_full)', 'reason', () => c.tcpUpstreamFailures);
   mirroredCounter(registry, 'ampguard_tcp_followups_total', 'TCP follow-ups of prefixes on rung 2 of the ladder: answered TCP queries repeating a question truncated to the same prefix (a spoofed victim never sends one)', null, () => c.tcpFollowUps);
   mirroredCounter(registry, 'ampguard_would_truncate_total', 'block.mode off: replies the ladder would have replaced by TC=1 (the full reply was sent)', null, () => c.wouldTruncate);
-  new Counter({
-    name: 'ampguard_udp_io_errors_total',
-    help: 'UDP socket errors recovered from, by side (listen: client-facing, upstream: to a backend) and reason (socket_error: an ICMP error, forged or real, cleared and read on; recv_error, send_error: a failing call; recv_truncated: a datagram longer than its slot; send_dropped: the send queue full)',
-    labelNames: ['side', 'reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [key, n] of Object.entries(c.udpIoErrors)) {
-        const [side, reason] = key.split(':') as [string, string];
-        this.inc({ side, reason }, n);
-      }
-    },
-  });
-  new Counter({
-    name: 'ampguard_escalations_total',
-    help: 'offenders handed to enforcement, by level (prefix, or the aggregate network around it) and reason (no_followup: no TCP came back after the TC answers; over_budget: the ladder is off)',
-    labelNames: ['level', 'reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [key, n] of Object.entries(c.escalations)) {
-        const [level, reason] = key.split(':') as [string, string];
-        this.inc({ level, reason }, n);
-      }
-    },
-  });
+  pairCounter(registry, 'ampguard_udp_io_errors_total', 'UDP socket errors recovered from, by side (listen: client-facing, upstream: to a backend) and reason (socket_error: an ICMP error, forged or real, cleared and read on; recv_error, send_error: a failing call; recv_truncated: a datagram longer than its slot; send_dropped: the send queue full)', ['side', 'reason'], () => c.udpIoErrors);
+  pairCounter(registry, 'ampguard_escalations_total', 'offenders handed to enforcement, by level (prefix, or the aggregate network around it) and reason (no_followup: no TCP came back after the TC answers; over_budget: the ladder is off)', ['level', 'reason'], () => c.escalations);
   new Gauge({
     name: 'ampguard_ladder_prefixes',
     help: 'keys on rung 2 of the ladder (over budget, large replies answered with TC=1), by level: prefix or aggregate',

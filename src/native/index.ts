@@ -4,8 +4,8 @@
 import cluster from 'node:cluster';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { packageRoot } from '../config/package-root.js';
 import type { Logger } from 'pino';
 
 export type UdpIoSetting = 'auto' | 'native' | 'dgram';
@@ -48,9 +48,6 @@ export const META = { len: 0, port: 1, family: 2, mapped: 3 } as const;
 export const STAT = { recvPackets: 0, recvBatches: 1, recvTruncated: 2, recvErrors: 3, sent: 4, sendCalls: 5, sendErrors: 6, sendDropped: 7, socketErrors: 8 } as const;
 export const STAT_SLOTS = 9;
 
-const here = dirname(fileURLToPath(import.meta.url));
-// from dist/src/native (compiled) or src/native (sources run directly) to src/native/build
-const CANDIDATES = [resolve(here, '../../../src/native/build/Release/ampguard_udp.node'), resolve(here, 'build/Release/ampguard_udp.node')];
 
 let loaded: { binding: NativeBinding | null; reason: string } | undefined;
 
@@ -58,7 +55,7 @@ let loaded: { binding: NativeBinding | null; reason: string } | undefined;
 export function loadNative(): { binding: NativeBinding | null; reason: string } {
   if (loaded) return loaded;
   const override = process.env.AMPGUARD_NATIVE_ADDON;
-  const path = override ? resolve(override) : CANDIDATES.find((p) => existsSync(p));
+  const path = override ? resolve(override) : [join(packageRoot(), 'src', 'native', 'build', 'Release', 'ampguard_udp.node')].find((p) => existsSync(p));
   if (process.platform !== 'linux') loaded = { binding: null, reason: `recvmmsg/sendmmsg need Linux (platform ${process.platform})` };
   else if (path === undefined) loaded = { binding: null, reason: 'addon not built (npm run build:native)' };
   else {

@@ -1,6 +1,7 @@
-// CIDR allowlists compiled at load into numeric matchers (CONTRIBUTING.md rule 13). Matching is
-// only done when a prefix is about to be blocked, never per packet.
-import { ipv4ToUint32, parseIpv6 } from './ip.js';
+// CIDR allowlists compiled at load into numeric matchers (CONTRIBUTING.md rule 13), and
+// into node's BlockList for the membership test of each large reply.
+import { BlockList } from 'node:net';
+import { ipv4ToUint32, ipv6Text, parseIpv6 } from './ip.js';
 
 export interface Cidr {
   readonly family: 4 | 6;
@@ -39,17 +40,33 @@ export function parseCidr(text: string): Cidr | null {
   return { family: ip.family, network, bits, v4Network: ip.family === 4 ? Number(network) : 0, v4Mask };
 }
 
-export function cidrContains(cidr: Cidr, ip: string): boolean {
-  if (cidr.family === 4) {
+/**
+ * Whether `ip` is in one of `cidrs`: what the allowlist asks per large reply.
+ * IPv4 with 32-bit masks; IPv6 with node's BlockList (built once per list: a
+ * reload compiles a new list), holding the IPv6 CIDRs only, since BlockList
+ * also matches IPv4-mapped IPv6 against IPv4 rules, which a CIDR of the other
+ * family never did here. Neither allocates or uses BigInt per call.
+ */
+export function anyCidrContains(cidrs: readonly Cidr[], ip: string): boolean {
+  if (!ip.includes(':')) {
     const v = ipv4ToUint32(ip);
-    return v >= 0 && ((v & cidr.v4Mask) >>> 0) === cidr.v4Network;
+    if (v < 0) return false;
+    for (const c of cidrs) if (c.family === 4 && ((v & c.v4Mask) >>> 0) === c.v4Network) return true;
+    return false;
   }
-  const parsed = ipToBigInt(ip);
-  if (!parsed || parsed.family !== cidr.family) return false;
-  return (parsed.value & maskBits(cidr.family, cidr.bits)) === cidr.network;
+  let v6 = v6Lists.get(cidrs);
+  if (v6 === undefined) {
+    v6 = new BlockList();
+    for (const c of cidrs) if (c.family === 6) v6.addSubnet(networkText6(c.network), c.bits, 'ipv6');
+    v6Lists.set(cidrs, v6);
+  }
+  return v6.check(ip, 'ipv6');
 }
 
-export function anyCidrContains(cidrs: readonly Cidr[], ip: string): boolean {
-  for (const c of cidrs) if (cidrContains(c, ip)) return true;
-  return false;
+const v6Lists = new WeakMap<readonly Cidr[], BlockList>();
+
+function networkText6(v: bigint): string {
+  const g = new Uint16Array(8);
+  for (let i = 7; i >= 0; i--, v >>= 16n) g[i] = Number(v & 0xffffn);
+  return ipv6Text(g);
 }

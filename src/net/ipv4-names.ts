@@ -8,6 +8,8 @@
 // small integer, tell the address within the slot; both sit beside the string in
 // one array, one memory read per lookup. A collision replaces the slot: bounded
 // (a few MiB at most), and never wrong, as the whole address is checked.
+import { ipv4TextAt } from './ip.js';
+
 export const IPV4_NAME_SLOT_BITS = 17;
 export const IPV4_NAME_SLOTS = 1 << IPV4_NAME_SLOT_BITS;
 const CHECK_MASK = (1 << (32 - IPV4_NAME_SLOT_BITS)) - 1;
@@ -26,7 +28,7 @@ export class Ipv4Names {
     const cache = this.cache;
     this.slot = slot;
     if (cache[2 * slot] === check) return cache[2 * slot + 1] as string;
-    const name = `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+    const name = ipv4TextAt(b, at);
     cache[2 * slot] = check;
     cache[2 * slot + 1] = name;
     return name;

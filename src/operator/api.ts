@@ -12,7 +12,7 @@
 import type http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { join, sep } from 'node:path';
 import type { Route } from '../metrics/http-listener.js';
 import type { OperatorView } from './view.js';
 import { BlockRefusedError } from '../enforce/enforcer.js';
@@ -21,6 +21,7 @@ import { hostAllowed, originAllowed, parseBlockTargetText, requestProven } from 
 import { Challenges } from './challenges.js';
 import { NONCE_RE, newNonce, serverProof, SCHEME } from './proof.js';
 import type { HostPort } from '../config/address.js';
+import { packageRoot } from '../config/package-root.js';
 
 const MAX_TOP = 100;
 const MAX_LISTED = 10_000;
@@ -44,8 +45,7 @@ function refused(res: http.ServerResponse, err: unknown): void {
 
 /** Static files of the dashboard, read once at start: src/dashboard and uPlot from node_modules. */
 function assets(): Record<string, { type: string; body: Buffer }> {
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  const dir = fileURLToPath(new URL(here.includes('/dist/') ? '../../../src/dashboard/' : '../dashboard/', import.meta.url));
+  const dir = join(packageRoot(), 'src', 'dashboard') + sep;
   const require = createRequire(import.meta.url);
   const file = (path: string, type: string): { type: string; body: Buffer } => ({ type, body: readFileSync(path) });
   return {

@@ -4,7 +4,7 @@
 // to block at all.
 import { isIP } from 'node:net';
 import type { HostPort } from '../config/address.js';
-import { parseIpv6 } from '../net/ip.js';
+import { readClientAddress } from '../net/ip.js';
 import { clientProof, parseAuthorization, proofEqual } from './proof.js';
 import type { Challenges } from './challenges.js';
 
@@ -64,19 +64,8 @@ export type BlockAddress = { ok: true; address: string; family: 4 | 6 } | { ok: 
  * stands for (blocking "::ffff:127.0.0.9" must block 127.0.0.9, not ::/64).
  */
 export function parseBlockAddress(text: string): BlockAddress {
-  if (text.length > 64) return { ok: false, error: 'not an IP address' };
-  if (text.includes('%')) return { ok: false, error: `zone ids are not addresses: "${text}"` };
-  const family = isIP(text);
-  if (family !== 4 && family !== 6) return { ok: false, error: `not an IP address: "${text}"` };
-  if (family === 4) return text === '0.0.0.0' ? unspecified(text) : { ok: true, address: text, family: 4 };
-  const g = new Uint16Array(8);
-  if (!parseIpv6(text, g)) return { ok: false, error: `not an IP address: "${text}"` };
-  if (g.every((x) => x === 0)) return unspecified(text);
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
-    const v4 = `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
-    return v4 === '0.0.0.0' ? unspecified(text) : { ok: true, address: v4, family: 4 };
-  }
-  return { ok: true, address: text, family: 6 };
+  const a = readClientAddress(text);
+  return 'error' in a ? { ok: false, error: a.error } : { ok: true, address: a.address, family: a.family };
 }
 
 /** An address, or a network "net/len" (what the ladder's aggregate budgets block, docs/defence.md), for `blocks del`. */
@@ -91,8 +80,4 @@ export function parseBlockTargetText(text: string): BlockTargetText {
   const bits = /^\d{1,3}$/.test(lenText) ? Number(lenText) : NaN;
   if (!(bits >= 1 && bits <= (address.family === 4 ? 32 : 128))) return { ok: false, error: `not a prefix length: "${text}"` };
   return { ...address, bits };
-}
-
-function unspecified(text: string): BlockAddress {
-  return { ok: false, error: `the unspecified address cannot be blocked: "${text}"` };
 }

@@ -7,6 +7,8 @@
 // (docs/enforcement.md). A min-heap of expiries reaps expired entries, so
 // count() is O(1) amortised instead of a walk of the table per scrape.
 
+import { monotonicNow, type Clock } from '../time/clock.js';
+
 /** Which kernel set an entry belongs in (kept by enforce/ once the kernel took it; workers never set it). */
 export interface KernelPlace {
   readonly family: 4 | 6;
@@ -38,7 +40,7 @@ export class BlockTable {
 
   constructor(
     readonly maxElements: number,
-    private readonly clock: () => number = () => performance.now(),
+    private readonly clock: Clock = monotonicNow,
   ) {}
 
   /** true while `prefix` is blocked at `now`; an expired entry is removed on sight */

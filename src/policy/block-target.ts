@@ -6,7 +6,7 @@
 // but in userspace only: the kernel cannot hold ::1's /64 (it is "::", which
 // ipset calls a null element) and a kernel block of the operator's own host
 // would outlive the process.
-import { ipv4ToUint32, parseIpv6 } from '../net/ip.js';
+import { ipv4Text, ipv4ToUint32, ipv6Text, parseIpv6, readClientAddress } from '../net/ip.js';
 import type { Cidr } from '../net/cidr.js';
 import { prefixKey } from './prefix.js';
 
@@ -35,19 +35,13 @@ type Normalised = { address: string; family: 4 | 6; v4: number } | { error: stri
 
 /** The address as the block table keys it, or why it can never be a client. */
 export function normaliseAddress(text: string): Normalised {
-  if (text.includes('%')) return { error: `"${text}": an address with a zone id cannot be blocked` };
-  let v4 = ipv4ToUint32(text);
-  if (v4 < 0) {
-    if (!text.includes(':') || !parseIpv6(text, groups)) return { error: `"${text}" is not an IP address` };
-    const mapped = groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff;
-    if (!mapped) {
-      if (groups.every((g) => g === 0)) return { error: `"${text}" is the unspecified address` };
-      if (groups[0]! >>> 8 === 0xff) return { error: `"${text}" is a multicast address` };
-      return { address: formatIpv6(groups), family: 6, v4: -1 };
-    }
-    v4 = groups[6]! * 65536 + groups[7]!;
+  const a = readClientAddress(text);
+  if ('error' in a) return a;
+  if (a.family === 6) {
+    if (a.groups[0]! >>> 8 === 0xff) return { error: `"${text}" is a multicast address` };
+    return { address: a.address, family: 6, v4: -1 };
   }
-  const address = `${v4 >>> 24}.${(v4 >>> 16) & 255}.${(v4 >>> 8) & 255}.${v4 & 255}`;
+  const { address, v4 } = a;
   if (v4 >>> 24 === 0) return { error: `"${address}" is in 0.0.0.0/8 ("this network"), never a client` };
   if (v4 >>> 28 === 0xe) return { error: `"${address}" is a multicast address` };
   if (v4 >>> 28 === 0xf) return { error: `"${address}" is reserved or broadcast, never a client` };
@@ -101,38 +95,13 @@ function toBigInt(address: string, family: 4 | 6): bigint | null {
 }
 
 function formatBig(v: bigint, family: 4 | 6): string {
-  if (family === 4) {
-    const n = Number(v);
-    return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-  }
+  if (family === 4) return ipv4Text(Number(v));
   const g = new Uint16Array(8);
   for (let i = 7; i >= 0; i--) {
     g[i] = Number(v & 0xffffn);
     v >>= 16n;
   }
-  return formatIpv6(g);
-}
-
-/** RFC 5952 text: lower case, the longest run of two or more zero groups as "::". */
-export function formatIpv6(g: Uint16Array): string {
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const part = (from: number, to: number): string => Array.from(g.subarray(from, to), (x) => x.toString(16)).join(':');
-  if (bestAt < 0) return part(0, 8);
-  return `${part(0, bestAt)}::${part(bestAt + bestLen, 8)}`;
+  return ipv6Text(g);
 }
 
 /**

@@ -1,7 +1,7 @@
 // The key a client's budget and block are kept under: its /prefix_v4 or
 // /prefix_v6 network, as "address/len" (the address itself for a full-length
 // prefix, the common case, which then costs no string work).
-import { ipv4ToUint32, parseIpv6 } from '../net/ip.js';
+import { ipv4Text, ipv4ToUint32, parseIpv6 } from '../net/ip.js';
 
 export function prefixKey(address: string, family: 4 | 6, prefixV4: number, prefixV6: number): string {
   if (family === 4) return prefixV4 === 32 ? address : ipv4Prefix(address, prefixV4);
@@ -12,7 +12,7 @@ function ipv4Prefix(address: string, bits: number): string {
   const value = ipv4ToUint32(address);
   if (value < 0) return `${address}/${bits}`;
   const masked = bits === 0 ? 0 : (value & (0xffffffff << (32 - bits))) >>> 0;
-  return `${masked >>> 24}.${(masked >>> 16) & 255}.${(masked >>> 8) & 255}.${masked & 255}/${bits}`;
+  return `${ipv4Text(masked)}/${bits}`;
 }
 
 const groups = new Uint16Array(8);

@@ -7,7 +7,7 @@
 // is reused for every frame and allocates nothing: the payload is a range of
 // the frame's buffer (a Buffer view costs more than the rest of the decode),
 // and fields are read byte by byte, which V8 inlines, unlike Buffer's readers.
-import { formatIpv6 } from '../policy/block-target.js';
+import { ipv6Text } from '../net/ip.js';
 import { Ipv4Names } from '../net/ipv4-names.js';
 import type { FragmentView } from './reassembly.js';
 
@@ -162,7 +162,7 @@ export class Decoded implements FragmentView {
     this.slot = -1;
     const g = this.groups;
     for (let i = 0; i < 8; i++) g[i] = (d[at + 2 * i]! << 8) | d[at + 2 * i + 1]!;
-    return formatIpv6(g);
+    return ipv6Text(g);
   }
 
   private ipv4(d: Buffer, at: number): SkipReason | null {

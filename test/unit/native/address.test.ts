@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { SocketAddress } from 'node:net';
-import { formatIpv4, formatIpv6 } from '../../../src/native/address.js';
+import { ipv4TextAt as formatIpv4, ipv6TextAt as formatIpv6 } from '../../../src/net/ip.js';
 
 const groups = (b: Uint8Array): string => Array.from({ length: 8 }, (_, i) => ((b[2 * i]! << 8) | b[2 * i + 1]!).toString(16)).join(':');
 const canonical = (b: Uint8Array): string => new SocketAddress({ address: groups(b), family: 'ipv6' }).address;
