@@ -7,7 +7,7 @@ import type { RuntimeConfig, PolicySettings } from './config/compile.js';
 import { Counters } from './metrics/counters.js';
 import { CappedLog } from './log/capped.js';
 import { FaultBarrier } from './pipeline/barrier.js';
-import { settledOffender } from './policy/large-response.js';
+import { ladderTick } from './policy/ladder-tick.js';
 import type { BudgetTable } from './policy/budgets.js';
 import type { BlockTable } from './policy/block-table.js';
 import type { PolicyEnv } from './policy/env.js';
@@ -77,13 +77,13 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
   const ladderLog = new CappedLog(log.child({ module: 'ladder' }), 20);
   parts.budgets.onRung = (key, rung, level) =>
     ladderLog.info({ prefix: key, level, rung }, rung === 2 ? 'over budget: large replies answered with TC until TCP follow-ups are judged' : 'back under budget');
-  // once a second, the keys on rung 2: back to rung 1 when refilled (so the gauge stays true), blocked
-  // when a judging window ended without TCP follow-ups even if their flood has stopped (docs/defence.md)
+  // once a second, the keys on rung 2: back to rung 1 after a quiet spell (so the gauge stays true), blocked
+  // when a judging window ended without TCP follow-ups even if their flood has stopped (docs/defence.md);
+  // the replay judges with the same function on the capture's clock
   const settleBarrier = new FaultBarrier(counters, log.child({ module: 'ladder' }));
   const settleTimer = setInterval(() => {
     try {
-      const now = clock();
-      for (const e of parts.budgets.settle(env.settings, now)) parts.onOffender(settledOffender(e, env), now);
+      ladderTick(env, clock(), parts.onOffender);
     } catch (err) {
       settleBarrier.fault('ladder_settle', err);
     }

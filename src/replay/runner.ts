@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.js';
 import { compilePolicy, type PolicySettings } from '../config/compile.js';
 import { Counters } from '../metrics/counters.js';
 import { BudgetTable, type BudgetLevel } from '../policy/budgets.js';
-import { settledOffender } from '../policy/large-response.js';
+import { ladderTick } from '../policy/ladder-tick.js';
 import { prefixKey } from '../policy/prefix.js';
 import type { PolicyEnv } from '../policy/env.js';
 import { Enforcer } from '../enforce/enforcer.js';
@@ -333,13 +333,13 @@ export class PolicyRunner {
   }
 
   /**
-   * What the live process does once a second (dataplane.ts): the settle of the
-   * budget table, whose escalations go to the enforcer. Also expires queries
+   * What the live process does once a second (dataplane.ts): the ladder's
+   * judging, the same function (policy/ladder-tick.ts), escalations to the enforcer. Also expires queries
    * unanswered for backend_timeout_ms, as the in-flight sweep does.
    */
   tick(now: number): void {
     this.now = now;
-    for (const e of this.budgets.settle(this.settings, now)) this.offender(settledOffender(e, this.env), now);
+    ladderTick(this.env, now, this.onOffender);
     this.reflection.tick(now);
     const cutoff = now - this.settings.backendTimeoutMs;
     for (const [key, q] of this.pending) {
