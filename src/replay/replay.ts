@@ -241,7 +241,8 @@ export function replay(files: string[], runners: readonly PolicyRunner[], opts: 
         reflection.add(reflector, client, d.wireLength, now);
         for (const r of runners) r.reflected(reflector, client, family, f, at, length, d.wireLength, now);
       }
-      for (const r of runners) r.udpReply(key, d.dstPort, id, d.wireLength, client, family, now);
+      const tc = (f[at + 2]! & 0x02) !== 0; // a TC stand-in is no small answer (collateral.ts)
+      for (const r of runners) r.udpReply(key, d.dstPort, id, d.wireLength, client, family, now, tc);
     } else {
       totals.skipped.not_dns++;
     }
