@@ -1,9 +1,9 @@
 // The collateral of a configuration (docs/replay.md): the real clients it
 // would have cost answers, next to what it left the attacker. A real client is
 // a prefix that did what a spoofer cannot: it sent DNS over TCP (a handshake
-// needs the address), or it got small answers (below
-// policy.large_response.min_bytes, TC stand-ins not counted), which no one
-// floods for. Every other prefix that got UDP replies is counted on the
+// needs the address), or most of its replies were small answers (below
+// policy.large_response.min_bytes; TC stand-ins and errors such as a loaded
+// resolver's SERVFAIL not counted), which no one floods for. Every other prefix that got UDP replies is counted on the
 // attacker's side: the bytes sent in its name and the bytes the policy would
 // have delivered to it. Pure: a walk of the runner's bounded prefix table.
 
@@ -16,7 +16,9 @@ export interface ClientStat {
   readonly bytesAfter: number;
   /** DNS messages it sent over TCP */
   readonly tcp: number;
-  /** captured UDP replies below the large-response size, TC stand-ins not counted */
+  /** captured UDP replies to its queries */
+  readonly replies: number;
+  /** of those, answers (no TC, NOERROR or NXDOMAIN) below the large-response size */
   readonly small: number;
   /** its queries that would have had no answer: dropped (blocked), or their reply dropped (tripped a block) */
   readonly lost: number;
@@ -33,7 +35,7 @@ export interface CollateralClient {
 }
 
 export interface Collateral {
-  /** prefixes that sent TCP or got small answers */
+  /** prefixes that sent TCP, or whose replies were mostly small answers */
   real_clients: number;
   /** of those, the ones that would have lost at least one answer */
   clients_hurt: number;
@@ -46,7 +48,8 @@ export interface Collateral {
 }
 
 export function isRealClient(p: ClientStat): boolean {
-  return p.tcp > 0 || p.small > 0;
+  // a share, not one answer: a flooded victim also gets the odd small answer (an NXDOMAIN, a short TXT)
+  return p.tcp > 0 || (p.small > 0 && 2 * p.small >= p.replies);
 }
 
 export function collateral(prefixes: ReadonlyMap<string, ClientStat>, topN = 20): Collateral {

@@ -34,7 +34,9 @@ export interface PrefixStat {
   tcp: number;
   /** highest rung it reached: 1, 2, or 3 (blocked) */
   rung: number;
-  /** captured UDP replies below policy.large_response.min_bytes, TC stand-ins not counted (collateral.ts) */
+  /** captured UDP replies paired with its queries */
+  replies: number;
+  /** of those, answers (NOERROR, NXDOMAIN; no TC) below policy.large_response.min_bytes (collateral.ts) */
   small: number;
   /** its queries that would have had no answer: dropped as blocked, or their reply dropped (in a dry run: would have been) */
   lost: number;
@@ -178,7 +180,7 @@ export class PolicyRunner {
     let p = this.prefixes.get(prefix);
     if (p === undefined) {
       if (this.prefixes.size >= this.maxTracked) this.trimPrefixes();
-      p = { queries: 0, bytesIn: 0, bytesBefore: 0, bytesAfter: 0, tcp: 0, rung: 1, small: 0, lost: 0 };
+      p = { queries: 0, bytesIn: 0, bytesBefore: 0, bytesAfter: 0, tcp: 0, rung: 1, replies: 0, small: 0, lost: 0 };
       this.prefixes.set(prefix, p);
     }
     return p;
@@ -278,9 +280,10 @@ export class PolicyRunner {
 
   /**
    * A UDP reply of `bytes` (its length on the wire) to the client of `key`, its
-   * `port` and DNS `id`; `tc`: the captured reply has TC set (a stand-in, not an answer).
+   * `port` and DNS `id`; `answer`: the captured reply answers the question (no TC
+   * stand-in, NOERROR or NXDOMAIN), for the small answers of collateral.ts.
    */
-  udpReply(key: number, port: number, id: number, bytes: number, address: string, family: 4 | 6, now: number, tc = false): void {
+  udpReply(key: number, port: number, id: number, bytes: number, address: string, family: 4 | 6, now: number, answer = true): void {
     this.now = now;
     const q = this.pending.get(key);
     if (q === undefined || q.ctx.clientAddress !== address || q.port !== port || q.ctx.parsed.id !== id) {
@@ -292,7 +295,8 @@ export class PolicyRunner {
     // the query's statistics, unless a trim has dropped them since (then they are ranked among the least)
     const p = q.stat;
     p.bytesBefore += bytes;
-    if (!tc && bytes < this.settings.largeMinBytes) p.small++;
+    p.replies++;
+    if (answer && bytes < this.settings.largeMinBytes) p.small++;
     this.pending.delete(key);
     this.judgeReply(q.ctx, p, bytes, now);
     // only once the stages are done with it: its copy may serve the next query

@@ -25,13 +25,14 @@ const NAT = '198.18.0.10';
 const STUB = '198.18.0.11';
 const VICTIM = '198.18.0.12';
 const HALF_TCP = '198.18.0.13';
-/** spoofed queries the capture shows answered with small TC stand-ins (the live ladder's): no small answers of a real client */
+/** spoofed queries the capture shows answered with small TC stand-ins (the live ladder's) and SERVFAILs: no small answers of a real client */
 const SPOOF_TC = '198.18.0.14';
 
-function replyTo(q: Buffer, size: number, tc = false): Buffer {
+function replyTo(q: Buffer, size: number, tc = false, rcode = 0): Buffer {
   const r = Buffer.alloc(Math.max(size, q.length));
   q.copy(r);
   r[2] = r[2]! | 0x80 | (tc ? 0x02 : 0);
+  r[3] = (r[3]! & 0xf0) | rcode;
   return r;
 }
 
@@ -41,12 +42,12 @@ interface Scenario {
 }
 
 /** one UDP exchange: the query at `ms`, a `size`-byte reply 2 ms later */
-function exchange(s: Scenario, client: string, ms: number, size: number, type = 'TXT', tc = false): Buffer {
+function exchange(s: Scenario, client: string, ms: number, size: number, type = 'TXT', tc = false, rcode = 0): Buffer {
   const id = (s.id = (s.id + 1) & 0xffff);
   const q = query('medium.example.test', type, id, { udpSize: 4096 });
   const port = 10_000 + (id % 50_000);
   s.recs.push({ ts: T0 + ms, data: ipv4(client, SERVER, 17, udp(port, 53, q)) });
-  s.recs.push({ ts: T0 + ms + 2, data: ipv4(SERVER, client, 17, udp(53, port, replyTo(q, size, tc))) });
+  s.recs.push({ ts: T0 + ms + 2, data: ipv4(SERVER, client, 17, udp(53, port, replyTo(q, size, tc, rcode))) });
   return q;
 }
 
@@ -71,6 +72,7 @@ function scenario(): string {
     exchange(s, HALF_TCP, ms + 30, 900);
     if (ms % 2000 === 0) exchange(s, STUB, ms + 40, 120, 'A');
     if (ms % 2000 === 1000) exchange(s, SPOOF_TC, ms + 40, 60, 'TXT', true);
+    if (ms % 2000 === 1500) exchange(s, SPOOF_TC, ms + 40, 60, 'TXT', false, 2); // SERVFAIL
   }
   tcpLookup(s, HALF_TCP, 5);
   s.recs.sort((a, b) => a.ts - b.ts);
@@ -125,7 +127,7 @@ describe('replay policy', () => {
   it('counts the collateral: the real clients (TCP or small answers) that would have lost answers, and what the attacker got', () => {
     const r = runReplay({ block: { mode: 'ipset' } }, [capture]).reports[0]!;
     const c = r.collateral;
-    // NAT and HALF_TCP sent TCP, STUB got small answers; SPOOF_TC only TC stand-ins, VICTIM only large answers
+    // NAT and HALF_TCP sent TCP, STUB got small answers; SPOOF_TC only TC stand-ins and SERVFAILs, VICTIM only large answers
     expect(c.real_clients).toBe(3);
     expect(c.hurt.map((h) => h.prefix)).toEqual([HALF_TCP]);
     const half = r.top.find((p) => p.prefix === HALF_TCP)!;
