@@ -12,6 +12,7 @@ import type { BudgetTable } from './policy/budgets.js';
 import type { BlockTable } from './policy/block-table.js';
 import type { PolicyEnv } from './policy/env.js';
 import { prefixKey } from './policy/prefix.js';
+import { RealClients } from './policy/real-clients.js';
 import { BackendPool } from './backend/pool.js';
 import { UdpUpstream } from './backend/upstream-udp.js';
 import { NativeUdpUpstream } from './backend/upstream-udp-native.js';
@@ -57,7 +58,9 @@ export interface Dataplane {
 export async function startDataplane(runtime: RuntimeConfig, parts: DataplaneParts, log: Logger): Promise<Dataplane> {
   const config = runtime.source;
   const counters = new Counters();
-  const env: PolicyEnv = { settings: runtime.policy, budgets: parts.budgets, blocks: parts.blocks, counters };
+  // the clients that show they are real (TCP, small answers), for the collateral figure (docs/defence.md)
+  const realClients = new RealClients();
+  const env: PolicyEnv = { settings: runtime.policy, budgets: parts.budgets, blocks: parts.blocks, counters, realClients };
 
   const pool = new BackendPool<PendingUdp>(runtime.backends, config.max_in_flight);
   const udpPath = new UdpPath(env, pool, parts.onOffender, clock, log.child({ module: 'udp' }));
@@ -143,6 +146,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
       backends: pool.backends,
       trackedPrefixes: () => parts.budgets.size,
       ladderPrefixes: () => ({ prefix: parts.budgets.truncatingCount('prefix'), aggregate: parts.budgets.truncatingCount('aggregate') }),
+      collateralClients: () => realClients.collateral(env, clock()),
       maxTracked: parts.budgets.maxTracked,
       tcpConnections: () => limits.open,
       tcpUpstreamQueued: () => tcpForwarder.queued,

@@ -85,6 +85,9 @@
         rate(last.tcpFollowUps, s.tcpFollowUps, dt),
         rate(sum(last.escalations), sum(s.escalations), dt),
       ]);
+      // the collateral: clients that showed they are real (TCP, small answers) and are on TC or blocked now
+      const co = s.collateralClients ?? {};
+      panel('ladder').querySelector('.note').textContent = `collateral: real clients blocked ${fmt(co.blocked ?? 0)}, on TC ${fmt(co.tc ?? 0)}`;
       charts.large.push(t, [rate(last.largeResponses, s.largeResponses, dt)]);
       const qIn = (s.queryBytes.udp ?? 0) - (last.queryBytes.udp ?? 0);
       const rOut = (s.responseBytes.udp ?? 0) - (last.responseBytes.udp ?? 0);

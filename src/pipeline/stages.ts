@@ -48,6 +48,7 @@ export function opcodeAnswer(ctx: QueryContext): Buffer | null {
  */
 export function tcpAnswered(ctx: QueryContext, env: PolicyEnv, now: number): void {
   tcpFollowUp(ctx, env, now);
+  env.realClients?.tcpAnswered(ctx, env);
 }
 
 /** judgeUdpQuery(): the query goes on to a backend */

@@ -171,6 +171,7 @@ export class UdpPath {
     backend.observeLatency((now - pending.sentAt) / 1000);
     writeId(reply, ctx.parsed.id);
     const outcome = judgeUdpReply(ctx, reply.length, this.env, now, this.onOffender);
+    if (outcome === AS_IS) this.env.realClients?.udpReply(ctx, reply, this.env);
     if (outcome !== null) this.send(target, outcome === AS_IS ? reply : outcome, port, replyAddress);
   }
 
