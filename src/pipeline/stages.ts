@@ -51,18 +51,19 @@ export function tcpAnswered(ctx: QueryContext, env: PolicyEnv, now: number): voi
   env.realClients?.tcpAnswered(ctx, env);
 }
 
-/** judgeUdpQuery(): the query goes on to a backend */
+/** judgeQuery(): the query goes on to a backend */
 export const TO_BACKEND = 'to_backend';
 /** judgeUdpReply(): the backend's reply goes to the client as it is */
 export const AS_IS = 'as_is';
 
 /**
- * What a UDP query comes to after steps 2-3 and the opcode gate, counted in
- * env.counters: null when it is dropped, the wire of a local answer (TC or
- * NOTIMP) to send back, or TO_BACKEND. The live UDP path and the replay share
- * it, so both count and decide alike (docs/replay.md).
+ * What a query, over UDP or TCP, comes to after steps 2-3 and the opcode gate,
+ * counted in env.counters: null when it is dropped, the wire of a local answer
+ * (TC or NOTIMP) to send back, or TO_BACKEND. The live UDP path, the TCP
+ * session and the replay share it, so all three count and decide alike
+ * (docs/replay.md).
  */
-export function judgeUdpQuery(ctx: QueryContext, env: PolicyEnv, now: number): Buffer | typeof TO_BACKEND | null {
+export function judgeQuery(ctx: QueryContext, env: PolicyEnv, now: number): Buffer | typeof TO_BACKEND | null {
   const c = env.counters;
   const verdict = runQueryStages(ctx, env, now);
   if (verdict.kind === 'drop') {

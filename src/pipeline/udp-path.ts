@@ -13,7 +13,7 @@ import type { Backend, BackendPool } from '../backend/pool.js';
 import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
 import type { QueryContext } from '../policy/context.js';
-import { AS_IS, TO_BACKEND, judgeUdpQuery, judgeUdpReply } from './stages.js';
+import { AS_IS, TO_BACKEND, judgeQuery, judgeUdpReply } from './stages.js';
 import type { Offender } from '../policy/verdict.js';
 import { FaultBarrier } from './barrier.js';
 import type { ErrorSink } from '../log/once-per-second.js';
@@ -125,7 +125,7 @@ export class UdpPath {
     }
     const ctx: QueryContext = { query: msg, parsed, clientAddress: address, family, proto: 'udp' };
     const now = this.now();
-    const outcome = judgeUdpQuery(ctx, this.env, now);
+    const outcome = judgeQuery(ctx, this.env, now);
     if (outcome === null) return;
     if (outcome !== TO_BACKEND) {
       this.send(target, outcome, port, replyAddress);

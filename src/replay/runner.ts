@@ -2,7 +2,7 @@
 // (pipeline/stages.ts, the BudgetTable and its once-a-second settle, the
 // Enforcer with a sink that keeps nothing outside the process) driven by the
 // capture's clock instead of sockets and timers. Each query and reply is
-// decided by the functions pipeline/udp-path.ts uses (judgeUdpQuery,
+// decided by the functions pipeline/udp-path.ts uses (judgeQuery,
 // judgeUdpReply), and what the report needs is kept in tables bounded like the
 // policy's own (docs/replay.md).
 import { pino } from 'pino';
@@ -16,7 +16,7 @@ import type { PolicyEnv } from '../policy/env.js';
 import { Enforcer } from '../enforce/enforcer.js';
 import { processOnlySink } from '../enforce/sink.js';
 import { blockedClient } from '../policy/blocked-client.js';
-import { AS_IS, TO_BACKEND, judgeUdpQuery, judgeUdpReply, opcodeAnswer, runQueryStages, tcpAnswered } from '../pipeline/stages.js';
+import { AS_IS, TO_BACKEND, judgeQuery, judgeUdpReply, opcodeAnswer, runQueryStages, tcpAnswered } from '../pipeline/stages.js';
 import type { QueryContext } from '../policy/context.js';
 import type { Offender } from '../policy/verdict.js';
 import { IPV4_NAME_SLOTS } from '../net/ipv4-names.js';
@@ -237,7 +237,7 @@ export class PolicyRunner {
       c.dropped.bad_source++;
       return false;
     }
-    const outcome = judgeUdpQuery(ctx, this.env, now);
+    const outcome = judgeQuery(ctx, this.env, now);
     if (outcome === null) {
       p.lost++; // the query stages drop only a blocked client's query
       return false;
