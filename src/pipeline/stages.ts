@@ -7,13 +7,18 @@ import { sizeToTcp } from '../policy/size-to-tcp.js';
 import { largeResponseBudget, tcpFollowUp } from '../policy/large-response.js';
 import type { PolicyEnv } from '../policy/env.js';
 import type { QueryContext } from '../policy/context.js';
-import { FORWARD, type Offender, type Verdict } from '../policy/verdict.js';
+import { FORWARD, type LocalAnswerReason, type Offender, type TruncateReason, type Verdict } from '../policy/verdict.js';
+import type { Counters } from '../metrics/counters.js';
 import { OPCODE_QUERY, readOpcode } from '../dns/header.js';
 import { buildNotimp } from '../dns/local-answer.js';
 
-/** Packet-path steps 2-3. `forward` means: on to a backend (step 4). */
+/**
+ * Packet-path steps 2-3, in the order a query takes them: the block check, the
+ * opcode gate (a blocked client gets nothing, not even NOTIMP), any-to-tcp.
+ * `forward` means: on to a backend (step 4).
+ */
 export function runQueryStages(ctx: QueryContext, env: PolicyEnv, now: number): Verdict {
-  return blockedClient(ctx, env, now) ?? anyToTcp(ctx, env.settings) ?? FORWARD;
+  return blockedClient(ctx, env, now) ?? opcodeGate(ctx) ?? anyToTcp(ctx, env.settings) ?? FORWARD;
 }
 
 /**
@@ -38,6 +43,12 @@ export function runResponseStages(ctx: QueryContext, replyBytes: number, env: Po
  */
 export function opcodeAnswer(ctx: QueryContext): Buffer | null {
   return readOpcode(ctx.parsed.flags) === OPCODE_QUERY ? null : buildNotimp(ctx.query, ctx.parsed);
+}
+
+/** opcodeAnswer() as a stage: a local `answer` with reason notimp. */
+function opcodeGate(ctx: QueryContext): Verdict | null {
+  const notimp = opcodeAnswer(ctx);
+  return notimp === null ? null : { kind: 'answer', wire: notimp, reason: 'notimp' };
 }
 
 /**
@@ -70,13 +81,8 @@ export function judgeQuery(ctx: QueryContext, env: PolicyEnv, now: number): Buff
     c.dropped[verdict.reason]++;
     return null;
   }
-  const notimp = opcodeAnswer(ctx);
-  if (notimp !== null) {
-    c.localAnswers.notimp++;
-    return notimp;
-  }
   if (verdict.kind === 'answer') {
-    c.truncated[verdict.reason]++;
+    countAnswer(c, verdict.reason);
     return verdict.wire;
   }
   return TO_BACKEND;
@@ -101,8 +107,14 @@ export function judgeUdpReply(
     return AS_IS;
   }
   if (verdict.kind === 'answer') {
-    c.truncated[verdict.reason]++;
+    countAnswer(c, verdict.reason);
     return verdict.wire;
   }
   return AS_IS;
+}
+
+/** A local answer, counted by its reason: TC=1 by why it was truncated, or NOTIMP. */
+function countAnswer(c: Counters, reason: TruncateReason | LocalAnswerReason): void {
+  if (reason === 'notimp') c.localAnswers.notimp++;
+  else c.truncated[reason]++;
 }

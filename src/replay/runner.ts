@@ -16,7 +16,7 @@ import type { PolicyEnv } from '../policy/env.js';
 import { Enforcer } from '../enforce/enforcer.js';
 import { processOnlySink } from '../enforce/sink.js';
 import { blockedClient } from '../policy/blocked-client.js';
-import { AS_IS, TO_BACKEND, judgeQuery, judgeUdpReply, opcodeAnswer, runQueryStages, tcpAnswered } from '../pipeline/stages.js';
+import { AS_IS, TO_BACKEND, judgeQuery, judgeUdpReply, runQueryStages, tcpAnswered } from '../pipeline/stages.js';
 import type { QueryContext } from '../policy/context.js';
 import type { Offender } from '../policy/verdict.js';
 import { IPV4_NAME_SLOTS } from '../net/ipv4-names.js';
@@ -320,7 +320,7 @@ export class PolicyRunner {
     c.queryBytes.tcp += ctx.query.length;
     this.countTcp(ctx.clientAddress, ctx.family);
     // a query the live path would forward counts as answered by the backend: the capture holds its answer
-    if (runQueryStages(ctx, this.env, now).kind === 'forward' && opcodeAnswer(ctx) === null) tcpAnswered(ctx, this.env, now);
+    if (runQueryStages(ctx, this.env, now).kind === 'forward') tcpAnswered(ctx, this.env, now);
   }
 
   /** Any TCP segment from a client to the DNS port (a SYN too): it can complete a handshake. */
