@@ -6,11 +6,12 @@ import type { RuntimeConfig, PolicySettings } from './config/compile.js';
 import { Counters } from './metrics/counters.js';
 import { CappedLog } from './log/capped.js';
 import { FaultBarrier } from './pipeline/barrier.js';
-import { escalatedOffender } from './policy/large-response.js';
+import { ladderTick } from './policy/ladder-tick.js';
 import type { BudgetTable } from './policy/budgets.js';
 import type { BlockTable } from './policy/block-table.js';
 import type { PolicyEnv } from './policy/env.js';
 import { prefixKey } from './policy/prefix.js';
+import { RealClients } from './policy/real-clients.js';
 import { BackendPool } from './backend/pool.js';
 import { UdpUpstream } from './backend/upstream-udp.js';
 import { NativeUdpUpstream } from './backend/upstream-udp-native.js';
@@ -56,7 +57,9 @@ export interface Dataplane {
 export async function startDataplane(runtime: RuntimeConfig, parts: DataplaneParts, log: Logger): Promise<Dataplane> {
   const config = runtime.source;
   const counters = new Counters();
-  const env: PolicyEnv<Counters> = { settings: runtime.policy, budgets: parts.budgets, blocks: parts.blocks, counters };
+  // the clients that show they are real (TCP, small answers), for the collateral figure (docs/defence.md)
+  const realClients = new RealClients();
+  const env: PolicyEnv<Counters> = { settings: runtime.policy, budgets: parts.budgets, blocks: parts.blocks, counters, realClients };
 
   const pool = new BackendPool<PendingUdp>(runtime.backends, config.max_in_flight);
   const udpPath = new UdpPath(env, pool, parts.onOffender, clock, log.child({ module: 'udp' }));
@@ -76,13 +79,13 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
   const ladderLog = new CappedLog(log.child({ module: 'ladder' }), 20);
   parts.budgets.onRung = (key, rung, level) =>
     ladderLog.info({ prefix: key, level, rung }, rung === 2 ? 'over budget: large replies answered with TC until TCP follow-ups are judged' : 'back under budget');
-  // once a second, the keys on rung 2: back to rung 1 when refilled (so the gauge stays true), blocked
-  // when a judging window ended without TCP follow-ups even if their flood has stopped (docs/defence.md)
+  // once a second, the keys on rung 2: back to rung 1 after a quiet spell (so the gauge stays true), blocked
+  // when a judging window ended without TCP follow-ups even if their flood has stopped (docs/defence.md);
+  // the replay judges with the same function on the capture's clock
   const judgingBarrier = new FaultBarrier(counters, log.child({ module: 'ladder' }));
   const judgingTimer = setInterval(() => {
     try {
-      const now = clock();
-      for (const e of parts.budgets.judgeTruncating(env.settings, now)) parts.onOffender(escalatedOffender(e, env), now);
+      ladderTick(env, clock(), parts.onOffender);
     } catch (err) {
       judgingBarrier.fault('ladder_judging', err);
     }
@@ -142,6 +145,7 @@ export async function startDataplane(runtime: RuntimeConfig, parts: DataplanePar
       backends: pool.backends,
       trackedPrefixes: () => parts.budgets.size,
       ladderPrefixes: () => ({ prefix: parts.budgets.truncatingCount('prefix'), aggregate: parts.budgets.truncatingCount('aggregate') }),
+      collateralClients: () => realClients.collateral(env, clock()),
       maxTracked: parts.budgets.maxTracked,
       tcpConnections: () => limits.open,
       tcpUpstreamQueued: () => tcpForwarder.queued,

@@ -85,6 +85,9 @@
         rate(last.tcp_followups, s.tcp_followups, dt),
         rate(sum(last.escalations), sum(s.escalations), dt),
       ]);
+      // the collateral: clients that showed they are real (TCP, small answers) and are on TC or blocked now
+      const co = s.collateral_clients ?? {};
+      panel('ladder').querySelector('.note').textContent = `collateral: real clients blocked ${fmt(co.blocked ?? 0)}, on TC ${fmt(co.tc ?? 0)}`;
       charts.large.push(t, [rate(last.large_responses, s.large_responses, dt)]);
       const qIn = (s.query_bytes.udp ?? 0) - (last.query_bytes.udp ?? 0);
       const rOut = (s.response_bytes.udp ?? 0) - (last.response_bytes.udp ?? 0);

@@ -55,6 +55,10 @@ export class Enforcer {
   readonly blocks: BlockTable;
   /** mode off: what would have been blocked, so each prefix is logged once per timeout */
   private readonly wouldBlock: BlockTable;
+  /** block.mode off: what would have been blocked (the replay counts the queries it would have cost) */
+  get wouldBlocked(): BlockTable {
+    return this.wouldBlock;
+  }
   readonly stats: EnforcerStats = {
     blocksByMode: { ipset: 0, nftables: 0, userspace: 0, off: 0 },
     kernelErrors: 0,

@@ -19,6 +19,8 @@ export interface DataplaneSources {
   tcpUpstreamQueued?(): number;
   /** prefixes (and aggregate networks) on rung 2 of the ladder now */
   ladderPrefixes?(): Readonly<Record<'prefix' | 'aggregate', number>>;
+  /** real clients (TCP, small answers) whose prefix or network is on rung 2 or blocked now (policy/real-clients.ts) */
+  collateralClients?(): Readonly<Record<'blocked' | 'tc', number>>;
   /** UDP socket I/O of this process (docs/performance.md); the cluster primary gives its workers' counts */
   readonly udpIoMode?: 'native' | 'dgram';
   udpIoProcesses?(): Readonly<Record<'native' | 'dgram', number>>;
@@ -130,6 +132,19 @@ export function registerDataplaneMetrics(registry: Registry, src: DataplaneSourc
       const n = src.ladderPrefixes?.() ?? { prefix: 0, aggregate: 0 };
       this.set({ level: 'prefix' }, n.prefix);
       this.set({ level: 'aggregate' }, n.aggregate);
+    },
+  });
+  new Gauge({
+    name: 'ampguard_collateral_clients',
+    help: 'real clients (a TCP query answered, or small UDP answers) whose prefix or network is blocked, or on rung 2 (tc), now',
+    labelNames: ['state'],
+    registers: [registry],
+    // each worker sees its own clients (the kernel spreads them by address): the sum is the figure
+    aggregator: 'sum',
+    collect() {
+      const n = src.collateralClients?.() ?? { blocked: 0, tc: 0 };
+      this.set({ state: 'blocked' }, n.blocked);
+      this.set({ state: 'tc' }, n.tc);
     },
   });
   new Gauge({

@@ -18,6 +18,8 @@ export interface DataplaneSnapshot {
   readonly trackedPrefixes: number;
   readonly maxTracked: number;
   readonly ladder?: Readonly<Record<'prefix' | 'aggregate', number>>;
+  /** real clients on TC or blocked now (registry.ts collateralClients) */
+  readonly collateral?: Readonly<Record<'blocked' | 'tc', number>>;
   readonly udpIoMode?: 'native' | 'dgram';
   readonly backends: readonly {
     readonly name: string;
@@ -36,6 +38,7 @@ export function takeSnapshot(src: DataplaneSources, latency: ReadonlyMap<string,
     trackedPrefixes: src.trackedPrefixes(),
     maxTracked: src.maxTracked,
     ...(src.ladderPrefixes ? { ladder: src.ladderPrefixes() } : {}),
+    ...(src.collateralClients ? { collateral: src.collateralClients() } : {}),
     ...(src.udpIoMode ? { udpIoMode: src.udpIoMode } : {}),
     backends: src.backends.map((b) => {
       const h = latency.get(b.name);
@@ -137,6 +140,10 @@ export class SnapshotSum {
         dgram: snapshots().filter((s) => s.udpIoMode === 'dgram').length,
       }),
       ladderPrefixes: () => ({ prefix: max((s) => s.ladder?.prefix ?? 0), aggregate: max((s) => s.ladder?.aggregate ?? 0) }),
+      collateralClients: () => ({
+        blocked: snapshots().reduce((n, s) => n + (s.collateral?.blocked ?? 0), 0),
+        tc: snapshots().reduce((n, s) => n + (s.collateral?.tc ?? 0), 0),
+      }),
       latency() {
         const out = new Map<string, BucketCounts>();
         for (const [name, h] of self.retiredLatency) self.addLatency(out, { name, up: false, buckets: [...h.counts], sum: h.sum, count: h.count });

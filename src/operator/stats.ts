@@ -30,6 +30,8 @@ export interface Stats {
   /** the ladder (docs/defence.md): keys on rung 2 by level, TCP follow-ups, escalations by level */
   readonly ladder_prefixes: Record<string, number>;
   readonly tcp_followups: number;
+  /** real clients (a TCP query answered, or small answers) whose prefix or network is on rung 2 or blocked now */
+  readonly collateral_clients: Record<string, number>;
   readonly would_truncate: number;
   readonly escalations: Record<string, number>;
   /** UDP socket I/O (docs/performance.md): native | dgram, or mixed when workers differ */
@@ -83,6 +85,7 @@ export function statsFromMetrics(metrics: readonly MetricJson[], time: number): 
     backends,
     ladder_prefixes: byLabel(metrics, 'ampguard_ladder_prefixes', 'level'),
     tcp_followups: single(metrics, 'ampguard_tcp_followups_total'),
+    collateral_clients: byLabel(metrics, 'ampguard_collateral_clients', 'state'),
     would_truncate: single(metrics, 'ampguard_would_truncate_total'),
     escalations: byLabel(metrics, 'ampguard_escalations_total', 'level'),
     udp_io_mode: udpIoMode(byLabel(metrics, 'ampguard_udp_io_mode', 'mode')),

@@ -6,15 +6,19 @@ import { anyToTcp } from '../policy/any-to-tcp.js';
 import { sizeToTcp } from '../policy/size-to-tcp.js';
 import { largeResponseBudget, tcpFollowUp } from '../policy/large-response.js';
 import type { PolicyEnv } from '../policy/env.js';
-import type { Counters } from '../metrics/counters.js';
 import type { QueryContext } from '../policy/context.js';
-import { FORWARD, type Offender, type Verdict } from '../policy/verdict.js';
+import { FORWARD, type LocalAnswerReason, type Offender, type TruncateReason, type Verdict } from '../policy/verdict.js';
+import type { Counters } from '../metrics/counters.js';
 import { OPCODE_QUERY, readOpcode } from '../dns/header.js';
 import { buildNotimp } from '../dns/local-answer.js';
 
-/** Packet-path steps 2-3. `forward` means: on to a backend (step 4). */
+/**
+ * Packet-path steps 2-3, in the order a query takes them: the block check, the
+ * opcode gate (a blocked client gets nothing, not even NOTIMP), any-to-tcp.
+ * `forward` means: on to a backend (step 4).
+ */
 export function runQueryStages(ctx: QueryContext, env: PolicyEnv<Counters>, now: number): Verdict {
-  return blockedClient(ctx, env, now) ?? anyToTcp(ctx, env.settings) ?? FORWARD;
+  return blockedClient(ctx, env, now) ?? opcodeGate(ctx) ?? anyToTcp(ctx, env.settings) ?? FORWARD;
 }
 
 /**
@@ -41,6 +45,12 @@ export function opcodeAnswer(ctx: QueryContext): Buffer | null {
   return readOpcode(ctx.parsed.flags) === OPCODE_QUERY ? null : buildNotimp(ctx.query, ctx.parsed);
 }
 
+/** opcodeAnswer() as a stage: a local `answer` with reason notimp. */
+function opcodeGate(ctx: QueryContext): Verdict | null {
+  const notimp = opcodeAnswer(ctx);
+  return notimp === null ? null : { kind: 'answer', wire: notimp, reason: 'notimp' };
+}
+
 /**
  * A TCP query the backend answered (not one answered locally, dropped or
  * failed): the ladder may count it as the follow-up of a TC answer
@@ -49,33 +59,30 @@ export function opcodeAnswer(ctx: QueryContext): Buffer | null {
  */
 export function tcpAnswered(ctx: QueryContext, env: PolicyEnv<Counters>, now: number): void {
   tcpFollowUp(ctx, env, now);
+  env.realClients?.tcpAnswered(ctx, env);
 }
 
-/** judgeUdpQuery(): the query goes on to a backend */
+/** judgeQuery(): the query goes on to a backend */
 export const TO_BACKEND = 'to_backend';
 /** judgeUdpReply(): the backend's reply goes to the client as it is */
 export const AS_IS = 'as_is';
 
 /**
- * What a UDP query comes to after steps 2-3 and the opcode gate, counted in
- * env.counters: null when it is dropped, the wire of a local answer (TC or
- * NOTIMP) to send back, or TO_BACKEND. The live UDP path and the replay share
- * it, so both count and decide alike (docs/replay.md).
+ * What a query, over UDP or TCP, comes to after steps 2-3 and the opcode gate,
+ * counted in env.counters: null when it is dropped, the wire of a local answer
+ * (TC or NOTIMP) to send back, or TO_BACKEND. The live UDP path, the TCP
+ * session and the replay share it, so all three count and decide alike
+ * (docs/replay.md).
  */
-export function judgeUdpQuery(ctx: QueryContext, env: PolicyEnv<Counters>, now: number): Buffer | typeof TO_BACKEND | null {
+export function judgeQuery(ctx: QueryContext, env: PolicyEnv<Counters>, now: number): Buffer | typeof TO_BACKEND | null {
   const c = env.counters;
   const verdict = runQueryStages(ctx, env, now);
   if (verdict.kind === 'drop') {
     c.dropped[verdict.reason]++;
     return null;
   }
-  const notimp = opcodeAnswer(ctx);
-  if (notimp !== null) {
-    c.localAnswers.notimp++;
-    return notimp;
-  }
   if (verdict.kind === 'answer') {
-    c.truncated[verdict.reason]++;
+    countAnswer(c, verdict.reason);
     return verdict.wire;
   }
   return TO_BACKEND;
@@ -100,8 +107,14 @@ export function judgeUdpReply(
     return AS_IS;
   }
   if (verdict.kind === 'answer') {
-    c.truncated[verdict.reason]++;
+    countAnswer(c, verdict.reason);
     return verdict.wire;
   }
   return AS_IS;
+}
+
+/** A local answer, counted by its reason: TC=1 by why it was truncated, or NOTIMP. */
+function countAnswer(c: Counters, reason: TruncateReason | LocalAnswerReason): void {
+  if (reason === 'notimp') c.localAnswers.notimp++;
+  else c.truncated[reason]++;
 }

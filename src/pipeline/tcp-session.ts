@@ -19,7 +19,7 @@ import type { PolicyEnv } from '../policy/env.js';
 import type { Counters } from '../metrics/counters.js';
 import type { QueryContext } from '../policy/context.js';
 import type { ClientShares } from './client-shares.js';
-import { opcodeAnswer, runQueryStages, tcpAnswered } from './stages.js';
+import { TO_BACKEND, judgeQuery, tcpAnswered } from './stages.js';
 
 export interface TcpClient extends TcpOrigin {
   readonly family: Family;
@@ -68,21 +68,11 @@ export class TcpSession {
     const ctx: QueryContext = {
       query: msg, parsed, clientAddress: this.client.address, family: this.client.family, proto: 'tcp',
     };
-    const verdict = runQueryStages(ctx, this.env, this.clock());
-    if (verdict.kind === 'drop') {
-      c.dropped[verdict.reason]++;
-      return;
-    }
-    if (verdict.kind === 'answer') {
-      c.truncated[verdict.reason]++;
-      this.reply(verdict.wire);
-      return;
-    }
-    // only QUERY reaches the recursor, over TCP as over UDP (docs/hostile-input.md)
-    const notimp = opcodeAnswer(ctx);
-    if (notimp !== null) {
-      c.localAnswers.notimp++;
-      this.reply(notimp);
+    // the same decision as a UDP query's (only QUERY reaches the recursor, docs/hostile-input.md)
+    const outcome = judgeQuery(ctx, this.env, this.clock());
+    if (outcome === null) return;
+    if (outcome !== TO_BACKEND) {
+      this.reply(outcome);
       return;
     }
     let ticket: TcpTicket | null = null;

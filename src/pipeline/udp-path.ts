@@ -14,7 +14,7 @@ import type { Family } from '../config/address.js';
 import type { PolicyEnv } from '../policy/env.js';
 import type { Counters } from '../metrics/counters.js';
 import type { QueryContext } from '../policy/context.js';
-import { AS_IS, TO_BACKEND, judgeUdpQuery, judgeUdpReply } from './stages.js';
+import { AS_IS, TO_BACKEND, judgeQuery, judgeUdpReply } from './stages.js';
 import type { Offender } from '../policy/verdict.js';
 import { FaultBarrier } from './barrier.js';
 import type { ErrorSink } from '../log/once-per-second.js';
@@ -126,7 +126,7 @@ export class UdpPath {
     }
     const ctx: QueryContext = { query: msg, parsed, clientAddress: address, family, proto: 'udp' };
     const now = this.now();
-    const outcome = judgeUdpQuery(ctx, this.env, now);
+    const outcome = judgeQuery(ctx, this.env, now);
     if (outcome === null) return;
     if (outcome !== TO_BACKEND) {
       this.send(target, outcome, port, replyAddress);
@@ -172,6 +172,7 @@ export class UdpPath {
     backend.observeLatency((now - pending.sentAt) / 1000);
     writeId(reply, ctx.parsed.id);
     const outcome = judgeUdpReply(ctx, reply.length, this.env, now, this.onOffender);
+    if (outcome === AS_IS) this.env.realClients?.udpReply(ctx, reply, this.env);
     if (outcome !== null) this.send(target, outcome === AS_IS ? reply : outcome, port, replyAddress);
   }
 

@@ -278,6 +278,11 @@ export class BudgetTable {
     table.onRung?.(key, 1, level);
   }
 
+  /** Whether a key is on rung 2 at a level (off the packet path: the collateral figure). */
+  isTruncating(level: BudgetLevel, key: string): boolean {
+    return this.levels[level].truncating.has(key);
+  }
+
   /** The keys on rung 2 at a level (a copy; for a reload, never per packet). */
   truncatingKeys(level: BudgetLevel): string[] {
     return [...this.levels[level].truncating];

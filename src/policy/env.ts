@@ -3,6 +3,7 @@
 import type { PolicySettings } from '../config/compile.js';
 import type { BudgetTable } from './budgets.js';
 import type { BlockTable } from './block-table.js';
+import type { RealClients } from './real-clients.js';
 
 /** an escalation's level and cause (ampguard_escalations_total) */
 export type EscalationKey = `${'prefix' | 'aggregate'}:${'no_followup' | 'over_budget'}`;
@@ -21,4 +22,6 @@ export interface PolicyEnv<C extends PolicyCounters = PolicyCounters> {
   readonly budgets: BudgetTable;
   readonly blocks: BlockTable;
   readonly counters: C;
+  /** the live process's real clients, for the collateral figure (the replay has its own measure) */
+  readonly realClients?: RealClients;
 }

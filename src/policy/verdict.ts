@@ -28,7 +28,7 @@ export interface Offender {
 
 export type Verdict =
   | { readonly kind: 'forward' }
-  | { readonly kind: 'answer'; readonly wire: Buffer; readonly reason: TruncateReason }
+  | { readonly kind: 'answer'; readonly wire: Buffer; readonly reason: TruncateReason | LocalAnswerReason }
   | { readonly kind: 'drop'; readonly reason: DropReason; readonly offender?: Offender };
 
 export const FORWARD: Verdict = Object.freeze({ kind: 'forward' });

@@ -11,7 +11,7 @@ import { BudgetTable } from '../policy/budgets.js';
 import { Counters } from '../metrics/counters.js';
 import { Enforcer } from '../enforce/enforcer.js';
 import { processOnlySink } from '../enforce/sink.js';
-import { AS_IS, TO_BACKEND, judgeUdpQuery, judgeUdpReply } from '../pipeline/stages.js';
+import { AS_IS, TO_BACKEND, judgeQuery, judgeUdpReply } from '../pipeline/stages.js';
 import { escalatedOffender } from '../policy/large-response.js';
 import { parseQuery } from '../dns/query.js';
 import { nameEnd } from '../dns/name.js';
@@ -177,7 +177,7 @@ export class ReflectorPolicy {
     }
     const ctx: QueryContext = { query, parsed, clientAddress: target, family, proto: 'udp' };
     const o = sim.outcome;
-    const q = judgeUdpQuery(ctx, sim.env, now);
+    const q = judgeQuery(ctx, sim.env, now);
     if (q === null) {
       o.dropped++;
       return;

@@ -241,7 +241,10 @@ export function replay(files: string[], runners: readonly PolicyRunner[], opts: 
         reflection.add(reflector, client, d.wireLength, now);
         for (const r of runners) r.reflected(reflector, client, family, f, at, length, d.wireLength, now);
       }
-      for (const r of runners) r.udpReply(key, d.dstPort, id, d.wireLength, client, family, now);
+      // a TC stand-in or an error (SERVFAIL of a loaded resolver, REFUSED) is no answer a client asked for (collateral.ts)
+      const rcode = f[at + 3]! & 0x0f;
+      const answer = (f[at + 2]! & 0x02) === 0 && (rcode === 0 || rcode === 3);
+      for (const r of runners) r.udpReply(key, d.dstPort, id, d.wireLength, client, family, now, answer);
     } else {
       totals.skipped.not_dns++;
     }

@@ -5,6 +5,7 @@
 // spoofed victim never completes a handshake). docs/replay.md describes it.
 import type { CaptureTotals } from './replay.js';
 import type { RunResult } from './runner.js';
+import { collateral, type Collateral } from './collateral.js';
 
 export interface ReportBlock {
   at: string;
@@ -90,6 +91,8 @@ export interface Report {
   likely_false_positives: number;
   rung_events: { at: string; t: number; key: string; level: string; rung: number }[];
   top: { prefix: string; queries: number; bytes_in: number; bytes_before: number; bytes_after: number; tcp: number; rung: number }[];
+  /** the real clients that would have lost answers, and what the attacker got (collateral.ts) */
+  collateral: Collateral;
   reflection: ReflectionReport;
 }
 
@@ -196,6 +199,7 @@ export function buildReport(totals: CaptureTotals, run: RunResult, topN = 20): R
     likely_false_positives: blocks.filter((b) => b.likely_false_positive).length,
     rung_events: run.rungEvents.map((e) => ({ at: iso(e.at), t: Math.round((e.at - start) / 10) / 100, key: e.key, level: e.level, rung: e.rung })),
     top,
+    collateral: collateral(run.prefixes, topN),
     reflection: reflectionReport(totals, run, start, topN),
   };
 }
@@ -269,6 +273,15 @@ export function formatReport(r: Report): string {
   out.push(...table(['prefix', 'queries', 'bytes in', 'bytes before', 'bytes after', 'TCP', 'rung'], r.top.map((p) => [
     p.prefix, num(p.queries), num(p.bytes_in), num(p.bytes_before), num(p.bytes_after), num(p.tcp), p.rung,
   ])));
+  const co = r.collateral;
+  out.push('');
+  out.push(`collateral: ${num(co.clients_hurt)} of ${num(co.real_clients)} real clients (TCP or small answers) would have lost ${num(co.queries_lost)} answers;`
+    + ` the attacker's ${num(co.attacker.prefixes)} prefixes: ${num(co.attacker.bytes_delivered)} bytes delivered for ${num(co.attacker.bytes_sent)} sent (${co.attacker.amplification}x)`);
+  if (co.hurt.length > 0) {
+    out.push(...table(['client prefix', 'queries', 'answers lost', 'TCP', 'small answers', 'rung'], co.hurt.map((c) => [
+      c.prefix, num(c.queries), num(c.lost), num(c.tcp), num(c.small_answers), c.rung,
+    ])));
+  }
   const v = r.reflection;
   if (v.detected) {
     out.push('');

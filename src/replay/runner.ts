@@ -2,7 +2,7 @@
 // (pipeline/stages.ts, the BudgetTable and its once-a-second judging, the
 // Enforcer with a sink that keeps nothing outside the process) driven by the
 // capture's clock instead of sockets and timers. Each query and reply is
-// decided by the functions pipeline/udp-path.ts uses (judgeUdpQuery,
+// decided by the functions pipeline/udp-path.ts uses (judgeQuery,
 // judgeUdpReply), and what the report needs is kept in tables bounded like the
 // policy's own (docs/replay.md).
 import { pino } from 'pino';
@@ -10,12 +10,13 @@ import type { Config } from '../config/schema.js';
 import { compilePolicy, type PolicySettings } from '../config/compile.js';
 import { Counters } from '../metrics/counters.js';
 import { BudgetTable, type BudgetLevel } from '../policy/budgets.js';
-import { escalatedOffender } from '../policy/large-response.js';
+import { ladderTick } from '../policy/ladder-tick.js';
 import { prefixKey } from '../policy/prefix.js';
 import type { PolicyEnv } from '../policy/env.js';
 import { Enforcer } from '../enforce/enforcer.js';
 import { processOnlySink } from '../enforce/sink.js';
-import { AS_IS, TO_BACKEND, judgeUdpQuery, judgeUdpReply, opcodeAnswer, runQueryStages, tcpAnswered } from '../pipeline/stages.js';
+import { blockedClient } from '../policy/blocked-client.js';
+import { AS_IS, TO_BACKEND, judgeQuery, judgeUdpReply, runQueryStages, tcpAnswered } from '../pipeline/stages.js';
 import type { QueryContext } from '../policy/context.js';
 import type { Offender } from '../policy/verdict.js';
 import { IPV4_NAME_SLOTS } from '../net/ipv4-names.js';
@@ -33,6 +34,12 @@ export interface PrefixStat {
   tcp: number;
   /** highest rung it reached: 1, 2, or 3 (blocked) */
   rung: number;
+  /** captured UDP replies paired with its queries */
+  replies: number;
+  /** of those, answers (NOERROR, NXDOMAIN; no TC) below policy.large_response.min_bytes (collateral.ts) */
+  small: number;
+  /** its queries that would have had no answer: dropped as blocked, or their reply dropped (in a dry run: would have been) */
+  lost: number;
 }
 
 export interface BlockRecord {
@@ -112,6 +119,10 @@ export class PolicyRunner {
   private readonly budgets: BudgetTable;
   private readonly enforcer: Enforcer;
   private readonly env: PolicyEnv<Counters>;
+  /** the dry run's would-be blocks in place of the blocks, to count the queries they would have cost */
+  private readonly wouldEnv: PolicyEnv<Counters>;
+  /** set when the reply being judged made a block (or a would-be block) */
+  private tripped = false;
   private now = 0;
   /** by pairKey(): small integers hash faster than strings */
   private readonly pending = new Map<number, Pending>();
@@ -149,6 +160,7 @@ export class PolicyRunner {
     // every enforcing mode makes the same decisions as userspace: the kernel only holds the same table
     this.enforcer = new Enforcer(processOnlySink(s.dryRun ? 'off' : 'userspace'), config.block.max_elements, () => s, SILENT, clock, clock);
     this.env = { settings: s, budgets: this.budgets, blocks: this.enforcer.blocks, counters: this.counters };
+    this.wouldEnv = { ...this.env, blocks: this.enforcer.wouldBlocked };
     this.budgets.onRung = (key, rung, level) => {
       if (rung === 2) {
         this.rungUps[level]++;
@@ -168,7 +180,7 @@ export class PolicyRunner {
     let p = this.prefixes.get(prefix);
     if (p === undefined) {
       if (this.prefixes.size >= this.maxTracked) this.trimPrefixes();
-      p = { queries: 0, bytesIn: 0, bytesBefore: 0, bytesAfter: 0, tcp: 0, rung: 1 };
+      p = { queries: 0, bytesIn: 0, bytesBefore: 0, bytesAfter: 0, tcp: 0, rung: 1, replies: 0, small: 0, lost: 0 };
       this.prefixes.set(prefix, p);
     }
     return p;
@@ -190,9 +202,9 @@ export class PolicyRunner {
     return p;
   }
 
-  /** keeps the half that was sent the most bytes: the ranking is what the report shows */
+  /** keeps the prefixes that lost answers (the collateral), then the half that was sent the most bytes: the ranking is what the report shows */
   private trimPrefixes(): void {
-    const keep = [...this.prefixes].sort((a, b) => b[1].bytesBefore - a[1].bytesBefore || b[1].tcp - a[1].tcp).slice(0, this.maxTracked >> 1);
+    const keep = [...this.prefixes].sort((a, b) => Number(b[1].lost > 0) - Number(a[1].lost > 0) || b[1].bytesBefore - a[1].bytesBefore || b[1].tcp - a[1].tcp).slice(0, this.maxTracked >> 1);
     this.prefixes.clear();
     for (const [k, v] of keep) this.prefixes.set(k, v);
     this.statBySlot.fill(undefined);
@@ -225,8 +237,13 @@ export class PolicyRunner {
       c.dropped.bad_source++;
       return false;
     }
-    const outcome = judgeUdpQuery(ctx, this.env, now);
-    if (outcome === null) return false;
+    const outcome = judgeQuery(ctx, this.env, now);
+    if (outcome === null) {
+      p.lost++; // the query stages drop only a blocked client's query
+      return false;
+    }
+    // a dry run drops nothing: count what its would-be blocks would have dropped
+    if (this.settings.dryRun && blockedClient(ctx, this.wouldEnv, now) !== null) p.lost++;
     if (outcome !== TO_BACKEND) {
       this.sent(p, outcome.length);
       return false;
@@ -261,8 +278,12 @@ export class PolicyRunner {
     p.bytesIn += bytes;
   }
 
-  /** A UDP reply of `bytes` (its length on the wire) to the client of `key`, its `port` and DNS `id`. */
-  udpReply(key: number, port: number, id: number, bytes: number, address: string, family: 4 | 6, now: number): void {
+  /**
+   * A UDP reply of `bytes` (its length on the wire) to the client of `key`, its
+   * `port` and DNS `id`; `answer`: the captured reply answers the question (no TC
+   * stand-in, NOERROR or NXDOMAIN), for the small answers of collateral.ts.
+   */
+  udpReply(key: number, port: number, id: number, bytes: number, address: string, family: 4 | 6, now: number, answer = true): void {
     this.now = now;
     const q = this.pending.get(key);
     if (q === undefined || q.ctx.clientAddress !== address || q.port !== port || q.ctx.parsed.id !== id) {
@@ -274,6 +295,8 @@ export class PolicyRunner {
     // the query's statistics, unless a trim has dropped them since (then they are ranked among the least)
     const p = q.stat;
     p.bytesBefore += bytes;
+    p.replies++;
+    if (answer && bytes < this.settings.largeMinBytes) p.small++;
     this.pending.delete(key);
     this.judgeReply(q.ctx, p, bytes, now);
     // only once the stages are done with it: its copy may serve the next query
@@ -282,7 +305,10 @@ export class PolicyRunner {
 
   /** What the live path does with a backend's reply (pipeline/udp-path.ts), the same function deciding. */
   private judgeReply(ctx: QueryContext, p: PrefixStat, bytes: number, now: number): void {
+    this.tripped = false;
     const outcome = judgeUdpReply(ctx, bytes, this.env, now, this.onOffender);
+    // the reply that tripped a block is dropped (in a dry run: would have been)
+    if (outcome === null || this.tripped) p.lost++;
     if (outcome !== null) this.sent(p, outcome === AS_IS ? bytes : outcome.length);
   }
 
@@ -294,7 +320,7 @@ export class PolicyRunner {
     c.queryBytes.tcp += ctx.query.length;
     this.countTcp(ctx.clientAddress, ctx.family);
     // a query the live path would forward counts as answered by the backend: the capture holds its answer
-    if (runQueryStages(ctx, this.env, now).kind === 'forward' && opcodeAnswer(ctx) === null) tcpAnswered(ctx, this.env, now);
+    if (runQueryStages(ctx, this.env, now).kind === 'forward') tcpAnswered(ctx, this.env, now);
   }
 
   /** Any TCP segment from a client to the DNS port (a SYN too): it can complete a handshake. */
@@ -333,13 +359,13 @@ export class PolicyRunner {
   }
 
   /**
-   * What the live process does once a second (dataplane.ts): the judging of the
-   * budget table, whose escalations go to the enforcer. Also expires queries
+   * What the live process does once a second (dataplane.ts): the ladder's
+   * judging, the same function (policy/ladder-tick.ts), escalations to the enforcer. Also expires queries
    * unanswered for backend_timeout_ms, as the in-flight sweep does.
    */
   tick(now: number): void {
     this.now = now;
-    for (const e of this.budgets.judgeTruncating(this.settings, now)) this.offender(escalatedOffender(e, this.env), now);
+    ladderTick(this.env, now, this.onOffender);
     this.reflection.tick(now);
     const cutoff = now - this.settings.backendTimeoutMs;
     for (const [key, q] of this.pending) {
@@ -359,6 +385,7 @@ export class PolicyRunner {
     const before = st.blocksByMode.userspace + st.blocksByMode.off;
     const drop = this.enforcer.onOffender(o, now);
     if (st.blocksByMode.userspace + st.blocksByMode.off > before) {
+      this.tripped = true;
       if (this.blocks.length < this.maxBlocks) {
         this.blocks.push({
           at: now, prefix: o.prefix, address: o.address, level: o.level ?? 'prefix', cause: o.cause ?? 'over_budget',

@@ -31,6 +31,10 @@ export interface SweepLine {
   bytes_suppressed: number;
   amplification_after: number;
   likely_false_positives: number;
+  /** real clients (TCP or small answers) that would have lost answers, and how many answers (collateral.ts) */
+  collateral: { clients: number; queries_lost: number };
+  /** the other prefixes: bytes sent in their name, bytes the policy would have delivered to them */
+  attacker: { bytes_sent: number; bytes_delivered: number };
 }
 
 interface SchemaNode {
@@ -124,15 +128,18 @@ export function sweepLine(axes: readonly SweepAxis[], point: SweepPoint, r: Repo
     bytes_suppressed: r.totals.bytes_suppressed,
     amplification_after: r.totals.amplification_after,
     likely_false_positives: r.likely_false_positives,
+    collateral: { clients: r.collateral.clients_hurt, queries_lost: r.collateral.queries_lost },
+    attacker: { bytes_sent: r.collateral.attacker.bytes_sent, bytes_delivered: r.collateral.attacker.bytes_delivered },
   };
 }
 
 export function formatSweep(axes: readonly SweepAxis[], lines: readonly SweepLine[]): string {
-  const head = [...axes.map((a) => a.key), 'prefixes blocked', 'networks blocked', 'rung 2 (prefix/aggr)', 'TC budget', 'bytes suppressed', 'ampl. after', 'likely false pos.'];
+  const head = [...axes.map((a) => a.key), 'prefixes blocked', 'networks blocked', 'rung 2 (prefix/aggr)', 'TC budget', 'bytes suppressed', 'ampl. after', 'likely false pos.', 'collateral (clients/answers lost)', 'attacker (bytes delivered/sent)'];
   const rows = lines.map((l) => [
     ...axes.map((a) => l.values[a.key] ?? ''),
     String(l.prefixes_blocked), String(l.networks_blocked), `${l.on_rung_2.prefix}/${l.on_rung_2.aggregate}`,
     String(l.tc_budget), l.bytes_suppressed.toLocaleString('en-US'), String(l.amplification_after), String(l.likely_false_positives),
+    `${l.collateral.clients}/${l.collateral.queries_lost}`, `${l.attacker.bytes_delivered.toLocaleString('en-US')}/${l.attacker.bytes_sent.toLocaleString('en-US')}`,
   ]);
   const all = [head, ...rows];
   const widths = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));

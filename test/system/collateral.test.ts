@@ -109,6 +109,10 @@ describe.skipIf(unavailable !== null)('what the ladder costs the innocent (defau
     expect(flood.tc).toBeGreaterThan(1000);
     expect(hosts.run(hosts.server, 'ipset', ['list', 'throttled-ips-net'])).not.toContain('198.18.2.0/24');
     expect(hosts.run(hosts.server, 'ipset', ['list', 'throttled-ips'])).not.toContain(REAL);
+    // the live collateral figure (dashboard, /api/stats): the real client is on TC with its /24 (rung 2 until
+    // policy.ladder.quiet_ms after the flood), never blocked
+    expect(await ag.metric('ampguard_collateral_clients{state="blocked"}')).toBe(0);
+    expect(await ag.metric('ampguard_collateral_clients{state="tc"}')).toBeGreaterThanOrEqual(1);
   });
 
   it('gives a flooded /24 no more than the flood sent after 2 s for 30 s, though a real host of it asks the same names over TCP', async () => {

@@ -163,6 +163,25 @@ describe.skipIf(unavailable !== null)('replay of real captures against the live 
     });
   }
 
+  it('a sweep shows the collateral: none with the ladder, the NAT\'s answers lost with it off', () => {
+    interface Line { values: Record<string, string>; collateral: { clients: number; queries_lost: number }; attacker: { bytes_sent: number; bytes_delivered: number } }
+    const out = JSON.parse(replayCli(['--json', '--sweep', 'policy.ladder.enabled=true,false', captures.ethernet])) as {
+      sweep: Line[]; reports: { collateral: { real_clients: number; hurt: { prefix: string; lost: number }[] } }[];
+    };
+    console.log(replayCli(['--sweep', 'policy.ladder.enabled=true,false', captures.ethernet]), JSON.stringify(out.reports.map((r) => r.collateral.hurt)));
+    const [ladder, oneStep] = out.sweep as [Line, Line];
+    // the config the live run used (defaults, block.mode off): no real client would have lost an answer
+    expect(ladder.collateral).toEqual({ clients: 0, queries_lost: 0 });
+    expect(out.reports[0]!.collateral.real_clients).toBeGreaterThan(0);
+    // the ladder off: the busy NAT (its stubs came back over TCP) is over its budget, so blocked
+    expect(oneStep.collateral.clients).toBeGreaterThan(0);
+    expect(oneStep.collateral.queries_lost).toBeGreaterThan(100);
+    expect(out.reports[1]!.collateral.hurt.map((h) => h.prefix)).toContain(NAT);
+    // the attacker's side: the victims' and the spread /24's queries, and what went to them
+    for (const l of out.sweep) expect(l.attacker.bytes_sent).toBeGreaterThan(0);
+    expect(ladder.attacker.bytes_delivered).toBeGreaterThan(0);
+  });
+
   it('a sweep over the rate moves the right way and draws an SVG', () => {
     const plot = join(dir, 'sweep.svg');
     const rates = ['5kb/min', '50kb/min', '500kb/min', '50mb/min'];

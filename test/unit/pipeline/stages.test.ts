@@ -1,6 +1,6 @@
 // The policy stages on plain data with a fake clock: each threshold checked on both sides.
 import { describe, expect, it } from 'vitest';
-import { runQueryStages, runResponseStages } from '../../../src/pipeline/stages.js';
+import { TO_BACKEND, judgeQuery, runQueryStages, runResponseStages } from '../../../src/pipeline/stages.js';
 import { parseQuery } from '../../../src/dns/query.js';
 import { compilePolicy } from '../../../src/config/compile.js';
 import { configSchema } from '../../../src/config/schema.js';
@@ -35,6 +35,30 @@ describe('query stages', () => {
     expect(runQueryStages(ctx('ANY', { proto: 'tcp' }), env(), 0).kind).toBe('forward');
     expect(runQueryStages(ctx('ANY'), env({ any_to_tcp: false }), 0).kind).toBe('forward');
     expect(runQueryStages(ctx('A'), env(), 0).kind).toBe('forward');
+  });
+
+  it('takes the stages in the order a query does: block check, opcode gate, any-to-tcp; judgeQuery counts each', () => {
+    const notify = (c: QueryContext): QueryContext => {
+      const q = Buffer.from(c.query);
+      q[2] = (q[2]! & 0x87) | (4 << 3); // NOTIFY
+      return { ...c, query: q, parsed: parseQuery(q)! };
+    };
+    const e = env();
+    // an ANY NOTIFY over UDP: NOTIMP, not a TC answer
+    const v = runQueryStages(notify(ctx('ANY')), e, 0);
+    expect(v.kind === 'answer' && v.reason).toBe('notimp');
+    const wire = judgeQuery(notify(ctx('ANY')), e, 0);
+    expect(wire !== null && wire !== TO_BACKEND && wire[3]! & 15).toBe(4);
+    expect(e.counters.localAnswers.notimp).toBe(1);
+    expect(e.counters.truncated.any).toBe(0);
+    // the same over TCP: NOTIMP too (one decision for both)
+    expect(judgeQuery(notify(ctx('ANY', { proto: 'tcp' })), e, 0)).not.toBe(TO_BACKEND);
+    expect(judgeQuery(ctx('ANY', { proto: 'tcp' }), e, 0)).toBe(TO_BACKEND);
+    // a blocked client gets nothing, not even NOTIMP
+    e.blocks.add('198.18.0.1', 10_000, 0);
+    expect(runQueryStages(notify(ctx('ANY')), e, 1)).toMatchObject({ kind: 'drop', reason: 'blocked' });
+    expect(judgeQuery(notify(ctx('ANY')), e, 1)).toBeNull();
+    expect(e.counters.dropped.blocked).toBe(1);
   });
 
   it('drops UDP from a blocked client but never TCP', () => {

@@ -25,11 +25,14 @@ const NAT = '198.18.0.10';
 const STUB = '198.18.0.11';
 const VICTIM = '198.18.0.12';
 const HALF_TCP = '198.18.0.13';
+/** spoofed queries the capture shows answered with small TC stand-ins (the live ladder's) and SERVFAILs: no small answers of a real client */
+const SPOOF_TC = '198.18.0.14';
 
-function replyTo(q: Buffer, size: number): Buffer {
+function replyTo(q: Buffer, size: number, tc = false, rcode = 0): Buffer {
   const r = Buffer.alloc(Math.max(size, q.length));
   q.copy(r);
-  r[2] = r[2]! | 0x80;
+  r[2] = r[2]! | 0x80 | (tc ? 0x02 : 0);
+  r[3] = (r[3]! & 0xf0) | rcode;
   return r;
 }
 
@@ -39,12 +42,12 @@ interface Scenario {
 }
 
 /** one UDP exchange: the query at `ms`, a `size`-byte reply 2 ms later */
-function exchange(s: Scenario, client: string, ms: number, size: number, type = 'TXT'): Buffer {
+function exchange(s: Scenario, client: string, ms: number, size: number, type = 'TXT', tc = false, rcode = 0): Buffer {
   const id = (s.id = (s.id + 1) & 0xffff);
   const q = query('medium.example.test', type, id, { udpSize: 4096 });
   const port = 10_000 + (id % 50_000);
   s.recs.push({ ts: T0 + ms, data: ipv4(client, SERVER, 17, udp(port, 53, q)) });
-  s.recs.push({ ts: T0 + ms + 2, data: ipv4(SERVER, client, 17, udp(53, port, replyTo(q, size))) });
+  s.recs.push({ ts: T0 + ms + 2, data: ipv4(SERVER, client, 17, udp(53, port, replyTo(q, size, tc, rcode))) });
   return q;
 }
 
@@ -68,6 +71,8 @@ function scenario(): string {
     if (ms % 100 === 0) tcpLookup(s, NAT, ms + 20);
     exchange(s, HALF_TCP, ms + 30, 900);
     if (ms % 2000 === 0) exchange(s, STUB, ms + 40, 120, 'A');
+    if (ms % 2000 === 1000) exchange(s, SPOOF_TC, ms + 40, 60, 'TXT', true);
+    if (ms % 2000 === 1500) exchange(s, SPOOF_TC, ms + 40, 60, 'TXT', false, 2); // SERVFAIL
   }
   tcpLookup(s, HALF_TCP, 5);
   s.recs.sort((a, b) => a.ts - b.ts);
@@ -117,6 +122,40 @@ describe('replay policy', () => {
     expect(oneStep.blocks.map((b) => b.prefix).sort()).toEqual([NAT, VICTIM, HALF_TCP].sort());
     expect(oneStep.blocks.every((b) => b.reason === 'over_budget')).toBe(true);
     expect(oneStep.blocks.find((b) => b.prefix === VICTIM)!.t).toBeLessThan(1);
+  });
+
+  it('counts the collateral: the real clients (TCP or small answers) that would have lost answers, and what the attacker got', () => {
+    const r = runReplay({ block: { mode: 'ipset' } }, [capture]).reports[0]!;
+    const c = r.collateral;
+    // NAT and HALF_TCP sent TCP, STUB got small answers; SPOOF_TC only TC stand-ins and SERVFAILs, VICTIM only large answers
+    expect(c.real_clients).toBe(3);
+    expect(c.hurt.map((h) => h.prefix)).toEqual([HALF_TCP]);
+    const half = r.top.find((p) => p.prefix === HALF_TCP)!;
+    // its queries after the block, and the reply that tripped it
+    expect(c.hurt[0]).toMatchObject({ tcp: 1, rung: 3, queries: half.queries });
+    expect(c.queries_lost).toBe(c.hurt[0]!.lost);
+    // blocked some 3 s into 12 s at 20 queries a second: most of the rest are lost
+    expect(c.queries_lost).toBeGreaterThan(half.queries / 2);
+    expect(c.queries_lost).toBeLessThan(half.queries);
+    const victim = r.top.find((p) => p.prefix === VICTIM)!;
+    const spoofTc = r.top.find((p) => p.prefix === SPOOF_TC)!;
+    expect(c.attacker).toMatchObject({ prefixes: 2, bytes_sent: victim.bytes_in + spoofTc.bytes_in, bytes_delivered: victim.bytes_after + spoofTc.bytes_after });
+    expect(formatReport(r)).toMatch(/collateral: 1 of 3 real clients .* would have lost \d+ answers/);
+
+    // the ladder off: the NAT is blocked too, and its stubs lose their answers
+    const oneStep = runReplay({ block: { mode: 'ipset' }, policy: { ladder: { enabled: false } } }, [capture]).reports[0]!.collateral;
+    expect(oneStep.hurt.map((h) => h.prefix).sort()).toEqual([NAT, HALF_TCP].sort());
+    expect(oneStep.queries_lost).toBeGreaterThan(c.queries_lost);
+    expect(oneStep.attacker.bytes_delivered).toBeLessThan(c.attacker.bytes_delivered);
+
+    // a dry run counts the answers its would-be blocks would have cost
+    const dry = runReplay({ block: { mode: 'off' } }, [capture]).reports[0]!.collateral;
+    expect(dry.hurt.map((h) => h.prefix)).toEqual([HALF_TCP]);
+    expect(dry.queries_lost).toBe(c.queries_lost);
+
+    const sweep = runReplay({ block: { mode: 'ipset' } }, [capture], { sweep: [parseSweep('policy.ladder.enabled=true,false')] }).lines;
+    expect(sweep.map((l) => l.collateral)).toEqual([{ clients: 1, queries_lost: c.queries_lost }, { clients: 2, queries_lost: oneStep.queries_lost }]);
+    expect(sweep[1]!.attacker).toEqual({ bytes_sent: oneStep.attacker.bytes_sent, bytes_delivered: oneStep.attacker.bytes_delivered });
   });
 
   it('sweeps the rate: the stricter the rate, the more prefixes blocked or on rung 2; one line per value and an SVG', () => {
