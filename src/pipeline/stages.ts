@@ -28,6 +28,10 @@ export function runQueryStages(ctx: QueryContext, env: PolicyEnv<Counters>, now:
  * actually sent.
  */
 export function runResponseStages(ctx: QueryContext, replyBytes: number, env: PolicyEnv<Counters>, now: number): Verdict {
+  // a client blocked while its query was at the backend gets nothing either, and the reply
+  // is neither charged nor judged again (it would count one escalation per reply in flight)
+  const blocked = blockedClient(ctx, env, now);
+  if (blocked !== null) return blocked;
   const truncated = sizeToTcp(ctx, replyBytes, env.settings);
   const sentBytes = truncated?.kind === 'answer' ? truncated.wire.length : replyBytes;
   return largeResponseBudget(ctx, sentBytes, env, now) ?? truncated ?? FORWARD;

@@ -28,6 +28,28 @@ function ctx(type: string, opts: { udpSize?: number; proto?: 'udp' | 'tcp'; addr
 // the stages judge a reply by its length alone
 const reply = (n: number): number => n;
 
+describe('response stages', () => {
+  it('drop a reply to a client blocked while its query was at the backend, unjudged: one escalation per block, not per reply in flight', () => {
+    const e = env({ ladder: { enabled: false } });
+    const big = ctx('TXT', { udpSize: 4096 });
+    let escalated = 0;
+    for (let i = 0; i < 30; i++) {
+      const v = runResponseStages(big, reply(900), e, i);
+      if (v.kind === 'drop' && v.offender !== undefined) {
+        escalated++;
+        e.blocks.add('198.18.0.1', 60_000, i);
+      }
+    }
+    expect(escalated).toBe(1);
+    expect(e.counters.escalations['prefix:over_budget']).toBe(1);
+    expect(runResponseStages(big, reply(900), e, 31)).toMatchObject({ kind: 'drop', reason: 'blocked' });
+    // a small reply to the blocked client too: it gets nothing, as its queries get nothing
+    expect(runResponseStages(ctx('A'), reply(60), e, 32)).toMatchObject({ kind: 'drop', reason: 'blocked' });
+    // its neighbour is served
+    expect(runResponseStages(ctx('A', { address: '198.18.0.2' }), reply(60), e, 33).kind).toBe('forward');
+  });
+});
+
 describe('query stages', () => {
   it('answers ANY over UDP with TC, forwards it over TCP or when any_to_tcp is off', () => {
     const v = runQueryStages(ctx('ANY'), env(), 0);
