@@ -1,6 +1,6 @@
 // What the unit's seccomp filter, address-family list and capability bounding
 // set would let ampguard do, proven without systemd as PID 1 (this machine has
-// none): ampguard runs as `nobody` with only the unit's capabilities (setpriv,
+// none): ampguard, as `npm install -g` installs it, runs as `nobody` with only the unit's capabilities (setpriv,
 // bounding set included, no new privileges) under `strace -f`, in the mode
 // users run (native UDP I/O, PROXY v2 to a real pdns_recursor, 2 workers,
 // ipset in a namespace of the test's own), through a whole service life: it
@@ -21,7 +21,8 @@ import { join } from 'node:path';
 import { createHosts, kernelUnavailable, SERVER_V4, CLIENTS_V4, type Hosts } from '../helpers/netns.js';
 import { serverConfig } from '../helpers/server-host.js';
 import { startRecursor } from '../helpers/recursor.js';
-import { CLI, startAmpguard } from '../helpers/ampguard.js';
+import { startAmpguard } from '../helpers/ampguard.js';
+import { installPackage, type Installed } from '../helpers/package.js';
 import { stopAll } from '../helpers/process.js';
 import { blast, until } from '../helpers/blast.js';
 import { dig } from '../helpers/dig.js';
@@ -121,6 +122,7 @@ export function readTrace(text: string, entry: RegExp): Trace {
 }
 
 let hosts: Hosts | undefined;
+let installed: Installed | undefined;
 const dirs: string[] = [];
 /** the traced primary: strace, stopped by stopAll, detaches from it rather than ending it */
 let primary = 0;
@@ -135,6 +137,7 @@ afterAll(async () => {
   }
   await stopAll();
   hosts?.destroy();
+  installed?.remove();
   // AMPGUARD_KEEP_TRACE=1 keeps the traces for a look
   if (!process.env.AMPGUARD_KEEP_TRACE) for (const d of dirs) rmSync(d, { recursive: true, force: true });
   else console.log(`traces kept in ${dirs.join(' ')}`);
@@ -157,6 +160,10 @@ describe.skipIf(unavailable !== null)(`${UNIT} under strace: seccomp filter, add
     expect(caps.length).toBeGreaterThan(0);
     const list = caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',');
 
+    // what the unit runs: the package as `npm install -g` puts it, readable by the service user
+    // wherever the checkout is (a clone under a private 0700 directory is not: CI's is)
+    installed = installPackage();
+    const CLI = installed.cli;
     const dir = mkdtempSync(join(tmpdir(), 'ampguard-strace-'));
     dirs.push(dir);
     chmodSync(dir, 0o755);
@@ -183,6 +190,7 @@ describe.skipIf(unavailable !== null)(`${UNIT} under strace: seccomp filter, add
         policy: { ladder: { enabled: false } },
       }),
       wrap: ['strace', '-f', '-qq', '-s', '64', '-o', traceFile, ...asUnit],
+      cli: CLI,
     });
     const out = ag.proc.output();
     expect(out).toMatch(/"block_mode":"ipset"/);
@@ -246,5 +254,5 @@ describe.skipIf(unavailable !== null)(`${UNIT} under strace: seccomp filter, add
       // SystemCallArchitectures=native: no process switched ABI (strace notes it)
       expect(trace.personality, what).toEqual([]);
     }
-  }, 300_000);
+  }, 600_000);
 });
