@@ -173,7 +173,10 @@ describe.skipIf(unavailable !== null)('fleet verdicts in every node\'s kernel se
     expect(drops(A, true) - before).toBe(4);
 
     // `blocks del ADDRESS` lifts every blocked network that holds it, named: on every node
-    expect(operator(C, 'del', IN_NET)).toContain(NET);
+    const lifted = operator(C, 'del', IN_NET);
+    // what C held and logged when it did not name the network (seen once in CI, not reproduced)
+    const explain = (): string => `${lifted}C's log:\n${ag(C).proc.output().split('\n').filter((l) => /fleet|by hand|unblocked|198\.18\.2\./.test(l)).slice(-30).join('\n')}`;
+    expect(lifted, explain()).toContain(NET);
     expect(await poll(() => inKernelSet(A, IN_NET, true), (x) => !x, 2000)).toBe(false);
     expect(await poll(() => inKernelSet(B, IN_NET, true), (x) => !x, 2000)).toBe(false);
     expect(query(A, IN_NET, 3)).toBe(3);
