@@ -269,14 +269,23 @@ export class Enforcer {
    * Unblocks an address by hand: its prefix, and every blocked network that
    * holds it (a network from an earlier run's aggregate blocks), which is lifted
    * as a whole and named, so that the answer never says "unblocked" while the
-   * address stays dropped (docs/defence.md).
+   * address stays dropped (docs/defence.md). The networks are read before the
+   * first await: a fleet verdict may lift one meanwhile, and the answer must
+   * still name it. `networks: false` lifts the prefix only: a fleet peer's
+   * address verdict, whose networks come as verdicts of their own (docs/fleet.md).
    */
-  async unblockAddress(address: string): Promise<{ prefix: string; networks: string[] }> {
+  async unblockAddress(address: string, opts: { networks?: boolean } = {}): Promise<{ prefix: string; networks: string[] }> {
     const s = this.settings();
     // an allowlisted address may still have to be unblocked (a block from before the allowlist changed)
     const target = blockTarget(address, { prefixV4: s.prefixV4, prefixV6: s.prefixV6, allowlist: [] });
     if (!target.ok) throw new BlockRefusedError(target.error);
     const { prefix, family } = target;
+    const holding: number[] = [];
+    if (opts.networks !== false) {
+      const now = this.clock();
+      const budgetBits = family === 4 ? s.prefixV4 : s.prefixV6;
+      for (let bits = budgetBits - 1; bits >= 1; bits--) if (this.blocks.isBlocked(prefixKey(target.address, family, bits, bits), now)) holding.push(bits);
+    }
     this.blocks.remove(prefix);
     this.onChange?.({ kind: 'unblock', prefix });
     this.queue.delete(prefix);
@@ -285,12 +294,7 @@ export class Enforcer {
       if (!r.ok) this.kernelFailure(r.error);
     }
     const networks: string[] = [];
-    const now = this.clock();
-    const budgetBits = family === 4 ? s.prefixV4 : s.prefixV6;
-    for (let bits = budgetBits - 1; bits >= 1; bits--) {
-      const key = prefixKey(target.address, family, bits, bits);
-      if (this.blocks.isBlocked(key, now)) networks.push(await this.unblockNetwork(target.address, family, bits));
-    }
+    for (const bits of holding) networks.push(await this.unblockNetwork(target.address, family, bits));
     this.log.warn({ address: target.address, prefix, networks }, 'prefix unblocked by hand');
     return { prefix, networks };
   }

@@ -141,7 +141,9 @@ function applyVerdict(e: Enforcer, v: Verdict, s: PolicySettings, log: Logger, f
       if (ownLength) e.blockByHand(address, left);
       else e.blockNetworkByHand(address, family, bits, left);
     } else {
-      const done = ownLength ? e.unblock(address) : e.unblockNetwork(address, family, bits);
+      // the prefix only: the node where the operator acted lifts the networks holding it and
+      // sends each as a verdict of its own; lifting them here too would send them again
+      const done = ownLength ? e.unblockAddress(address, { networks: false }) : e.unblockNetwork(address, family, bits);
       done.catch((err: Error) => log.warn({ prefix: v.p, from, err: err.message }, 'fleet: unblock from the site failed here'));
     }
     log.info({ prefix: v.p, op: v.op, from }, 'fleet: site verdict applied');

@@ -304,6 +304,42 @@ describe('Enforcer', () => {
     expect(await e.unblockAddress('198.18.3.9')).toEqual({ prefix: '198.18.3.9', networks: [] });
   });
 
+  it('names the network an address unblock lifts even when a fleet verdict lifts it while the kernel works', async () => {
+    const sink = new FakeSink('ipset');
+    sink.members = [{ prefix: '198.18.2.0/24', family: 4, timeoutSec: 30, network: true }];
+    const e = new Enforcer(sink, 1000, () => settings, log, () => now);
+    await e.loadKernelMembers();
+    e.onOffender(offender('198.18.2.9'), now);
+    // the kernel's remove of the address is slow; meanwhile a peer's verdict lifts the network
+    let release!: () => void;
+    const slow = new Promise<void>((r) => (release = r));
+    const remove = sink.remove.bind(sink);
+    sink.remove = async (entry) => {
+      if (entry.network !== true) await slow;
+      return remove(entry);
+    };
+    const answer = e.unblockAddress('198.18.2.9');
+    await vi.advanceTimersByTimeAsync(0);
+    const lifted = e.unblockNetwork('198.18.2.0', 4, 24); // out of the table at once; its kernel remove waits its turn
+    release();
+    expect(await answer).toEqual({ prefix: '198.18.2.9', networks: ['198.18.2.0/24'] });
+    await lifted;
+    expect(e.blockedCount()).toBe(0);
+  });
+
+  it('lifts the prefix only for a fleet peer\'s address verdict: the networks come as verdicts of their own', async () => {
+    const sink = new FakeSink('ipset');
+    sink.members = [{ prefix: '198.18.2.0/24', family: 4, timeoutSec: 30, network: true }];
+    const e = new Enforcer(sink, 1000, () => settings, log, () => now);
+    await e.loadKernelMembers();
+    e.onOffender(offender('198.18.2.9'), now);
+    const changes: string[] = [];
+    e.onChange = (c) => changes.push(`${c.kind} ${c.prefix}`);
+    expect(await e.unblockAddress('198.18.2.9', { networks: false })).toEqual({ prefix: '198.18.2.9', networks: [] });
+    expect(changes).toEqual(['unblock 198.18.2.9']);
+    expect(e.list().map((b) => b.prefix)).toEqual(['198.18.2.0/24']);
+  });
+
   it('lifts every network block, and only those, when the aggregates are turned off', async () => {
     const sink = new FakeSink('ipset');
     sink.members = [
