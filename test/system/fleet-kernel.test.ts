@@ -174,7 +174,7 @@ describe.skipIf(unavailable !== null)('fleet verdicts in every node\'s kernel se
 
     // `blocks del ADDRESS` lifts every blocked network that holds it, named: on every node
     const lifted = operator(C, 'del', IN_NET);
-    // what C held and logged when it did not name the network (seen once in CI, not reproduced)
+    // C's fleet and block log lines if it does not name the network (it did not, when a peer's verdict lifted it first)
     const explain = (): string => `${lifted}C's log:\n${ag(C).proc.output().split('\n').filter((l) => /fleet|by hand|unblocked|198\.18\.2\./.test(l)).slice(-30).join('\n')}`;
     expect(lifted, explain()).toContain(NET);
     expect(await poll(() => inKernelSet(A, IN_NET, true), (x) => !x, 2000)).toBe(false);
