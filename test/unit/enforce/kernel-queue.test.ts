@@ -3,45 +3,9 @@
 // recovery, the remaining time on replay, and the bound.
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { BATCH_DELAY_MS, KernelQueue, RETRY_DELAYS_MS, type QueueTimers } from '../../../src/enforce/kernel-queue.js';
+import { BATCH_DELAY_MS, KernelQueue, RETRY_DELAYS_MS } from '../../../src/enforce/kernel-queue.js';
 import type { AddResult, KernelEntry } from '../../../src/enforce/sink.js';
-
-/** A monotonic clock whose timers fire only when the test advances it. */
-class FakeClock implements QueueTimers {
-  now = 1_000_000;
-  private timers: { at: number; fn: () => void; id: number }[] = [];
-  private nextId = 1;
-  set(fn: () => void, ms: number): unknown {
-    const id = this.nextId++;
-    this.timers.push({ at: this.now + ms, fn, id });
-    return id;
-  }
-  clear(handle: unknown): void {
-    this.timers = this.timers.filter((t) => t.id !== handle);
-  }
-  /** ms until the next timer, or null */
-  nextIn(): number | null {
-    if (this.timers.length === 0) return null;
-    return Math.min(...this.timers.map((t) => t.at)) - this.now;
-  }
-  /** moves time forward, firing each timer due (and letting its flush run) */
-  async advance(ms: number): Promise<void> {
-    const end = this.now + ms;
-    for (;;) {
-      const due = this.timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at)[0];
-      if (!due) break;
-      this.timers = this.timers.filter((t) => t !== due);
-      this.now = due.at;
-      due.fn();
-      await settleMicrotasks();
-    }
-    this.now = end;
-  }
-}
-
-async function settleMicrotasks(): Promise<void> {
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-}
+import { FakeTimers } from '../../helpers/fake-timers.js';
 
 class FakeSink {
   readonly mode = 'ipset' as const;
@@ -55,7 +19,7 @@ class FakeSink {
 }
 
 function setup(maxElements = 100) {
-  const clock = new FakeClock();
+  const clock = new FakeTimers(1_000_000);
   const sink = new FakeSink();
   const blocked = new Set<string>();
   const failures: (string | undefined)[] = [];
@@ -90,9 +54,9 @@ describe('KernelQueue', () => {
     const t = setup();
     for (let i = 1; i <= 5; i++) t.block(`198.18.0.${i}`);
     expect(t.q.size).toBe(5);
-    await t.clock.advance(BATCH_DELAY_MS - 1);
+    await t.clock.advanceSettled(BATCH_DELAY_MS - 1);
     expect(t.sink.batches).toHaveLength(0);
-    await t.clock.advance(1);
+    await t.clock.advanceSettled(1);
     expect(t.sink.batches).toHaveLength(1);
     expect(t.sink.batches[0]?.map((e) => e.prefix)).toEqual(['198.18.0.1', '198.18.0.2', '198.18.0.3', '198.18.0.4', '198.18.0.5']);
     expect(t.sink.batches[0]?.[0]?.timeoutSec).toBe(60);
@@ -105,7 +69,7 @@ describe('KernelQueue', () => {
     t.block('198.18.0.1', 10_000);
     t.block('198.18.0.1', 30_000);
     expect(t.q.size).toBe(1);
-    await t.clock.advance(BATCH_DELAY_MS);
+    await t.clock.advanceSettled(BATCH_DELAY_MS);
     expect(t.sink.batches).toEqual([[{ prefix: '198.18.0.1', family: 4, timeoutSec: 30 }]]);
   });
 
@@ -114,7 +78,7 @@ describe('KernelQueue', () => {
     t.sink.failing = true;
     const blockedAt = t.clock.now;
     t.block('198.18.0.1', 60_000);
-    await t.clock.advance(BATCH_DELAY_MS);
+    await t.clock.advanceSettled(BATCH_DELAY_MS);
     expect(t.failures).toHaveLength(1);
     expect(t.q.size).toBe(1);
     const seen: number[] = [];
@@ -123,9 +87,9 @@ describe('KernelQueue', () => {
       expect(next).not.toBeNull();
       seen.push(next as number);
       // one ms short of the retry: nothing is sent
-      await t.clock.advance((next as number) - 1);
+      await t.clock.advanceSettled((next as number) - 1);
       expect(t.failures).toHaveLength(i + 1);
-      await t.clock.advance(1);
+      await t.clock.advanceSettled(1);
       expect(t.failures).toHaveLength(i + 2);
     }
     expect(seen).toEqual([100, 500, 2000, 5000]);
@@ -135,7 +99,7 @@ describe('KernelQueue', () => {
 
     // the kernel accepts again: the entry is replayed with what is left, not a fresh timeout
     t.sink.failing = false;
-    await t.clock.advance(5000);
+    await t.clock.advanceSettled(5000);
     expect(t.q.degraded).toBeNull();
     expect(t.q.size).toBe(0);
     // 20 + 100 + 500 + 2000 + 5000 + 5000 ms after the block: 47.38 s left, sent as 48
@@ -150,10 +114,10 @@ describe('KernelQueue', () => {
     const t = setup();
     t.sink.failing = true;
     t.block('198.18.0.1');
-    await t.clock.advance(BATCH_DELAY_MS + 100 + 500);
+    await t.clock.advanceSettled(BATCH_DELAY_MS + 100 + 500);
     expect(t.failures).toHaveLength(3);
     expect(t.q.degraded).toBeNull();
-    await t.clock.advance(2000);
+    await t.clock.advanceSettled(2000);
     expect(t.failures).toHaveLength(4);
     expect(t.q.degraded).not.toBeNull();
   });
@@ -164,10 +128,10 @@ describe('KernelQueue', () => {
     t.block('198.18.0.1', 1_000);
     t.block('198.18.0.2', 60_000);
     t.block('198.18.0.3', 60_000);
-    await t.clock.advance(BATCH_DELAY_MS + 100 + 500 + 2000);
+    await t.clock.advanceSettled(BATCH_DELAY_MS + 100 + 500 + 2000);
     t.blocked.delete('198.18.0.3');
     t.sink.failing = false;
-    await t.clock.advance(5000);
+    await t.clock.advanceSettled(5000);
     expect(t.sink.batches.map((b) => b.map((e) => e.prefix))).toEqual([['198.18.0.2']]);
     expect(t.q.size).toBe(0);
   });
@@ -194,7 +158,7 @@ describe('KernelQueue', () => {
     t.block('198.18.0.1');
     t.block('198.18.0.2');
     t.q.delete('198.18.0.1');
-    await t.clock.advance(BATCH_DELAY_MS);
+    await t.clock.advanceSettled(BATCH_DELAY_MS);
     expect(t.sink.batches.map((b) => b.map((e) => e.prefix))).toEqual([['198.18.0.2']]);
   });
 
@@ -214,7 +178,7 @@ describe('KernelQueue', () => {
       throw new Error('spawn ipset ENOENT');
     };
     t.block('198.18.0.1');
-    await t.clock.advance(BATCH_DELAY_MS);
+    await t.clock.advanceSettled(BATCH_DELAY_MS);
     expect(t.failures).toEqual(['spawn ipset ENOENT']);
     expect(t.q.size).toBe(1);
     expect(t.clock.nextIn()).toBe(100);

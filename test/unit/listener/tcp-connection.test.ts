@@ -2,33 +2,10 @@
 // fake clock: the read pump within the in-flight bound, backpressure both ways,
 // half-close, read and idle timeouts, buffer_full, framing and internal errors.
 import { describe, expect, it } from 'vitest';
-import { READ_AHEAD, TcpConnection, type ConnectionSocket, type ConnectionTimers } from '../../../src/listener/tcp-connection.js';
+import { READ_AHEAD, TcpConnection, type ConnectionSocket } from '../../../src/listener/tcp-connection.js';
 import type { TcpClient, TcpSession } from '../../../src/pipeline/tcp-session.js';
 import type { TcpCloseReason } from '../../../src/metrics/counters.js';
-
-class FakeClock implements ConnectionTimers {
-  now = 0;
-  private timers: { at: number; fn: () => void; id: number }[] = [];
-  private nextId = 1;
-  set(fn: () => void, ms: number): unknown {
-    const id = this.nextId++;
-    this.timers.push({ at: this.now + ms, fn, id });
-    return id;
-  }
-  clear(handle: unknown): void {
-    this.timers = this.timers.filter((t) => t.id !== handle);
-  }
-  get pending(): number {
-    return this.timers.length;
-  }
-  advance(ms: number): void {
-    this.now += ms;
-    for (const t of this.timers.filter((x) => x.at <= this.now)) {
-      this.timers = this.timers.filter((x) => x !== t);
-      t.fn();
-    }
-  }
-}
+import { FakeTimers } from '../../helpers/fake-timers.js';
 
 class FakeSocket implements ConnectionSocket {
   writableLength = 0;
@@ -106,7 +83,7 @@ function framed(len: number, fill = 7): Buffer {
 
 function setup(over: Partial<typeof settings> = {}) {
   const socket = new FakeSocket();
-  const clock = new FakeClock();
+  const clock = new FakeTimers();
   const closes: (TcpCloseReason | null)[] = [];
   const errors: unknown[] = [];
   let session!: FakeSession;
