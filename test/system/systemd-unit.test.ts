@@ -180,8 +180,10 @@ describe.skipIf(unavailable !== null)('the shipped unit under systemd as PID 1 (
     expect(journal()).toMatch(/"msg":"ampguard started"/);
   }, 180_000);
 
-  it('runs every process as User=ampguard with only the three capabilities, no new privileges and a seccomp filter', () => {
+  it('runs every process as User=ampguard with only the three capabilities, no new privileges and the unit\'s seccomp filters', () => {
     const procs = unitProcesses();
+    // nspawn filters every process of the machine (its PID 1 too): the unit's filters are the ones stacked on top of that
+    const machineFilters = Number(field(inMachine('cat /proc/1/status'), 'Seccomp_filters'));
     // the primary and its two workers
     expect(procs.size).toBeGreaterThanOrEqual(3);
     for (const [pid, status] of procs) {
@@ -190,6 +192,7 @@ describe.skipIf(unavailable !== null)('the shipped unit under systemd as PID 1 (
       for (const set of ['CapEff', 'CapPrm', 'CapBnd', 'CapAmb']) expect.soft(decodeCaps(field(status, set)), `pid ${pid} ${set}`).toEqual(CAPS);
       expect.soft(field(status, 'NoNewPrivs'), `pid ${pid} NoNewPrivs`).toBe('1');
       expect.soft(field(status, 'Seccomp'), `pid ${pid} Seccomp`).toBe('2');
+      expect.soft(Number(field(status, 'Seccomp_filters')), `pid ${pid} Seccomp_filters (the machine's: ${machineFilters})`).toBeGreaterThan(machineFilters);
     }
   });
 
