@@ -16,7 +16,7 @@ async function get<T>(listen: HostPort, path: string): Promise<T> {
   return answer.body as T;
 }
 
-export function formatTop(answer: TopAnswer, blocked: ReadonlySet<string>, now: Date): string {
+function formatTop(answer: TopAnswer, blocked: ReadonlySet<string>, now: Date): string {
   const lines = [`ampguard top — large-reply bytes per prefix, last ${answer.window_s} s — ${now.toISOString()}`, ''];
   lines.push(`${'#'.padStart(3)}  ${'prefix'.padEnd(42)} ${'bytes'.padStart(12)} ${'bytes/s'.padStart(10)}  blocked`);
   answer.top.forEach((t, i) => {

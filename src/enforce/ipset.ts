@@ -11,7 +11,7 @@ import { kernelSetName, kernelSets, type KernelSet, type KernelSettings } from '
 import { ipsetCreateArgs, ipsetDropRuleArgs } from '../kernel/rules.js';
 
 /** The parameters of an existing set, from `ipset list -t`. */
-export interface IpsetHeader {
+interface IpsetHeader {
   readonly type: string;
   readonly family: string;
   readonly maxElements: number;
@@ -264,7 +264,7 @@ export function parseIpsetHeaders(text: string): Map<string, { header: IpsetHead
 }
 
 /** "-A PREROUTING -p udp -m udp --dport 53 -m set --match-set S src -j DROP" (iptables -S), for our set and port */
-export function isDropRule(line: string, set: string, port: number): boolean {
+function isDropRule(line: string, set: string, port: number): boolean {
   if (!line.startsWith('-A PREROUTING ') || !line.endsWith(' -j DROP')) return false;
   const words = line.split(' ');
   const at = (w: string): string | undefined => words[words.indexOf(w) + 1];

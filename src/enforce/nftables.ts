@@ -17,7 +17,7 @@ function sameAddress(a: string, b: string): boolean {
 }
 
 /** An existing set: its parameters and members, from `nft -j list set`. */
-export interface NftSetState {
+interface NftSetState {
   readonly timeoutSec: number;
   readonly size: number;
   readonly members: KernelEntry[];
@@ -317,7 +317,7 @@ function setEntries(set: NftJsonSet | null | undefined, family: 4 | 6, network: 
   });
 }
 
-export function parseNftSetState(text: string, family: 4 | 6, network = false): NftSetState | null {
+function parseNftSetState(text: string, family: 4 | 6, network = false): NftSetState | null {
   const set = findSet(text);
   if (!set) return null;
   return { timeoutSec: set.timeout ?? 0, size: set.size ?? 0, members: parseNftSetJson(text, family, network) };

@@ -10,7 +10,7 @@ export interface ApiAnswer {
   body: Record<string, unknown>;
 }
 
-export type ControlOutcome =
+type ControlOutcome =
   | { kind: 'answer'; answer: ApiAnswer }
   /** nothing listens, or nothing answered in time */
   | { kind: 'unreachable' }
@@ -25,7 +25,7 @@ const TIMEOUT_MS = 3000;
 const MAX_ANSWER_BYTES = 1 << 20;
 
 /** Nothing (usable) came back: refused, reset, timed out, or an answer over 1 MiB. */
-export class Unanswered extends Error {}
+class Unanswered extends Error {}
 
 /**
  * fetch refuses the ports browsers block (6000, 6665-6669, 10080 and the
