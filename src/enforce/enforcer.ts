@@ -21,7 +21,7 @@ import { RecentBlocks, type BlockEvent } from './recent-blocks.js';
 
 export type { BlockEvent, BlockReason } from './recent-blocks.js';
 
-export interface EnforcerStats {
+interface EnforcerStats {
   readonly blocksByMode: Record<BlockMode, number>;
   kernelErrors: number;
   degraded: boolean;
@@ -39,12 +39,12 @@ export class BlockRefusedError extends Error {
 }
 
 /** What the enforcer tells other processes that keep a copy of the block table (cluster workers). */
-export type BlockChange =
+type BlockChange =
   /** `manual`: an operator's (the fleet shares those as verdicts; the ladder's travel as evidence) */
   | { readonly kind: 'block'; readonly prefix: string; readonly ttlMs: number; readonly manual?: true }
   | { readonly kind: 'unblock'; readonly prefix: string };
 
-export interface BlockView {
+interface BlockView {
   readonly prefix: string;
   readonly expiresInSec: number;
   readonly expiresInMs: number;

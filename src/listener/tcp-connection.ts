@@ -36,7 +36,7 @@ export interface ConnectionSocket {
 }
 
 /** One-shot timers (the read timeout), injectable with a fake clock. */
-export interface ConnectionTimers {
+interface ConnectionTimers {
   set(fn: () => void, ms: number): unknown;
   clear(handle: unknown): void;
 }
@@ -46,9 +46,9 @@ const nodeTimers: ConnectionTimers = {
   clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
-export type ConnectionSettings = Pick<Config['tcp'], 'max_in_flight_per_connection' | 'max_buffered_bytes' | 'read_timeout_ms' | 'idle_timeout_ms'>;
+type ConnectionSettings = Pick<Config['tcp'], 'max_in_flight_per_connection' | 'max_buffered_bytes' | 'read_timeout_ms' | 'idle_timeout_ms'>;
 
-export interface ConnectionHooks {
+interface ConnectionHooks {
   /** the connection is gone: `reason` null when the socket closed by itself (the client went away) */
   onClose(reason: TcpCloseReason | null): void;
   /** the session threw: the connection closes as internal_error (the owner logs, rate-limited) */

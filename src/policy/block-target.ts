@@ -10,7 +10,7 @@ import { ipv4Text, ipv4ToUint32, ipv6Text, parseIpv6, readClientAddress } from '
 import type { Cidr } from '../net/cidr.js';
 import { prefixKey } from './prefix.js';
 
-export type BlockTarget =
+type BlockTarget =
   | {
       readonly ok: true;
       /** the address as normalised: dotted IPv4, or compressed lower-case IPv6 */
@@ -23,7 +23,7 @@ export type BlockTarget =
     }
   | { readonly ok: false; readonly reason: 'invalid' | 'allowlist'; readonly error: string };
 
-export interface TargetSettings {
+interface TargetSettings {
   readonly prefixV4: number;
   readonly prefixV6: number;
   readonly allowlist: readonly Cidr[];

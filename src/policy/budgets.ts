@@ -54,10 +54,10 @@ export interface BudgetDeltas {
 const MINUTE_MS = 60_000;
 
 /** Told of every successful charge, with its cost in the rate's unit (cluster workers share them). */
-export type ChargeListener = (key: string, cost: number, level: BudgetLevel) => void;
+type ChargeListener = (key: string, cost: number, level: BudgetLevel) => void;
 
 /** Told when a key climbs to rung 2 or falls back to rung 1 (a log line; never per packet). */
-export type RungListener = (key: string, rung: 1 | 2, level: BudgetLevel) => void;
+type RungListener = (key: string, rung: 1 | 2, level: BudgetLevel) => void;
 
 /** One level's table: buckets by key, and the keys on rung 2 (for the gauge and the once-a-second judging). */
 class LevelTable {
@@ -334,7 +334,7 @@ export class BudgetTable {
  * level the network's or (a key at aggregate.wide's length) the wide network's.
  * Parses the key's length: off the packet path (judging, peers' debits, logs).
  */
-export function ruleFor(level: BudgetLevel, key: string, settings: PolicySettings): BudgetRule {
+function ruleFor(level: BudgetLevel, key: string, settings: PolicySettings): BudgetRule {
   if (level === 'prefix') return settings.prefixBudget;
   const agg = settings.aggregate;
   const slash = key.lastIndexOf('/');

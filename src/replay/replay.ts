@@ -57,7 +57,7 @@ export interface CaptureTotals {
   internalError: string | null;
 }
 
-export interface ReplayOptions {
+interface ReplayOptions {
   /** DNS ports: 53 and the ports the config listens on */
   readonly ports: ReadonlySet<number>;
   /** when set, only traffic to and from these server addresses */
@@ -79,7 +79,7 @@ interface PooledQuery extends QueryContext {
   holders: number;
 }
 
-export function newTotals(files: string[]): CaptureTotals {
+function newTotals(files: string[]): CaptureTotals {
   return {
     files, bytesRead: 0, packets: 0,
     skipped: { link_type: 0, not_ip: 0, not_udp_tcp: 0, short: 0, not_dns_port: 0, not_server: 0, not_dns: 0, internal_error: 0 },
