@@ -197,6 +197,9 @@ export class FleetLink {
     const r = open(this.o.key, this.o.site, data);
     const v = r.ok ? parseVerdict(r.env.b) : null;
     if (!r.ok || !v) return this.reject(r.ok ? 'malformed' : r.reason);
+    // a verdict past its exp holds nothing any more: one put back into the bucket (no key needed
+    // to replay a sealed value) would otherwise lift a block the ladder made since
+    if (v.exp <= this.o.wallClock()) return this.reject('stale');
     // this process's own writes come back through the watch; a stored one from before a restart is applied
     if (r.env.n === this.o.node && r.env.s >= this.sender.firstSeq) return;
     const seen = this.applied.get(v.p);

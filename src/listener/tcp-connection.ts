@@ -138,7 +138,10 @@ export class TcpConnection {
     if (!this.writeBlocked && this.reader.buffered < READ_AHEAD) this.socket.resume();
     else this.socket.pause();
     // Half-close: the client sent its last query; once all are answered, close our side too.
-    if (this.ended && !this.endSent && !this.writeBlocked && this.session.outstanding === 0) {
+    // A whole query still framed here (waiting for the prefix's share) is not answered yet;
+    // an incomplete one never will be, the client having sent its last byte.
+    const waiting = this.reader.buffered > 0 && !this.reader.partial;
+    if (this.ended && !this.endSent && !this.writeBlocked && this.session.outstanding === 0 && !waiting) {
       this.endSent = true;
       this.socket.end();
     }
