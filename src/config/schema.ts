@@ -161,7 +161,7 @@ export const configSchema = z.strictObject({
           window_ms: int(100, 3_600_000).default(2000).meta({ description: 'how long each judging window of a prefix over budget lasts', reloadable: true }),
           min_tc: int(1, 1_000_000).default(10).meta({ description: 'TC answers a window must hold before the prefix can be judged', reloadable: true }),
           followup_share: z.number().min(0).max(1).default(0.2).meta({
-            description: 'TCP follow-ups per TC answer below which a judged prefix is blocked (a spoofed victim sends none); a follow-up is a TCP query the backend answered that repeats a question answered with TC to the prefix within window_ms',
+            description: 'above 0, a judged window without one TCP follow-up blocks the prefix (a spoofed victim sends none; one follow-up keeps it on TC, however many queries a spoofer sends in its name); 0 never blocks. A follow-up is a TCP query the backend answered that repeats a question answered with TC to the prefix in that window or the one before',
             reloadable: true,
           }),
           quiet_ms: int(100, 3_600_000).default(10_000).meta({

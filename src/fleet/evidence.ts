@@ -84,8 +84,8 @@ function round(c: number): number {
 
 const isKey = (k: unknown): k is string => typeof k === 'string' && k.length > 0 && k.length <= MAX_KEY;
 const isCount = (c: unknown): c is number => typeof c === 'number' && Number.isFinite(c) && c >= 0;
-/** a question hash (policy/ladder.ts questionHash): any 32-bit integer but 0 */
-const isHash = (h: unknown): h is number => typeof h === 'number' && Number.isInteger(h) && h !== 0 && h >= -0x80000000 && h <= 0xffffffff;
+/** a question hash (policy/ladder.ts questionHash, never 0), or 0: a follow-up the sender matched itself (BudgetTable.followUp) */
+const isHash = (h: unknown): h is number => typeof h === 'number' && Number.isInteger(h) && h >= -0x80000000 && h <= 0xffffffff;
 
 /**
  * A peer's body, checked entry by entry: a message that is not the shape above

@@ -15,7 +15,7 @@
 import { LRUCache } from 'lru-cache';
 import { debit, refill, type Bucket } from './token-bucket.js';
 import {
-  comeDown, held, judge, matchFollowUp, matchFollowUpDryRun, onOverBudget, quietSpellOver, rememberTc, RUNG_TRUNCATING, type LadderState, type OverBudgetStep,
+  comeDown, followUpElsewhere, held, judge, matchFollowUp, matchFollowUpDryRun, onOverBudget, quietSpellOver, rememberTc, RUNG_TRUNCATING, type LadderState, type OverBudgetStep,
 } from './ladder.js';
 import type { BudgetRule, PolicySettings } from '../config/compile.js';
 
@@ -100,7 +100,7 @@ class LevelTable {
       // a plain literal: spreading newBucket() here cost 7x as much per new prefix (measured: 4.8 us against 0.7 us)
       entry = {
         tokens: rule.capacity, updatedAt: now, minute: 0, thisMinute: 0, lastMinute: 0,
-        rung: 1, windowStart: 0, tcSent: 0, tcLate: 0, followUps: 0, followUpsLate: 0, lastTcAt: 0, tcQ0: 0, tcQ0At: 0, tcRing: null, tcNext: 0,
+        rung: 1, windowStart: 0, tcSent: 0, tcLate: 0, followUps: 0, followUpsLate: 0, lastTcAt: 0, tcQ0: 0, tcQ0At: 0, tcBits: null,
       };
       this.entries.set(key, entry);
       const evicted = this.evictedEntry;
@@ -227,7 +227,7 @@ export class BudgetTable {
     const entry = table.entry(key, rule, now);
     const climbs = entry.rung !== RUNG_TRUNCATING;
     const step = onOverBudget(entry, settings.ladder, now, level === 'prefix');
-    if (step === 'truncate' && level === 'prefix') rememberTc(entry, question, now);
+    if (step === 'truncate' && level === 'prefix') rememberTc(entry, settings.ladder, question, now);
     if (climbs) {
       table.truncating.add(key);
       table.onRung?.(key, 2, level);
@@ -236,19 +236,25 @@ export class BudgetTable {
   }
 
   /**
-   * A TCP query the backend answered, from `key`, with its question's hash: a
-   * follow-up when that question was answered with TC to the key recently
-   * (policy.ladder.window_ms). One this process cannot match goes to
-   * `onFollowUp`, so that the worker (or fleet node) whose UDP answer truncated
-   * it can, even one where this process never charged the key (a client's TCP
-   * retry may reach another node than its UDP query); `fromPeer` marks
-   * another's, not told again.
+   * A TCP query the backend answered, from `key`, with its question's hash:
+   * true for a follow-up, when that question was answered with TC to the key
+   * recently (policy.ladder.window_ms). Every one goes to `onFollowUp` for the
+   * other workers and fleet nodes (`fromPeer` marks another's, not told again):
+   * one this process could not match with its question, so that the process
+   * whose UDP answer truncated it can (a client's TCP retry may reach another
+   * than its UDP query); one it matched with question 0, so that every process
+   * judging the key counts the follow-up in its window (one that saw none would
+   * block a prefix whose real client comes back over TCP elsewhere).
    */
   followUp(level: BudgetLevel, key: string, question: number, settings: PolicySettings, now: number, fromPeer = false): boolean {
     const entry = this.levels[level].entries.peek(key);
-    if (entry !== undefined && (settings.dryRun ? matchFollowUpDryRun(entry) : matchFollowUp(entry, question, now, settings.ladder.windowMs))) return true;
-    if (!fromPeer && this.onFollowUp !== null) this.onFollowUp(key, question, level);
-    return false;
+    if (question === 0) {
+      if (fromPeer && entry !== undefined) followUpElsewhere(entry);
+      return false;
+    }
+    const matched = entry !== undefined && (settings.dryRun ? matchFollowUpDryRun(entry) : matchFollowUp(entry, question, now, settings.ladder.windowMs));
+    if (!fromPeer && this.onFollowUp !== null) this.onFollowUp(key, matched ? 0 : question, level);
+    return matched;
   }
 
   /**

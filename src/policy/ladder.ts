@@ -6,15 +6,23 @@
 // Rung 2: over budget; each large reply it cannot afford becomes a TC=1 stand-in
 //         (about the size of the query, so no amplification), and we count the
 //         TC answers sent and the TCP follow-ups that come back: a TCP query
-//         that repeats a question answered with TC to the key within the
-//         window, and that the backend answered (questionHash, matchFollowUp).
-// Rung 3: a window ends with at least `minTc` TC answers and fewer TCP follow-ups
-//         than `followUpShare` of them: the prefix is an offender (kernel block).
+//         that repeats a question answered with TC to the key in this window
+//         or the one before, and that the backend answered (questionHash,
+//         matchFollowUp).
+// Rung 3: a window ends with at least `minTc` TC answers and no TCP follow-up at
+//         all: the prefix is an offender (kernel block). One follow-up passes the
+//         window, whatever the share: it proves a real client behind the prefix
+//         that gets our TC answers, and a spoofer who sends more queries in its
+//         name than it does must not get it blocked (a TC answer amplifies
+//         nothing, so rung 2 is enough). `followUpShare` 0 turns escalation off.
 //         The TC answers of a window's last graceMs count in the next window:
 //         their follow-ups may not be back yet.
 //         Only a prefix (/32, /64) climbs to rung 3; a network stays on rung 2.
 // A spoofed victim never sent the queries, so it never comes back over TCP; a
 // busy NAT's stubs do, and it stays on rung 2 for as long as it is over budget.
+// The questions answered with TC are kept in bit sets a flood cannot push a real
+// client's question out of (a spray of questions only sets more bits, which can
+// only make a real client's retry match: never a block of the wrong client).
 // A key comes down to rung 1 only after a quiet spell (`quietMs` without a
 // reply it had to truncate), never because its bucket refilled: a flood that
 // goes on keeps it on rung 2, whatever the bucket holds.
@@ -24,8 +32,13 @@ const RUNG_OPEN = 1;
 export const RUNG_TRUNCATING = 2;
 type Rung = typeof RUNG_OPEN | typeof RUNG_TRUNCATING;
 
-/** questions answered with TC remembered per key on rung 2, besides the first (a ring: the oldest is overwritten) */
-const TC_QUESTIONS = 16;
+/** bits in each set of truncated questions (a question's hash picks one) */
+const TC_BITS = 1024;
+const TC_WORDS = TC_BITS / 32;
+/** the three sets in tcBits: this window's, its last graceMs's, the previous window's */
+const CUR = 0;
+const LATE = TC_WORDS;
+const PREV = 2 * TC_WORDS;
 
 export interface LadderState {
   rung: Rung;
@@ -40,7 +53,7 @@ export interface LadderState {
    * are judged with the next window instead
    */
   tcLate: number;
-  /** TCP follow-ups of the window (matched questions the backend answered) */
+  /** TCP follow-ups of the window (truncated questions repeated over TCP, answered by the backend) */
   followUps: number;
   /** follow-ups of the late TC answers (tcLate): they are judged with those, in the next window */
   followUpsLate: number;
@@ -50,11 +63,12 @@ export interface LadderState {
   tcQ0: number;
   tcQ0At: number;
   /**
-   * the later ones, a ring of [hash, time] pairs, made at the second TC answer
-   * only: a sprayed source that gets one TC answer costs no allocation
+   * the later ones, as bits (hash mod 1024) in three sets: the window's own TC
+   * answers, those of its last graceMs (judged with the next window), and the
+   * previous window's (their retries may come after it was judged). Made at
+   * the second TC answer only: a sprayed source that gets one costs nothing.
    */
-  tcRing: Float64Array | null;
-  tcNext: number;
+  tcBits: Uint32Array | null;
 }
 
 export type OverBudgetStep = 'truncate' | 'escalate';
@@ -68,9 +82,14 @@ export function onOverBudget(s: LadderState, l: LadderSettings, now: number, jud
     return 'escalate';
   }
   s.tcSent++;
-  if (now - s.windowStart >= l.windowMs - graceMs(l)) s.tcLate++;
+  if (inGrace(s, l, now)) s.tcLate++;
   s.lastTcAt = now;
   return 'truncate';
+}
+
+/** `now` is in the window's last graceMs: a TC answer sent now is judged with the next window. */
+function inGrace(s: LadderState, l: LadderSettings, now: number): boolean {
+  return now - s.windowStart >= l.windowMs - graceMs(l);
 }
 
 /** The end of a window whose TC answers are judged with the next one: a quarter of it, at most 500 ms. */
@@ -81,14 +100,14 @@ function graceMs(l: LadderSettings): number {
 
 /**
  * Judges a window that has ended (and opens the next): true when it held at
- * least minTc TC answers and too few TCP follow-ups. Called by the next
- * over-budget reply, and once a second for every key on rung 2, so a flood
- * that stops is judged too.
+ * least minTc TC answers and not one TCP follow-up (followUpShare 0: never).
+ * Called by the next over-budget reply, and once a second for every key on
+ * rung 2, so a flood that stops is judged too.
  */
 export function judge(s: LadderState, l: LadderSettings, now: number): boolean {
   if (s.rung !== RUNG_TRUNCATING || now - s.windowStart < l.windowMs) return false;
   const judged = s.tcSent - s.tcLate;
-  const escalate = judged >= l.minTc && s.followUps < l.followUpShare * judged;
+  const escalate = judged >= l.minTc && s.followUps === 0 && l.followUpShare > 0;
   const late = s.tcLate;
   const lateFollowUps = s.followUpsLate;
   openWindow(s, now);
@@ -98,48 +117,54 @@ export function judge(s: LadderState, l: LadderSettings, now: number): boolean {
 }
 
 /** Remembers a question answered with TC (its hash, from questionHash), for matchFollowUp. */
-export function rememberTc(s: LadderState, hash: number, now: number): void {
-  if (s.tcQ0 === 0 && s.tcRing === null) {
+export function rememberTc(s: LadderState, l: LadderSettings, hash: number, now: number): void {
+  if (s.tcQ0 === 0 && s.tcBits === null) {
     s.tcQ0 = hash;
     s.tcQ0At = now;
     return;
   }
-  const ring = s.tcRing ?? (s.tcRing = new Float64Array(2 * TC_QUESTIONS));
-  const i = s.tcNext;
-  ring[2 * i] = hash;
-  ring[2 * i + 1] = now;
-  s.tcNext = i + 1 === TC_QUESTIONS ? 0 : i + 1;
+  const bits = s.tcBits ?? (s.tcBits = new Uint32Array(3 * TC_WORDS));
+  const b = hash & (TC_BITS - 1);
+  bits[(inGrace(s, l, now) ? LATE : CUR) + (b >>> 5)]! |= 1 << (b & 31);
 }
 
 /**
  * A TCP query the backend answered, with the hash of its question: a follow-up
- * when the key is on rung 2 and that question was answered with TC to it within
- * `maxAgeMs`. Each TC answer vouches for one follow-up at most (it is used up),
- * so repeating one question over TCP does not count twice.
+ * when the key is on rung 2 and that question was answered with TC to it in
+ * this window or the one before (the first TC answer: within `maxAgeMs`). A
+ * match clears its bit, so repeating one question over TCP does not count twice.
+ * Hash 0 (a peer's note that the key answered over TCP, no question) never matches.
  */
 export function matchFollowUp(s: LadderState, hash: number, now: number, maxAgeMs: number): boolean {
-  if (s.rung !== RUNG_TRUNCATING) return false;
+  if (s.rung !== RUNG_TRUNCATING || hash === 0) return false;
   if (s.tcQ0 === hash && now - s.tcQ0At <= maxAgeMs) {
     s.tcQ0 = 0;
     countFollowUp(s, s.tcQ0At, maxAgeMs);
     return true;
   }
-  const ring = s.tcRing;
-  if (ring === null) return false;
-  for (let i = 0; i < 2 * TC_QUESTIONS; i += 2) {
-    if (ring[i] === hash && now - ring[i + 1]! <= maxAgeMs) {
-      ring[i] = 0;
-      countFollowUp(s, ring[i + 1]!, maxAgeMs);
-      return true;
-    }
-  }
-  return false;
+  const bits = s.tcBits;
+  if (bits === null) return false;
+  const b = hash & (TC_BITS - 1);
+  const word = b >>> 5;
+  const mask = 1 << (b & 31);
+  const set = (bits[CUR + word]! & mask) !== 0 ? CUR : (bits[LATE + word]! & mask) !== 0 ? LATE : (bits[PREV + word]! & mask) !== 0 ? PREV : -1;
+  if (set < 0) return false;
+  bits[set + word]! &= ~mask;
+  // a late TC answer's follow-up counts with it, in the next window; a previous window's in this one
+  if (set === LATE) s.followUpsLate++;
+  else s.followUps++;
+  return true;
 }
 
 /** A follow-up counts in the window its TC answer is judged in: a late one's with the next window. */
 function countFollowUp(s: LadderState, tcAt: number, windowMs: number): void {
   if (tcAt - s.windowStart >= windowMs - Math.min(500, windowMs / 4)) s.followUpsLate++;
   else s.followUps++;
+}
+
+/** Another worker or fleet node matched a follow-up of the key: it counts in this window too. */
+export function followUpElsewhere(s: LadderState): void {
+  if (s.rung === RUNG_TRUNCATING) s.followUps++;
 }
 
 /**
@@ -171,10 +196,19 @@ export function comeDown(s: LadderState): void {
   s.followUps = 0;
   s.followUpsLate = 0;
   s.tcQ0 = 0;
-  if (s.tcRing !== null) s.tcRing.fill(0);
+  if (s.tcBits !== null) s.tcBits.fill(0);
 }
 
 function openWindow(s: LadderState, now: number): void {
+  const bits = s.tcBits;
+  if (bits !== null) {
+    // the window's questions (its late ones included) become the previous window's
+    for (let i = 0; i < TC_WORDS; i++) {
+      bits[PREV + i] = bits[CUR + i]! | bits[LATE + i]!;
+      bits[CUR + i] = 0;
+      bits[LATE + i] = 0;
+    }
+  }
   s.windowStart = now;
   s.tcSent = 0;
   s.tcLate = 0;

@@ -41,8 +41,12 @@ describe('parseEvidence', () => {
   it('refuses negative, non-finite or oddly shaped entries whole', () => {
     for (const bad of [
       'nope', 'null', '[]', '{"d":[["k",-5]]}', '{"d":[["k","5"]]}', '{"d":[["k"]]}', '{"d":[["",1]]}',
-      '{"f":[["k",1,2]]}', '{"f":[["k",0,0]]}', '{"f":[["k",1.5,0]]}', '{"f":[["k",5e9,0]]}', '{"x":[5]}', `{"d":[["${'k'.repeat(65)}",1]]}`, '{"d":[["k",1e400]]}',
+      '{"f":[["k",1,2]]}', '{"f":[["k",1.5,0]]}', '{"f":[["k",5e9,0]]}', '{"x":[5]}', `{"d":[["${'k'.repeat(65)}",1]]}`, '{"d":[["k",1e400]]}',
     ]) expect(parseEvidence(bad), bad).toBeNull();
+  });
+
+  it('takes question 0: a follow-up the sender matched itself (counted in every window, by no counter twice)', () => {
+    expect(parseEvidence('{"f":[["198.18.0.1",0,0]]}')?.f).toEqual([['198.18.0.1', 0, 0]]);
   });
 });
 

@@ -49,10 +49,10 @@ function replies(e: PolicyEnv<Counters>, address: string, from: number, to: numb
 
 describe('ladder state machine', () => {
   const l = { enabled: true, windowMs: 1000, minTc: 3, followUpShare: 0.5, quietMs: 10_000 };
-  const fresh = (): LadderState => ({ rung: 1, windowStart: 0, tcSent: 0, tcLate: 0, followUps: 0, followUpsLate: 0, lastTcAt: 0, tcQ0: 0, tcQ0At: 0, tcRing: null, tcNext: 0 });
+  const fresh = (): LadderState => ({ rung: 1, windowStart: 0, tcSent: 0, tcLate: 0, followUps: 0, followUpsLate: 0, lastTcAt: 0, tcQ0: 0, tcQ0At: 0, tcBits: null });
   const onFollowUp = (s: LadderState, n: number): void => {
     for (let i = 0; i < n; i++) {
-      rememberTc(s, 100 + i, 0);
+      rememberTc(s, l, 100 + i, 0);
       matchFollowUp(s, 100 + i, 0, l.windowMs);
     }
   };
@@ -95,7 +95,7 @@ describe('ladder state machine', () => {
     // 3 TC answers on time and 3 late, each retried over TCP 10 ms later
     [0, 100, 200, 800, 900, 950].forEach((t, i) => {
       onOverBudget(s, l, t);
-      rememberTc(s, 500 + i, t);
+      rememberTc(s, l, 500 + i, t);
       expect(matchFollowUp(s, 500 + i, t + 10, l.windowMs)).toBe(true);
     });
     expect(judge(s, l, 1000)).toBe(false); // 3 on time, 3 follow-ups
@@ -104,15 +104,18 @@ describe('ladder state machine', () => {
     expect(judge(s, l, 2000)).toBe(false);
   });
 
-  it('keeps a prefix at exactly the follow-up share, escalates just under it', () => {
-    const at = fresh();
-    for (let i = 0; i < 4; i++) onOverBudget(at, l, i);
-    onFollowUp(at, 2); // 2 / 4 = 0.5
-    expect(onOverBudget(at, l, 1000)).toBe('truncate');
-    const under = fresh();
-    for (let i = 0; i < 4; i++) onOverBudget(under, l, i);
-    onFollowUp(under, 1); // 1 / 4 < 0.5
-    expect(onOverBudget(under, l, 1000)).toBe('escalate');
+  it('keeps a prefix with one follow-up whatever the share (a spoofer outnumbering its client), escalates one with none', () => {
+    const one = fresh();
+    for (let i = 0; i < 40; i++) onOverBudget(one, l, i);
+    onFollowUp(one, 1); // 1 / 40, far under 0.5
+    expect(onOverBudget(one, l, 1000)).toBe('truncate');
+    const none = fresh();
+    for (let i = 0; i < 40; i++) onOverBudget(none, l, i);
+    expect(onOverBudget(none, l, 1000)).toBe('escalate');
+    // share 0 turns escalation off
+    const off = fresh();
+    for (let i = 0; i < 40; i++) onOverBudget(off, { ...l, followUpShare: 0 }, i);
+    expect(onOverBudget(off, { ...l, followUpShare: 0 }, 1000)).toBe('truncate');
   });
 });
 
@@ -137,6 +140,74 @@ describe('the ladder in the response stages (defaults: 50kb/min, burst 10, windo
       offender: { prefix: '198.18.0.10', level: 'prefix', cause: 'no_followup' },
     });
     expect(e.budgets.truncatingCount('prefix')).toBe(1);
+  });
+
+  /**
+   * A real client at `victim` asks 50 large questions a second (its own names)
+   * and retries each TC answer over TCP 5 ms later, while a spoofer sends
+   * `spoofedPerSecond` large queries in its name, each for a fresh name. The
+   * worker that answers the victim's TCP retries and the one the spoofed
+   * queries reach may be others than its UDP one's (`other`). What the
+   * victim's prefix got, over `ms`.
+   */
+  function spoofedRealClient(e: PolicyEnv<Counters>, victim: string, spoofedPerSecond: number, ms: number, other = { tcp: e, spoofed: e }, clock = { now: 0 }): Verdict[] {
+    const tcpEnv = other.tcp;
+    const out: Verdict[] = [];
+    const retries: [number, string][] = [];
+    const spoofEvery = 1000 / spoofedPerSecond;
+    let nextSpoof = 0;
+    let n = 0;
+    for (let t = 0; t < ms; t++) {
+      clock.now = t;
+      // the once-a-second judging, as the live timer runs it
+      if (t % 1000 === 0) for (const x of new Set([e, tcpEnv, other.spoofed])) if (x.budgets.judgeTruncating(x.settings, t).length > 0) out.push({ kind: 'drop', reason: 'rate' } as Verdict);
+      while (retries.length > 0 && retries[0]![0] <= t) tcpAnswered(ctx(victim, 'tcp', retries.shift()![1]), tcpEnv, t);
+      if (t % 20 === 0) {
+        const name = `real${(n++) % 300}.example.test`;
+        const v = runResponseStages(ctx(victim, 'udp', name), reply900, e, t);
+        out.push(v);
+        if (v.kind === 'answer') retries.push([t + 5, name]);
+      }
+      for (; nextSpoof <= t; nextSpoof += spoofEvery) out.push(runResponseStages(ctx(victim, 'udp', `x${Math.floor(nextSpoof * 7919)}.spoof.test`), reply900, other.spoofed, t));
+    }
+    return out;
+  }
+
+  it('a real client that retries over TCP is never blocked, however many queries a spoofer sends in its name (5x, 20x, 100x its own)', () => {
+    for (const spoofed of [250, 1000, 5000]) {
+      const e = env();
+      const got = spoofedRealClient(e, '198.18.0.60', spoofed, 20_000);
+      expect(got.filter((v) => v.kind === 'drop'), `${spoofed} spoofed queries a second`).toEqual([]);
+      expect(e.counters.tcpFollowUps).toBeGreaterThan(500);
+      // and it amplified nothing: after the burst, every large reply was a TC stand-in
+      expect(got.slice(20).every((v) => v.kind === 'answer')).toBe(true);
+    }
+  });
+
+  it("a real client is not blocked by the worker its TCP retries never reach, whichever worker sees them", () => {
+    const a = env();
+    const b = env();
+    // the cluster relay: each worker's charges reach the other as debits, and its follow-ups
+    a.budgets.onCharge = (key, cost, level) => b.budgets.debit(key, cost, b.settings, 0, level);
+    b.budgets.onCharge = (key, cost, level) => a.budgets.debit(key, cost, a.settings, 0, level);
+    const clock = { now: 0 };
+    // as cluster/worker.ts applies the other's: a follow-up matched here is counted here
+    a.budgets.onFollowUp = (key, question, level) => void (b.budgets.followUp(level, key, question, b.settings, clock.now, true) && b.counters.tcpFollowUps++);
+    b.budgets.onFollowUp = (key, question, level) => void (a.budgets.followUp(level, key, question, a.settings, clock.now, true) && a.counters.tcpFollowUps++);
+    // its UDP on A, its TCP retries on B (B matches them for A); the spoofed queries on A
+    const split = spoofedRealClient(a, '198.18.0.61', 1000, 20_000, { tcp: b, spoofed: a }, clock);
+    expect(split.filter((v) => v.kind === 'drop')).toEqual([]);
+    expect(a.counters.tcpFollowUps + b.counters.tcpFollowUps).toBeGreaterThan(500);
+    // its UDP and TCP on B (B matches them itself), the spoofed queries on A: A must hear of them
+    const apart = spoofedRealClient(b, '198.18.0.63', 1000, 20_000, { tcp: b, spoofed: a }, clock);
+    expect(apart.filter((v) => v.kind === 'drop')).toEqual([]);
+  });
+
+  it('the same spoofer against an address with no client behind it still gets it blocked', () => {
+    const e = env();
+    const got: Verdict[] = [];
+    for (let t = 0; t < 5000; t++) got.push(runResponseStages(ctx('198.18.0.62', 'udp', `x${t}.spoof.test`), reply900, e, t));
+    expect(got.find((v) => v.kind === 'drop')).toMatchObject({ offender: { prefix: '198.18.0.62', cause: 'no_followup' } });
   });
 
   it('sends nothing but TC answers on rung 2, though the bucket refills (no trickle of full replies)', () => {
@@ -210,13 +281,15 @@ describe('the ladder in the response stages (defaults: 50kb/min, burst 10, windo
     // the same question from a neighbour of the same /24 is not the prefix's follow-up
     tcpAnswered(ctx('198.18.0.41', 'tcp'), e, 300);
     expect(e.counters.tcpFollowUps).toBe(1);
-    // each TC answer vouches for one follow-up: the first and the last 16 are kept, one is used
+    // a question truncated in a window vouches for one follow-up: repeating it over TCP counts once
     for (let i = 0; i < 40; i++) tcpAnswered(ctx('198.18.0.40', 'tcp'), e, 301);
-    expect(e.counters.tcpFollowUps).toBe(17);
-    // a retry older than window_ms (2 s) is not a follow-up
+    expect(e.counters.tcpFollowUps).toBe(2);
+    // a retry two windows (2 s each) after its TC answer is not a follow-up: the
+    // once-a-second judging moves a window's questions to 'previous', then forgets them
     replies(e, '198.18.0.40', 400, 410, 10);
-    tcpAnswered(ctx('198.18.0.40', 'tcp'), e, 2401);
-    expect(e.counters.tcpFollowUps).toBe(17);
+    for (let t = 1000; t <= 6000; t += 1000) e.budgets.judgeTruncating(e.settings, t);
+    tcpAnswered(ctx('198.18.0.40', 'tcp'), e, 6001);
+    expect(e.counters.tcpFollowUps).toBe(2);
   });
 
   it('a follow-up that lands on another worker is matched by the worker that truncated the question', () => {
