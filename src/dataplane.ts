@@ -39,13 +39,13 @@ function addSocketErrors(into: Record<UdpIoErrorKey, number>, side: UdpIoSide, s
   into[`${side}:send_dropped`] += stats[STAT.sendDropped] ?? 0;
 }
 
-export interface DataplaneParts {
+interface DataplaneParts {
   readonly budgets: BudgetTable;
   readonly blocks: BlockTable;
   readonly onOffender: OffenderHandler;
 }
 
-export interface Dataplane {
+interface Dataplane {
   readonly env: PolicyEnv<Counters>;
   readonly pool: BackendPool<PendingUdp>;
   /** what the metrics registry reads */

@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { RuntimeConfig } from './config/compile.js';
 import type { Config } from './config/schema.js';
-import { reloadConfig, type ReloadPlan } from './config/reload.js';
+import type { ReloadPlan } from './config/reload.js';
+import { LiveConfig } from './operator/live-config.js';
 import { Registry } from 'prom-client';
 import { registerDataplaneMetrics } from './metrics/registry.js';
 import { closeHttp, logStarted, startControlPlane, type ControlOptions } from './operator/control-plane.js';
@@ -27,10 +28,9 @@ export interface Frontend {
 }
 
 export async function startFrontend(runtime: RuntimeConfig, log: Logger, control: ControlOptions): Promise<Frontend> {
-  let config = runtime.source;
-  let settings = runtime.policy;
-  const { enforcer, loaded } = await startEnforcer(runtime, () => settings, log);
-  const budgets = new BudgetTable(config.policy.large_response.max_tracked);
+  const live = new LiveConfig(runtime, log);
+  const { enforcer, loaded } = await startEnforcer(runtime, () => live.settings, log);
+  const budgets = new BudgetTable(live.config.policy.large_response.max_tracked);
   const dataplane = await startDataplane(runtime, { budgets, blocks: enforcer.blocks, onOffender: (o, now) => enforcer.onOffender(o, now) }, log);
   const registry = new Registry();
   registerDataplaneMetrics(registry, dataplane.sources);
@@ -38,8 +38,8 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger, control
   let fleet;
   try {
     fleet = startFleet({
-      runtime, enforcer, settings: () => settings, keyFile: control.fleetKeyFile ?? '', registry, log, clock,
-      deliver: (d) => void (dataplane.sources.counters.tcpFollowUps += debitAll(budgets, d, settings, clock())),
+      runtime, enforcer, settings: () => live.settings, keyFile: control.fleetKeyFile ?? '', registry, log, clock,
+      deliver: (d) => void (dataplane.sources.counters.tcpFollowUps += debitAll(budgets, d, live.settings, clock())),
     });
   } catch (err) {
     await Promise.all([dataplane.close(), enforcer.close()]);
@@ -66,14 +66,9 @@ export async function startFrontend(runtime: RuntimeConfig, log: Logger, control
   return {
     enforcer,
     reload(next: Config): ReloadPlan {
-      const r = reloadConfig(config, next);
-      const networksOff = settings.aggregate.enabled && !r.settings.aggregate.enabled;
-      ({ config, settings } = r);
-      dataplane.applySettings(settings);
-      // aggregates turned off: no network block may outlive them (docs/defence.md)
-      if (networksOff) void enforcer.liftNetworks().catch((err: Error) => log.error({ err: err.message }, 'lifting network blocks failed'));
-      log.level = config.log.level;
-      return r.plan;
+      const plan = live.reload(next, enforcer);
+      dataplane.applySettings(live.settings);
+      return plan;
     },
     async close(): Promise<void> {
       // stop taking work on every listener at once; a slow or keep-alive HTTP

@@ -29,7 +29,7 @@ import type { UpstreamConnector, UpstreamEvents, UpstreamLink } from './upstream
 /** Queries on one connection before another is opened: pdns_recursor's max-concurrent-requests-per-tcp-connection default, beyond which it stops reading that connection. */
 export const PIPELINE_DEPTH = 10;
 /** An upstream connection with nothing outstanding for this long is closed: before pdns_recursor's own 2 s client-tcp-timeout, so a query is never written into a connection the recursor is closing. */
-export const UPSTREAM_IDLE_MS = 1000;
+const UPSTREAM_IDLE_MS = 1000;
 
 export interface TcpForwarderSettings {
   /** this process's share of tcp.upstream_connections_per_backend */

@@ -6,7 +6,7 @@
 import { CliError, runtimeFromFile } from './common.js';
 import { parseBlockTargetText } from '../operator/control.js';
 import { readToken, cliTokenPath } from '../operator/token.js';
-import { callApi, provenRequest, type ApiAnswer } from '../operator/control-client.js';
+import { callApi, provenRequest, PortRefused, type ApiAnswer } from '../operator/control-client.js';
 import { createExec } from '../enforce/exec.js';
 import { kernelSettings } from '../kernel/settings.js';
 import { kernelSink } from '../enforce/choose.js';
@@ -96,6 +96,15 @@ function prefixCovers(net: string, ip: string, family: 4 | 6): boolean {
 }
 
 export async function blocksCommand(path: string, args: string[], opts: { json?: boolean } = {}): Promise<number> {
+  try {
+    return await blocks(path, args, opts);
+  } catch (err) {
+    if (err instanceof PortRefused) throw new CliError('E_UNREACHABLE', err.message);
+    throw err;
+  }
+}
+
+async function blocks(path: string, args: string[], opts: { json?: boolean }): Promise<number> {
   const rt = runtimeFromFile(path);
   const [action, text] = args;
   if (action !== 'list' && action !== 'add' && action !== 'del' && action !== 'show') throw new CliError('E_USAGE', 'blocks: list | show IP | add IP|NET/LEN | del IP|NET/LEN', 2);

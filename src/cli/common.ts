@@ -8,7 +8,7 @@ import { forwardLoops } from '../config/sanity.js';
 import type { ErrorCode } from './error-codes.js';
 
 /** the codes and what each means: error-codes.ts */
-export type CliErrorCode = ErrorCode;
+type CliErrorCode = ErrorCode;
 
 export class CliError extends Error {
   constructor(readonly code: CliErrorCode, message: string, readonly exitCode = 1) {

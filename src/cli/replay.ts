@@ -12,7 +12,7 @@ import { formatSweep, parseSweep, type SweepAxis } from '../replay/sweep.js';
 import { sweepSvg } from '../replay/plot.js';
 import { progressBar } from '../replay/progress.js';
 
-export interface ReplayArgs {
+interface ReplayArgs {
   readonly config: string;
   readonly captures: readonly string[];
   readonly json: boolean;

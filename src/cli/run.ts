@@ -18,7 +18,7 @@ import { notifySystemd } from './readiness.js';
 import { udpAddressesInUse } from '../listener/exclusive.js';
 
 /** what a stop may take before the process leaves anyway (systemd's stop, an operator's ^C) */
-export const STOP_DEADLINE_MS = 1500;
+const STOP_DEADLINE_MS = 1500;
 
 async function runAsWorker(): Promise<number> {
   // the primary handles signals (a reload reaches workers as a message); a worker

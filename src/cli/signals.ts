@@ -5,7 +5,7 @@
 // has, a remembered stop wins over a remembered reload, which is applied then.
 // This file imports nothing, so it is evaluated before the rest of the CLI.
 
-export interface SignalHandlers {
+interface SignalHandlers {
   reload(): void;
   stop(signal: 'SIGTERM' | 'SIGINT'): void;
 }

@@ -19,7 +19,7 @@ const RECURSOR_DIR = join(ROOT, 'deploy', 'pdns-recursor');
 const CLI = fileURLToPath(new URL('./index.js', import.meta.url));
 
 /** "IP:port" the bundled recursor listens on, read from its recursor.conf so the two cannot drift. */
-export function bundledAddress(conf: string): string | null {
+function bundledAddress(conf: string): string | null {
   const get = (key: string): string | undefined => new RegExp(`^${key}=(\\S+)\\s*$`, 'm').exec(conf)?.[1];
   const address = get('local-address');
   const port = get('local-port');
@@ -27,7 +27,7 @@ export function bundledAddress(conf: string): string | null {
 }
 
 /** true when something accepts a TCP connection on host:port within timeoutMs */
-export function listening(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+function listening(host: string, port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     const done = (ok: boolean): void => {

@@ -1,34 +1,22 @@
 // `ampguard top --config FILE [--once] [--interval S] [-n N]`: the top prefixes
 // by large-reply bytes in the last minute, as the dashboard shows them, in the
 // terminal, refreshed like top(1). Reads the running ampguard's /api/top.
-import http from 'node:http';
 import { CliError, runtimeFromFile } from './common.js';
 import { formatHostPort, type HostPort } from '../config/address.js';
+import { requestApi } from '../operator/control-client.js';
 
 interface TopAnswer {
   window_s: number;
   top: { prefix: string; bytes: number }[];
 }
 
-function get<T>(listen: HostPort, path: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: listen.host, port: listen.port, path, timeout: 3000 }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(text) as T);
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-    });
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-  });
+async function get<T>(listen: HostPort, path: string): Promise<T> {
+  const answer = await requestApi(listen, 'GET', path);
+  if (answer.status !== 200) throw new Error(`GET ${path} answered ${answer.status}: ${String(answer.body.error)}`);
+  return answer.body as T;
 }
 
-export function formatTop(answer: TopAnswer, blocked: ReadonlySet<string>, now: Date): string {
+function formatTop(answer: TopAnswer, blocked: ReadonlySet<string>, now: Date): string {
   const lines = [`ampguard top — large-reply bytes per prefix, last ${answer.window_s} s — ${now.toISOString()}`, ''];
   lines.push(`${'#'.padStart(3)}  ${'prefix'.padEnd(42)} ${'bytes'.padStart(12)} ${'bytes/s'.padStart(10)}  blocked`);
   answer.top.forEach((t, i) => {

@@ -1,13 +1,13 @@
 // What `ampguard --help` and `ampguard COMMAND --help` print: each command's
 // synopsis, options with their defaults, and an example. The option parser in
 // commands.ts takes the same names.
-export interface OptionHelp {
+interface OptionHelp {
   readonly flag: string;
   readonly help: string;
   readonly default?: string;
 }
 
-export interface CommandHelp {
+interface CommandHelp {
   readonly synopsis: string;
   readonly summary: string;
   readonly options: readonly OptionHelp[];

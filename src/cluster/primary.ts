@@ -9,7 +9,8 @@ import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { RuntimeConfig } from '../config/compile.js';
 import type { Config } from '../config/schema.js';
-import { reloadConfig, type ReloadPlan } from '../config/reload.js';
+import type { ReloadPlan } from '../config/reload.js';
+import { LiveConfig } from '../operator/live-config.js';
 import { LATENCY_BOUNDS, registerDataplaneMetrics, registerWorkerMetrics } from '../metrics/registry.js';
 import { DataPathHealth, dataPathSample } from '../operator/health.js';
 import { warnUdpIoFallback } from '../native/index.js';
@@ -27,20 +28,19 @@ import { Workers } from './workers.js';
 const WATCHDOG_MS = 500;
 
 export async function startPrimary(runtime: RuntimeConfig, workerCount: number, log: Logger, control: ControlOptions): Promise<Frontend> {
-  let config = runtime.source;
-  let settings = runtime.policy;
+  const live = new LiveConfig(runtime, log);
   // the text the backends were compiled from goes to every worker with the config
   const resolvConf = readResolvConf();
   const sums = new SnapshotSum(LATENCY_BOUNDS);
   // every worker's snapshot is its heartbeat; the data path's health is judged from them
   const health = new DataPathHealth();
-  const { enforcer, loaded } = await startEnforcer(runtime, () => settings, log);
+  const { enforcer, loaded } = await startEnforcer(runtime, () => live.settings, log);
   /** the site's link (fleet.nats): the workers' charges go out, the peers' come in as debits (docs/fleet.md) */
   let fleet: Fleet | null = null;
   const workers = new Workers({
     log,
     routes: {
-      config: () => ({ config, resolvConf }),
+      config: () => ({ config: live.config, resolvConf }),
       blocks: () => enforcer.list().map((b) => ({ prefix: b.prefix, ttlMs: b.expiresInMs })),
       charges: (m) => fleet?.batch.add(m),
       offender: (o) => enforcer.onOffender(o, clock()),
@@ -66,7 +66,7 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
   registerWorkerMetrics(registry, () => workers.restarts);
   try {
     fleet = startFleet({
-      runtime, enforcer, settings: () => settings, keyFile: control.fleetKeyFile ?? '', registry, log, clock,
+      runtime, enforcer, settings: () => live.settings, keyFile: control.fleetKeyFile ?? '', registry, log, clock,
       deliver: (d) => workers.broadcast({ t: 'debits', d: d.d, a: d.a, f: d.f }),
     });
   } catch (err) {
@@ -80,21 +80,16 @@ export async function startPrimary(runtime: RuntimeConfig, workerCount: number, 
     top: async (n) => mergeTop(await workers.ask<TopTalker[]>({ what: 'top', n }, []), n),
   });
   // the workers open the UDP sockets; the fallback to dgram is said once, here (docs/performance.md)
-  if (config.udp_io === 'auto') warnUdpIoFallback(log);
+  if (live.config.udp_io === 'auto') warnUdpIoFallback(log);
   logStarted(log, runtime, enforcer, loaded, workerCount, control);
 
   return {
     enforcer,
     failed: workers.failed,
     reload(next: Config): ReloadPlan {
-      const r = reloadConfig(config, next);
-      const networksOff = settings.aggregate.enabled && !r.settings.aggregate.enabled;
-      ({ config, settings } = r);
-      // aggregates turned off: no network block may outlive them (docs/defence.md)
-      if (networksOff) void enforcer.liftNetworks().catch((err: Error) => log.error({ err: err.message }, 'lifting network blocks failed'));
-      log.level = config.log.level;
-      workers.broadcast({ t: 'reload', config });
-      return r.plan;
+      const plan = live.reload(next, enforcer);
+      workers.broadcast({ t: 'reload', config: live.config });
+      return plan;
     },
     async close(): Promise<void> {
       workers.beginStop();

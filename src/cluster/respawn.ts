@@ -4,16 +4,16 @@
 // crashes within the window end the service, with a clear error, rather than
 // keep a broken data plane half alive.
 
-export interface RespawnLimits {
+interface RespawnLimits {
   readonly baseDelayMs: number;
   readonly maxDelayMs: number;
   readonly windowMs: number;
   readonly maxCrashes: number;
 }
 
-export const DEFAULT_RESPAWN: RespawnLimits = { baseDelayMs: 500, maxDelayMs: 30_000, windowMs: 60_000, maxCrashes: 5 };
+const DEFAULT_RESPAWN: RespawnLimits = { baseDelayMs: 500, maxDelayMs: 30_000, windowMs: 60_000, maxCrashes: 5 };
 
-export type RespawnDecision = { readonly respawnInMs: number } | { readonly giveUp: string };
+type RespawnDecision = { readonly respawnInMs: number } | { readonly giveUp: string };
 
 export class RespawnPolicy {
   private crashes: number[] = [];

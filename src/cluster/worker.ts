@@ -21,7 +21,7 @@ import { monotonicNow as clock } from '../time/clock.js';
 import type { Offender } from '../policy/verdict.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 
-export const SYNC_MS = 5;
+const SYNC_MS = 5;
 /** follow-up candidates sent per sync at most (a TCP flood cannot make the IPC messages grow without bound) */
 const MAX_FOLLOWUPS_PER_SYNC = 4096;
 

@@ -47,7 +47,7 @@ export interface WorkerRoutes {
   exited(id: number): void;
 }
 
-export interface WorkersParts {
+interface WorkersParts {
   readonly routes: WorkerRoutes;
   readonly log: Logger;
   readonly fork?: () => WorkerHandle;

@@ -35,7 +35,7 @@ export interface BudgetRule {
 }
 
 /** The budget of a network around a prefix (policy.large_response.aggregate, and its wide level). */
-export interface NetworkBudget {
+interface NetworkBudget {
   readonly enabled: boolean;
   readonly prefixV4: number;
   readonly prefixV6: number;
@@ -43,7 +43,7 @@ export interface NetworkBudget {
   readonly rule: BudgetRule;
 }
 
-export interface AggregateSettings extends NetworkBudget {
+interface AggregateSettings extends NetworkBudget {
   /** the wider network (/16, /32) around the aggregate; its lengths are 0 for a family it does not apply to */
   readonly wide: NetworkBudget;
 }
@@ -81,7 +81,7 @@ export interface RuntimeConfig {
   readonly workers: number;
 }
 
-export type CompileResult = { ok: true; runtime: RuntimeConfig } | { ok: false; issues: ConfigIssue[] };
+type CompileResult = { ok: true; runtime: RuntimeConfig } | { ok: false; issues: ConfigIssue[] };
 
 /** First `nameserver` line of a resolv.conf text, as "IP:53". */
 export function resolvConfBackend(resolvConf: string): string | null {

@@ -13,7 +13,7 @@ export interface ConfigIssue {
   readonly col?: number;
 }
 
-export type LoadResult = { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] };
+type LoadResult = { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] };
 
 export function loadConfig(text: string): LoadResult {
   const lines = new LineCounter();

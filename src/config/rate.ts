@@ -3,7 +3,7 @@
 // As in libxt_hashlimit, kb and mb are powers of 1024 and a time unit may be
 // any prefix of second|minute|hour|day.
 
-export type RateUnit = 'bytes' | 'packets';
+type RateUnit = 'bytes' | 'packets';
 
 export interface Rate {
   readonly unit: RateUnit;

@@ -8,7 +8,7 @@ import { configJsonSchema, walkSchema, type SchemaNode } from './schema-walk.js'
 type Node = SchemaNode;
 
 /** What the shipped config sets beyond the defaults: the loopback recursor of deploy/pdns-recursor. */
-export const SHIPPED_OVERRIDES = {
+const SHIPPED_OVERRIDES = {
   backends: [{ address: '127.0.0.1:5300', weight: 1, proxy_protocol: true }],
 } as const;
 

@@ -15,7 +15,7 @@ function reloadablePaths(): Set<string> {
 const RELOADABLE = reloadablePaths();
 
 /** Leaf paths whose values differ; arrays count as one leaf. */
-export function changedPaths(a: unknown, b: unknown, prefix = ''): string[] {
+function changedPaths(a: unknown, b: unknown, prefix = ''): string[] {
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (isObj(a) && isObj(b)) {
     const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
@@ -55,7 +55,7 @@ export function applyPaths(current: Config, next: Config, paths: readonly string
   return out as Config;
 }
 
-export interface Reloaded {
+interface Reloaded {
   readonly plan: ReloadPlan;
   /** the config in effect after the reload: the new reloadable keys, the old rest */
   readonly config: Config;

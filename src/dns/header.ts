@@ -6,7 +6,7 @@ export const FLAG_TC = 0x0200;
 export const FLAG_RD = 0x0100;
 export const FLAG_RA = 0x0080;
 export const OPCODE_MASK = 0x7800;
-export const RCODE_MASK = 0x000f;
+const RCODE_MASK = 0x000f;
 export const RCODE_SERVFAIL = 2;
 export const RCODE_NOTIMP = 4;
 /** the standard query; every other opcode (IQUERY, STATUS, NOTIFY, UPDATE, DSO) is answered NOTIMP */

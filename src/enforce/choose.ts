@@ -29,7 +29,7 @@ export async function chooseSink(mode: Config['block']['mode'], k: KernelSetting
 }
 
 /** block.mode ipset|nftables asked for, and the kernel set could not be made: ampguard does not start. */
-export class KernelModeError extends Error {
+class KernelModeError extends Error {
   constructor(readonly mode: 'ipset' | 'nftables', cause: string) {
     const needs = mode === 'ipset'
       ? 'root or CAP_NET_ADMIN (and CAP_NET_RAW for iptables\' set match), and the ipset and iptables commands'

@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import { BlockTable } from '../policy/block-table.js';
 import { prefixKey } from '../policy/prefix.js';
-import { allowlistedInside, blockTarget } from '../policy/block-target.js';
+import { allowlistedInside, blockTarget, holdsLoopback } from '../policy/block-target.js';
 import type { PolicySettings } from '../config/compile.js';
 import type { Offender } from '../policy/verdict.js';
 import { prefixAddress, type AddResult, type BlockMode, type BlockSink, type KernelEntry } from './sink.js';
@@ -21,7 +21,7 @@ import { RecentBlocks, type BlockEvent } from './recent-blocks.js';
 
 export type { BlockEvent, BlockReason } from './recent-blocks.js';
 
-export interface EnforcerStats {
+interface EnforcerStats {
   readonly blocksByMode: Record<BlockMode, number>;
   kernelErrors: number;
   degraded: boolean;
@@ -39,12 +39,12 @@ export class BlockRefusedError extends Error {
 }
 
 /** What the enforcer tells other processes that keep a copy of the block table (cluster workers). */
-export type BlockChange =
+type BlockChange =
   /** `manual`: an operator's (the fleet shares those as verdicts; the ladder's travel as evidence) */
   | { readonly kind: 'block'; readonly prefix: string; readonly ttlMs: number; readonly manual?: true }
   | { readonly kind: 'unblock'; readonly prefix: string };
 
-export interface BlockView {
+interface BlockView {
   readonly prefix: string;
   readonly expiresInSec: number;
   readonly expiresInMs: number;
@@ -172,11 +172,12 @@ export class Enforcer {
     // the ladder may name a wider network than the budget prefix (an aggregate): that is the block key
     const prefix = o.prefix;
     const network = target.ok && prefix !== target.prefix;
+    const loopback = target.ok ? holdsLoopback(prefix, o.family) : null;
     const covered = network ? allowlistError(prefix, o.family, s) : null;
-    if (!target.ok || covered) {
-      const reason = target.ok ? 'allowlist' : target.reason;
+    if (!target.ok || loopback || covered) {
+      const reason = !target.ok ? target.reason : loopback ? 'invalid' : 'allowlist';
       this.stats.refused[reason]++;
-      this.logRefusal(reason, now, { address: o.address, prefix, err: target.ok ? covered : target.error });
+      this.logRefusal(reason, now, { address: o.address, prefix, err: !target.ok ? target.error : (loopback ?? covered) });
       // the tripping reply is still not sent: only this exact address loses it
       return this.sink.mode !== 'off';
     }

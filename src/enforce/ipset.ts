@@ -7,11 +7,11 @@
 // run with other parameters is rebuilt with its members.
 import { describeFailure, type Exec } from './exec.js';
 import { elementKey, entryRefusal, kernelElement, type AddResult, type BlockSink, type KernelEntry, type KernelLook, type MissingPart, type RejectedEntry, type SetLook, type SinkResult } from './sink.js';
-import type { KernelSettings } from '../kernel/settings.js';
+import { kernelSetName, kernelSets, type KernelSet, type KernelSettings } from '../kernel/settings.js';
 import { ipsetCreateArgs, ipsetDropRuleArgs } from '../kernel/rules.js';
 
 /** The parameters of an existing set, from `ipset list -t`. */
-export interface IpsetHeader {
+interface IpsetHeader {
   readonly type: string;
   readonly family: string;
   readonly maxElements: number;
@@ -36,36 +36,24 @@ export function parseIpsetHeader(text: string): IpsetHeader | null {
   };
 }
 
-/** One of the four sets: per-prefix (hash:ip with the budget netmask) or networks (hash:net), per family. */
-interface SetSpec {
-  readonly name: string;
-  readonly family: 4 | 6;
-  readonly network: boolean;
-}
-
 export class IpsetSink implements BlockSink {
   readonly mode = 'ipset' as const;
 
   constructor(private readonly k: KernelSettings, private readonly exec: Exec) {}
 
-  private setFor(family: 4 | 6, network = false): string {
-    if (network) return family === 4 ? this.k.setNet : this.k.setNet6;
-    return family === 4 ? this.k.set : this.k.set6;
+  setName(family: 4 | 6, network = false): string {
+    return kernelSetName(this.k, family, network);
   }
 
-  setName(family: 4 | 6, network: boolean): string {
-    return this.setFor(family, network);
-  }
-
-  private get specs(): SetSpec[] {
-    return ([4, 6] as const).flatMap((family) => [false, true].map((network) => ({ name: this.setFor(family, network), family, network })));
+  private get specs(): KernelSet[] {
+    return kernelSets(this.k);
   }
 
   private netmask(family: 4 | 6): number {
     return family === 4 ? this.k.prefixV4 : this.k.prefixV6;
   }
 
-  private createArgs(name: string, spec: SetSpec): string[] {
+  private createArgs(name: string, spec: KernelSet): string[] {
     return ipsetCreateArgs(name, spec.family, spec.network, this.k);
   }
 
@@ -88,7 +76,7 @@ export class IpsetSink implements BlockSink {
   }
 
   /** Creates the set, or rebuilds one left with other parameters keeping its members. */
-  private async ensureSet(spec: SetSpec, notes: string[]): Promise<SinkResult> {
+  private async ensureSet(spec: KernelSet, notes: string[]): Promise<SinkResult> {
     const { name } = spec;
     const listed = await this.exec('ipset', ['list', '-t', name]);
     const header = listed.ok ? parseIpsetHeader(listed.stdout) : null;
@@ -112,7 +100,7 @@ export class IpsetSink implements BlockSink {
    * their remaining timeouts (ipset re-keys them to the new netmask itself),
    * then `ipset swap`: the DROP rule names the set, so it never stops matching.
    */
-  private async rebuild(spec: SetSpec, old: IpsetHeader, notes: string[]): Promise<SinkResult> {
+  private async rebuild(spec: KernelSet, old: IpsetHeader, notes: string[]): Promise<SinkResult> {
     const { name } = spec;
     const saved = await this.exec('ipset', ['save', name]);
     if (!saved.ok) return { ok: false, error: describeFailure('ipset', ['save', name], saved) };
@@ -142,11 +130,11 @@ export class IpsetSink implements BlockSink {
   }
 
   add(entries: readonly KernelEntry[]): Promise<AddResult> {
-    return addLines(this.exec, (f, network) => this.setFor(f, network), entries);
+    return addLines(this.exec, (f, network) => this.setName(f, network), entries);
   }
 
   async remove(entry: Omit<KernelEntry, 'timeoutSec'>): Promise<SinkResult> {
-    const args = ['del', this.setFor(entry.family, entry.network), kernelElement(entry), '-exist'];
+    const args = ['del', this.setName(entry.family, entry.network), kernelElement(entry), '-exist'];
     const r = await this.exec('ipset', args);
     return r.ok ? { ok: true } : { ok: false, error: describeFailure('ipset', args, r) };
   }
@@ -276,7 +264,7 @@ export function parseIpsetHeaders(text: string): Map<string, { header: IpsetHead
 }
 
 /** "-A PREROUTING -p udp -m udp --dport 53 -m set --match-set S src -j DROP" (iptables -S), for our set and port */
-export function isDropRule(line: string, set: string, port: number): boolean {
+function isDropRule(line: string, set: string, port: number): boolean {
   if (!line.startsWith('-A PREROUTING ') || !line.endsWith(' -j DROP')) return false;
   const words = line.split(' ');
   const at = (w: string): string | undefined => words[words.indexOf(w) + 1];

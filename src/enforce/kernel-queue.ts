@@ -21,7 +21,7 @@ interface Queued {
 }
 
 /** One-shot timers, injectable so that a unit test steps them with its clock. */
-export interface QueueTimers {
+interface QueueTimers {
   set(fn: () => void, ms: number): unknown;
   clear(handle: unknown): void;
 }
@@ -37,7 +37,7 @@ const nodeTimers: QueueTimers = {
   },
 };
 
-export interface KernelQueueParts {
+interface KernelQueueParts {
   /** where the batches go (its mode names it in the log) */
   readonly sink: Pick<BlockSink, 'add' | 'mode'>;
   /** at most this many entries queued: block.max_elements, the table's own bound */

@@ -13,7 +13,7 @@ import { NFT_TABLE } from '../kernel/rules.js';
 import type { KernelSettings } from '../kernel/settings.js';
 import { prefixKey } from '../policy/prefix.js';
 
-export interface Leftovers {
+interface Leftovers {
   /** the old members, keyed for the new sets, with the time each has left */
   readonly members: KernelEntry[];
   /** rules, sets or tables removed */

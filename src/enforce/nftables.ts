@@ -6,7 +6,7 @@
 // or prefix are rebuilt at start with their members.
 import { describeFailure, type Exec } from './exec.js';
 import { elementKey, entryRefusal, kernelElement, prefixAddress, type AddResult, type BlockSink, type KernelEntry, type KernelLook, type MissingPart, type RejectedEntry, type SetLook, type SinkResult } from './sink.js';
-import type { KernelSettings } from '../kernel/settings.js';
+import { kernelSetName, kernelSets, type KernelSet, type KernelSettings } from '../kernel/settings.js';
 import { NFT_TABLE, nftEnforcementScript } from '../kernel/rules.js';
 import { prefixKey } from '../policy/prefix.js';
 import { ipToBigInt } from '../net/cidr.js';
@@ -17,7 +17,7 @@ function sameAddress(a: string, b: string): boolean {
 }
 
 /** An existing set: its parameters and members, from `nft -j list set`. */
-export interface NftSetState {
+interface NftSetState {
   readonly timeoutSec: number;
   readonly size: number;
   readonly members: KernelEntry[];
@@ -28,18 +28,13 @@ export class NftablesSink implements BlockSink {
 
   constructor(private readonly k: KernelSettings, private readonly exec: Exec) {}
 
-  private setFor(family: 4 | 6, network = false): string {
-    if (network) return family === 4 ? this.k.setNet : this.k.setNet6;
-    return family === 4 ? this.k.set : this.k.set6;
-  }
-
-  setName(family: 4 | 6, network: boolean): string {
-    return this.setFor(family, network);
+  setName(family: 4 | 6, network = false): string {
+    return kernelSetName(this.k, family, network);
   }
 
   /** the four sets: per-prefix and networks, per family */
-  private get specs(): { family: 4 | 6; network: boolean }[] {
-    return ([4, 6] as const).flatMap((family) => [false, true].map((network) => ({ family, network })));
+  private get specs(): KernelSet[] {
+    return kernelSets(this.k);
   }
 
   private async run(script: string): Promise<SinkResult> {
@@ -65,7 +60,7 @@ export class NftablesSink implements BlockSink {
       const rekeyed = network ? state.members.map((m) => ({ ...m, timeoutSec: m.timeoutSec > 0 ? m.timeoutSec : this.k.timeoutSec })) : this.rekey(state.members, family);
       const moved = rekeyed.some((e, i) => !sameAddress(e.prefix, state.members[i]?.prefix ?? ''));
       if (state.timeoutSec === this.k.timeoutSec && state.size === this.k.maxElements && !moved) continue;
-      const name = this.setFor(family, network);
+      const name = this.setName(family, network);
       const keep = dedupe(rekeyed).slice(0, this.k.maxElements);
       rebuild.push(`delete set inet ${NFT_TABLE} ${name}`);
       if (keep.length > 0) elements.push(elementLine(name, keep));
@@ -90,7 +85,7 @@ export class NftablesSink implements BlockSink {
   }
 
   private async readSet(family: 4 | 6, network: boolean): Promise<NftSetState | null> {
-    const r = await this.exec('nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, this.setFor(family, network)]);
+    const r = await this.exec('nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, this.setName(family, network)]);
     return r.ok ? parseNftSetState(r.stdout, family, network) : null;
   }
 
@@ -134,13 +129,13 @@ export class NftablesSink implements BlockSink {
     const lines: string[] = [];
     for (const { family, network } of this.specs) {
       const mine = entries.filter((e) => e.family === family && (e.network === true) === network);
-      if (mine.length > 0) lines.push(refreshLines(this.setFor(family, network), mine));
+      if (mine.length > 0) lines.push(refreshLines(this.setName(family, network), mine));
     }
     return lines.join('\n') + '\n';
   }
 
   async remove(entry: Omit<KernelEntry, 'timeoutSec'>): Promise<SinkResult> {
-    const r = await this.run(`delete element inet ${NFT_TABLE} ${this.setFor(entry.family, entry.network)} { ${kernelElement(entry)} }\n`);
+    const r = await this.run(`delete element inet ${NFT_TABLE} ${this.setName(entry.family, entry.network)} { ${kernelElement(entry)} }\n`);
     // Deleting what is not there is success: the goal state holds.
     return r.ok || /No such file|does not exist/i.test(r.error ?? '') ? { ok: true } : r;
   }
@@ -148,7 +143,7 @@ export class NftablesSink implements BlockSink {
   async list(): Promise<KernelEntry[] | null> {
     const out: KernelEntry[] = [];
     for (const { family, network } of this.specs) {
-      const r = await this.exec('nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, this.setFor(family, network)]);
+      const r = await this.exec('nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, this.setName(family, network)]);
       if (!r.ok) return null;
       out.push(...parseNftSetJson(r.stdout, family, network));
     }
@@ -163,7 +158,7 @@ export class NftablesSink implements BlockSink {
   async inspect(): Promise<KernelLook> {
     const args = ['-j', 'list', 'table', 'inet', NFT_TABLE];
     const r = await this.exec('nft', args);
-    const specs = this.specs.map((s) => ({ ...s, name: this.setFor(s.family, s.network) }));
+    const specs = this.specs;
     if (!r.ok) {
       if (!/No such file or directory/i.test(r.stderr)) return { ok: false, error: describeFailure('nft', args, r), missing: [], sets: [] };
       // the table is gone, and every set with it: nothing of ours is in the kernel
@@ -180,7 +175,7 @@ export class NftablesSink implements BlockSink {
   async readMembers(names: readonly string[]): Promise<Map<string, Map<string, number>> | null> {
     const out = new Map<string, Map<string, number>>();
     for (const { family, network } of this.specs) {
-      const name = this.setFor(family, network);
+      const name = this.setName(family, network);
       if (!names.includes(name)) continue;
       const r = await this.exec('nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, name]);
       if (!r.ok) return null;
@@ -322,7 +317,7 @@ function setEntries(set: NftJsonSet | null | undefined, family: 4 | 6, network: 
   });
 }
 
-export function parseNftSetState(text: string, family: 4 | 6, network = false): NftSetState | null {
+function parseNftSetState(text: string, family: 4 | 6, network = false): NftSetState | null {
   const set = findSet(text);
   if (!set) return null;
   return { timeoutSec: set.timeout ?? 0, size: set.size ?? 0, members: parseNftSetJson(text, family, network) };

@@ -16,7 +16,7 @@ import { elementKey, prefixAddress, type AddResult, type BlockSink, type KernelE
 import { monotonicNow, type Clock } from '../time/clock.js';
 
 /** how often the kernel is looked at, at most */
-export const CHECK_INTERVAL_MS = 2000;
+const CHECK_INTERVAL_MS = 2000;
 /**
  * The next check waits at least this many times as long as the last look at
  * the kernel took, so looking keeps the checker busy a fifth of the time at
@@ -33,10 +33,10 @@ export const MIN_RESTORE_MS = 1000;
 /** a kernel expiry this much (s) earlier than the table's is refreshed */
 const EXPIRY_SLACK_SEC = 2;
 
-export type RepairWhat = 'table' | 'set' | 'rule' | 'members' | 'expiry' | 'leftover';
-export type CheckResult = 'ok' | 'repaired' | 'failed';
+type RepairWhat = 'table' | 'set' | 'rule' | 'members' | 'expiry' | 'leftover';
+type CheckResult = 'ok' | 'repaired' | 'failed';
 
-export interface MemberPlan {
+interface MemberPlan {
   /** entries to add (back) with the time each has left */
   readonly restore: KernelEntry[];
   /** of restore, entries still in the kernel whose kernel expiry is too early */
@@ -119,7 +119,7 @@ export function needMembers(look: KernelLook, believedInKernel: number, unconfir
 }
 
 /** What the reconciler needs from the enforcer that owns the table and the sink. */
-export interface ReconcileHost {
+interface ReconcileHost {
   readonly sink: BlockSink;
   readonly blocks: BlockTable;
   readonly clock: () => number;

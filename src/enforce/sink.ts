@@ -19,9 +19,13 @@ export interface KernelEntry {
   readonly network?: boolean;
 }
 
-export interface SinkResult {
+/** What every kernel operation answers: ok false when the kernel could not be reached or refused, with the reason. */
+interface KernelOutcome {
   readonly ok: boolean;
   readonly error?: string;
+}
+
+export interface SinkResult extends KernelOutcome {
   /** what start() did to an existing set besides creating it (reconciliation), for the log */
   readonly notes?: readonly string[];
 }
@@ -39,9 +43,7 @@ export interface RejectedEntry {
  * the batch as a whole (nothing to blame on one entry), so `pending` is to be
  * retried; ok true: every entry went in except `rejected`.
  */
-export interface AddResult {
-  readonly ok: boolean;
-  readonly error?: string;
+export interface AddResult extends KernelOutcome {
   readonly rejected: readonly RejectedEntry[];
   /** entries not tried yet when a batch-wide failure stopped the batch */
   readonly pending: readonly KernelEntry[];
@@ -73,9 +75,7 @@ export interface SetLook {
  * One cheap look at the kernel (a few processes whatever the set sizes, never
  * one per entry). ok false: the kernel could not be read at all.
  */
-export interface KernelLook {
-  readonly ok: boolean;
-  readonly error?: string;
+export interface KernelLook extends KernelOutcome {
   readonly missing: readonly MissingPart[];
   readonly sets: readonly SetLook[];
 }

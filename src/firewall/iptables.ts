@@ -14,9 +14,9 @@
 import type { FirewallInput } from './input.js';
 import { ipsetCreateArgs, ipsetDropRuleArgs } from '../kernel/rules.js';
 
-export const CHAIN_PRE = 'AMPGUARD-PREROUTING';
-export const CHAIN_OUT = 'AMPGUARD-OUTPUT';
-export const CHAIN_IN = 'AMPGUARD-INPUT';
+const CHAIN_PRE = 'AMPGUARD-PREROUTING';
+const CHAIN_OUT = 'AMPGUARD-OUTPUT';
+const CHAIN_IN = 'AMPGUARD-INPUT';
 
 /**
  * Where each chain is jumped to from, and how: raw first (the set DROP and

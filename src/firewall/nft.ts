@@ -11,7 +11,7 @@
 import type { FirewallInput } from './input.js';
 import { nftEnforcementScript } from '../kernel/rules.js';
 
-export const NFT_FIREWALL_TABLE = 'ampguard_firewall';
+const NFT_FIREWALL_TABLE = 'ampguard_firewall';
 
 const set = (ports: readonly number[]): string => `{ ${ports.join(', ')} }`;
 

@@ -15,7 +15,7 @@ export interface Evidence extends BudgetDeltas {
 export const MAX_ENTRIES = 20_000;
 const MAX_KEY = 64;
 /** follow-ups one batch carries at most (the workers send at most 4096 each per 5 ms) */
-export const MAX_FOLLOWUPS = 20_000;
+const MAX_FOLLOWUPS = 20_000;
 
 export class EvidenceBatch {
   private d = new Map<string, number>();

@@ -17,14 +17,14 @@ import { parseVerdict, verdictKey, type Verdict } from './verdict.js';
 import { LogBudget } from '../log/rate-limited.js';
 
 /** a node heard from within this long is a peer (ampguard_fleet_peers) */
-export const PEER_WINDOW_MS = 5000;
-export const HEARTBEAT_MS = 1000;
+const PEER_WINDOW_MS = 5000;
+const HEARTBEAT_MS = 1000;
 /** how often waiting verdicts are tried again while the KV does not take them */
 const RETRY_MS = 1000;
 
-export type Direction = 'in' | 'out' | 'rejected';
+type Direction = 'in' | 'out' | 'rejected';
 
-export interface LinkOptions {
+interface LinkOptions {
   readonly servers: readonly string[];
   readonly site: string;
   readonly node: string;
@@ -38,7 +38,7 @@ export interface LinkOptions {
   readonly wallClock: () => number;
 }
 
-export interface LinkHandlers {
+interface LinkHandlers {
   evidence(e: Evidence, from: string): void;
   verdict(v: Verdict, from: string): void;
 }
@@ -197,6 +197,9 @@ export class FleetLink {
     const r = open(this.o.key, this.o.site, data);
     const v = r.ok ? parseVerdict(r.env.b) : null;
     if (!r.ok || !v) return this.reject(r.ok ? 'malformed' : r.reason);
+    // a verdict past its exp holds nothing any more: one put back into the bucket (no key needed
+    // to replay a sealed value) would otherwise lift a block the ladder made since
+    if (v.exp <= this.o.wallClock()) return this.reject('stale');
     // this process's own writes come back through the watch; a stored one from before a restart is applied
     if (r.env.n === this.o.node && r.env.s >= this.sender.firstSeq) return;
     const seen = this.applied.get(v.p);

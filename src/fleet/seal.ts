@@ -7,7 +7,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /** what travels: the node, its wall-clock ms, its sequence number, the body (JSON text) and the seal */
-export interface Envelope {
+interface Envelope {
   readonly n: string;
   readonly t: number;
   readonly s: number;
@@ -28,7 +28,7 @@ export function seal(key: Buffer, site: string, node: string, t: number, s: numb
   return { n: node, t, s, b: body, m: mac(key, site, node, t, s, body).toString('base64') };
 }
 
-export type Unsealed = { readonly ok: true; readonly env: Envelope } | { readonly ok: false; readonly reason: 'malformed' | 'signature' | 'stale' | 'replay' };
+type Unsealed = { readonly ok: true; readonly env: Envelope } | { readonly ok: false; readonly reason: 'malformed' | 'signature' | 'stale' | 'replay' };
 
 /** Parses and checks the seal only (for stored values, which are old by nature: the KV's verdicts). */
 export function open(key: Buffer, site: string, data: Uint8Array | string): Unsealed {

@@ -25,9 +25,9 @@ import { FleetLink } from './link.js';
 import type { Verdict } from './verdict.js';
 
 /** how often local evidence is published: a flood spends a budget in well under a second (docs/fleet.md, "Measured") */
-export const FLUSH_MS = 25;
+const FLUSH_MS = 25;
 
-export interface FleetParts {
+interface FleetParts {
   readonly runtime: RuntimeConfig;
   readonly enforcer: Enforcer;
   readonly settings: () => PolicySettings;

@@ -29,3 +29,21 @@ export function kernelSettings(runtime: RuntimeConfig): KernelSettings {
     udpPorts: [...new Set(runtime.listenUdp.map((a) => a.port))].sort((a, b) => a - b),
   };
 }
+
+/** One of the four sets: per-prefix (the budget prefix at the set's netmask) or networks (interval / hash:net), per family. */
+export interface KernelSet {
+  readonly name: string;
+  readonly family: 4 | 6;
+  readonly network: boolean;
+}
+
+/** The set that holds `family`'s budget prefixes, or (network) its blocked networks. */
+export function kernelSetName(k: KernelSettings, family: 4 | 6, network = false): string {
+  if (network) return family === 4 ? k.setNet : k.setNet6;
+  return family === 4 ? k.set : k.set6;
+}
+
+/** The four sets, in the order ipset and nft create and check them: per family, per-prefix then networks. */
+export function kernelSets(k: KernelSettings): KernelSet[] {
+  return ([4, 6] as const).flatMap((family) => [false, true].map((network) => ({ name: kernelSetName(k, family, network), family, network })));
+}

@@ -36,7 +36,7 @@ export interface ConnectionSocket {
 }
 
 /** One-shot timers (the read timeout), injectable with a fake clock. */
-export interface ConnectionTimers {
+interface ConnectionTimers {
   set(fn: () => void, ms: number): unknown;
   clear(handle: unknown): void;
 }
@@ -46,9 +46,9 @@ const nodeTimers: ConnectionTimers = {
   clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
-export type ConnectionSettings = Pick<Config['tcp'], 'max_in_flight_per_connection' | 'max_buffered_bytes' | 'read_timeout_ms' | 'idle_timeout_ms'>;
+type ConnectionSettings = Pick<Config['tcp'], 'max_in_flight_per_connection' | 'max_buffered_bytes' | 'read_timeout_ms' | 'idle_timeout_ms'>;
 
-export interface ConnectionHooks {
+interface ConnectionHooks {
   /** the connection is gone: `reason` null when the socket closed by itself (the client went away) */
   onClose(reason: TcpCloseReason | null): void;
   /** the session threw: the connection closes as internal_error (the owner logs, rate-limited) */
@@ -138,7 +138,10 @@ export class TcpConnection {
     if (!this.writeBlocked && this.reader.buffered < READ_AHEAD) this.socket.resume();
     else this.socket.pause();
     // Half-close: the client sent its last query; once all are answered, close our side too.
-    if (this.ended && !this.endSent && !this.writeBlocked && this.session.outstanding === 0) {
+    // A whole query still framed here (waiting for the prefix's share) is not answered yet;
+    // an incomplete one never will be, the client having sent its last byte.
+    const waiting = this.reader.buffered > 0 && !this.reader.partial;
+    if (this.ended && !this.endSent && !this.writeBlocked && this.session.outstanding === 0 && !waiting) {
       this.endSent = true;
       this.socket.end();
     }

@@ -17,9 +17,9 @@ import { TcpConnection } from './tcp-connection.js';
 import { bindError } from '../net/bind-error.js';
 import { LogBudget } from '../log/rate-limited.js';
 
-export type SessionFactory = (client: TcpClient) => TcpSession;
+type SessionFactory = (client: TcpClient) => TcpSession;
 /** the key a client's connections are counted under: its budget prefix (/32, /64 by default) */
-export type ClientKey = (address: string, family: Family) => string;
+type ClientKey = (address: string, family: Family) => string;
 
 /** at most one log line a second for connections closed on an unexpected error */
 const ERROR_LOG_INTERVAL_MS = 1000;

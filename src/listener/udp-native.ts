@@ -12,7 +12,7 @@ import { copyOut } from '../net/bytes.js';
 import { bindError } from '../net/bind-error.js';
 
 /** a query longer than this is dropped as malformed (the pipeline counts it): no real query comes close */
-export const QUERY_SLOT_BYTES = 4096;
+const QUERY_SLOT_BYTES = 4096;
 const BUFFER_BYTES = 4 << 20;
 const EMPTY = Buffer.alloc(0);
 

@@ -17,7 +17,7 @@ function ipLiteralLookup(address: string, family: unknown, callback: (err: null,
 // (exclusive) and the kernel spreads clients over them, as in native mode
 // (docs/performance.md); older Nodes share the primary's socket.
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-export const DGRAM_REUSE_PORT = process.platform === 'linux' && (major > 22 || (major === 22 && minor >= 12));
+const DGRAM_REUSE_PORT = process.platform === 'linux' && (major > 22 || (major === 22 && minor >= 12));
 
 export class UdpListener implements UdpReplyTarget {
   private readonly socket: dgram.Socket;

@@ -6,7 +6,7 @@
 import { LogBudget } from './rate-limited.js';
 
 /** What this needs of a pino logger; tests pass a fake. */
-export interface InfoSink {
+interface InfoSink {
   info(obj: object, msg: string): void;
 }
 

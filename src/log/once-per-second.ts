@@ -11,7 +11,7 @@ export interface ErrorSink {
   error(obj: object, msg: string): void;
 }
 
-export const LOG_INTERVAL_MS = 1000;
+const LOG_INTERVAL_MS = 1000;
 
 export class OncePerSecond {
   private readonly budget: LogBudget;

@@ -14,7 +14,7 @@ export type UdpIoSide = 'listen' | 'upstream';
  * and read on; recv_error / send_error: a failing call; recv_truncated: a datagram
  * longer than its slot, dropped; send_dropped: the send queue was full.
  */
-export type UdpIoErrorReason = 'socket_error' | 'recv_error' | 'recv_truncated' | 'send_error' | 'send_dropped';
+type UdpIoErrorReason = 'socket_error' | 'recv_error' | 'recv_truncated' | 'send_error' | 'send_dropped';
 export type UdpIoErrorKey = `${UdpIoSide}:${UdpIoErrorReason}`;
 
 export class Counters implements PolicyCounters {

@@ -2,6 +2,6 @@
 // per process (the one that owns the block set), so a module-level tally; the
 // registry mirrors it as ampguard_http_errors_total. Not ampguard_dropped_total:
 // that one counts DNS queries and replies, summed over the workers.
-export type HttpErrorReason = 'bad_request' | 'internal_error';
+type HttpErrorReason = 'bad_request' | 'internal_error';
 
 export const httpErrors: Record<HttpErrorReason, number> = { bad_request: 0, internal_error: 0 };

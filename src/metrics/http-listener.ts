@@ -18,12 +18,12 @@ import { bindError } from '../net/bind-error.js';
 export type Route = (req: http.IncomingMessage, res: http.ServerResponse, query: URLSearchParams) => void | Promise<unknown>;
 
 /** A prom-client Registry, or the cluster primary's aggregate of its workers' registries. */
-export interface MetricsText {
+interface MetricsText {
   metrics(): Promise<string>;
   readonly contentType: string;
 }
 
-export interface HttpListenerDeps {
+interface HttpListenerDeps {
   readonly registry: MetricsText;
   /** ok, or the reasons why not, one per line in the 503's body */
   health(): { readonly ok: boolean; readonly reasons: readonly string[] };

@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { Counters } from './counters.js';
 import { registerDataplaneMetrics, registerEnforcementMetrics, registerFleetMetrics, registerWorkerMetrics } from './registry.js';
 
-export interface MetricReference {
+interface MetricReference {
   readonly name: string;
   readonly type: string;
   readonly labels: readonly string[];

@@ -42,7 +42,7 @@ export function hookLatency(backends: DataplaneSources['backends']): Map<string,
 }
 
 /** What the process that owns the block set reports (the primary, in cluster mode). */
-export interface EnforcementSources {
+interface EnforcementSources {
   blockedClients(): number;
   /** blocks made so far, by enforcement mode */
   blocksByMode(): Readonly<Record<string, number>>;
@@ -64,7 +64,7 @@ export interface EnforcementSources {
 }
 
 /** the values of ampguard_enforcement_mode's label: every sink there is */
-export const ENFORCEMENT_MODES = ['ipset', 'nftables', 'userspace', 'off'] as const;
+const ENFORCEMENT_MODES = ['ipset', 'nftables', 'userspace', 'off'] as const;
 
 
 /** A counter whose value is copied from a plain number at scrape time. */
@@ -212,7 +212,7 @@ export function registerWorkerMetrics(registry: Registry, restarts: () => Readon
   mirroredCounter(registry, 'ampguard_worker_restarts_total', 'workers the cluster primary replaced, by reason: crash (the worker exited) or hung (no report for a few seconds: stopped, or its event loop blocked; killed and replaced)', 'reason', restarts);
 }
 
-export interface FleetSources {
+interface FleetSources {
   connected(): boolean;
   peers(): number;
   messages(): Readonly<Record<'in' | 'out' | 'rejected', number>>;

@@ -8,8 +8,8 @@ import { join, resolve } from 'node:path';
 import { packageRoot } from '../config/package-root.js';
 import type { Logger } from 'pino';
 
-export type UdpIoSetting = 'auto' | 'native' | 'dgram';
-export type UdpIoMode = 'native' | 'dgram';
+type UdpIoSetting = 'auto' | 'native' | 'dgram';
+type UdpIoMode = 'native' | 'dgram';
 
 /** The addon's socket (see udp_batch.c for the contract of each method). */
 export interface NativeUdpSocket {
@@ -69,7 +69,7 @@ export function loadNative(): { binding: NativeBinding | null; reason: string } 
   return loaded;
 }
 
-export interface UdpIo {
+interface UdpIo {
   readonly mode: UdpIoMode;
   /** set in native mode */
   readonly binding: NativeBinding | null;

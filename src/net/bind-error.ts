@@ -24,7 +24,7 @@ function errnoOf(err: Error): string | null {
   return null;
 }
 
-export class BindError extends Error {
+class BindError extends Error {
   constructor(message: string, readonly errno: string | null) {
     super(message);
   }

@@ -148,7 +148,7 @@ export function ipv6TextAt(b: Uint8Array, o: number): string {
   return ipv6Text(groupsAt);
 }
 
-export type ClientAddress =
+type ClientAddress =
   | { readonly family: 4; readonly address: string; readonly v4: number }
   | { readonly family: 6; readonly address: string; readonly groups: Uint16Array }
   | { readonly error: string };

@@ -2,7 +2,7 @@
 // CHALLENGE_TTL_MS, at most MAX_OUTSTANDING at once (the oldest is forgotten
 // first), so a local user asking for nonces in a loop costs a bounded table.
 export const CHALLENGE_TTL_MS = 30_000;
-export const MAX_OUTSTANDING = 1024;
+const MAX_OUTSTANDING = 1024;
 
 export class Challenges {
   private readonly issued = new Map<string, number>();

@@ -2,8 +2,7 @@
 // holds the token, and only then prove it back for one request. The token
 // itself never leaves this process; an impostor on the metrics port (while
 // ampguard is down) gets a random nonce and nothing else.
-import http from 'node:http';
-import type { HostPort } from '../config/address.js';
+import { formatHostPort, type HostPort } from '../config/address.js';
 import { authorizationHeader, clientProof, newNonce, proofEqual, serverProof, NONCE_RE } from './proof.js';
 
 export interface ApiAnswer {
@@ -11,7 +10,7 @@ export interface ApiAnswer {
   body: Record<string, unknown>;
 }
 
-export type ControlOutcome =
+type ControlOutcome =
   | { kind: 'answer'; answer: ApiAnswer }
   /** nothing listens, or nothing answered in time */
   | { kind: 'unreachable' }
@@ -20,29 +19,73 @@ export type ControlOutcome =
   /** ampguard answered the challenge with an error (no token of its own, 503; refused, 403) */
   | { kind: 'refused'; answer: ApiAnswer };
 
-/** One HTTP request to the listener; null when nothing (parseable) came back. */
-export function callApi(listen: HostPort, method: string, target: string, headers: Record<string, string> = {}): Promise<ApiAnswer | null> {
-  return new Promise((resolve) => {
-    const req = http.request({ host: listen.host, port: listen.port, method, path: target, headers, timeout: 3000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        text += d;
-        if (text.length > 1 << 20) req.destroy();
-      });
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
-        } catch {
-          resolve({ status: res.statusCode ?? 0, body: { error: 'not a JSON answer' } });
-        }
-      });
-      res.on('error', () => resolve(null));
-    });
-    req.on('error', () => resolve(null));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
+/** a whole request, connect to last byte; the listener answers in milliseconds */
+const TIMEOUT_MS = 3000;
+/** what may listen on the port is not trusted: an answer is read up to this size */
+const MAX_ANSWER_BYTES = 1 << 20;
+
+/** Nothing (usable) came back: refused, reset, timed out, or an answer over 1 MiB. */
+class Unanswered extends Error {}
+
+/**
+ * fetch refuses the ports browsers block (6000, 6665-6669, 10080 and the
+ * others of https://fetch.spec.whatwg.org/#port-blocking) before connecting.
+ * Not "nothing listens": the CLI must not fall back to the kernel set while
+ * ampguard may be running there, so this is an error of its own.
+ */
+export class PortRefused extends Error {}
+
+/**
+ * One HTTP request to the listener (Node's fetch), its answer as JSON (a body
+ * that is not JSON becomes `{ error }`). Throws Unanswered or PortRefused,
+ * naming the method and URL, when nothing came back.
+ * Redirects are not followed: a proof is for this listener and target only.
+ */
+export async function requestApi(listen: HostPort, method: string, target: string, headers: Record<string, string> = {}): Promise<ApiAnswer> {
+  const url = `http://${formatHostPort(listen)}${target}`;
+  try {
+    const res = await fetch(url, { method, headers, redirect: 'manual', signal: AbortSignal.timeout(TIMEOUT_MS) });
+    const text = await readCapped(res);
+    try {
+      return { status: res.status, body: JSON.parse(text) as Record<string, unknown> };
+    } catch {
+      return { status: res.status, body: { error: 'not a JSON answer' } };
+    }
+  } catch (err) {
+    const why = failure(err);
+    if (why === 'bad port') throw new PortRefused(`${method} ${url}: fetch refuses port ${listen.port} (a port browsers block): give metrics.listen another port`);
+    throw new Unanswered(`${method} ${url}: ${why}`, { cause: err });
+  }
+}
+
+/** requestApi, with null when nothing came back (the caller only needs to know whether ampguard is there). */
+export async function callApi(listen: HostPort, method: string, target: string, headers: Record<string, string> = {}): Promise<ApiAnswer | null> {
+  try {
+    return await requestApi(listen, method, target, headers);
+  } catch (err) {
+    if (err instanceof Unanswered) return null;
+    throw err;
+  }
+}
+
+async function readCapped(res: Response): Promise<string> {
+  if (!res.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += chunk.byteLength;
+    // leaving the loop cancels the stream and closes the connection
+    if (size > MAX_ANSWER_BYTES) throw new Error(`answer larger than ${MAX_ANSWER_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** fetch's own message is "fetch failed"; the reason is in its cause (ECONNREFUSED, a timeout). */
+function failure(err: unknown): string {
+  if (err instanceof Error && err.name === 'TimeoutError') return `no answer within ${TIMEOUT_MS / 1000} s`;
+  const cause = err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
+  return cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
 }
 
 /** A change (POST/DELETE) made only after the server proved it holds `token`. */

@@ -23,7 +23,7 @@ export interface ControlOptions {
   readonly fleetKeyFile?: string;
 }
 
-export interface ControlPlaneParts {
+interface ControlPlaneParts {
   readonly runtime: RuntimeConfig;
   readonly enforcer: Enforcer;
   /** the registry with the data plane's metrics (this process's, or the sum of the workers'); the enforcement metrics are added here */
@@ -64,7 +64,7 @@ export function startControlPlane(p: ControlPlaneParts): Promise<http.Server> {
  * it can be neither read nor made, ampguard still serves DNS and its read-only
  * pages, and refuses every change through the API (docs/security.md).
  */
-export function controlGuard(runtime: RuntimeConfig, control: ControlOptions, log: Logger): ControlGuard {
+function controlGuard(runtime: RuntimeConfig, control: ControlOptions, log: Logger): ControlGuard {
   try {
     return { listen: runtime.metricsListen, token: ensureToken(control.tokenFile) };
   } catch (err) {

@@ -56,7 +56,7 @@ export function originAllowed(headers: { origin?: string; host?: string; 'sec-fe
   return headers.host !== undefined && headers.origin === `http://${headers.host}`;
 }
 
-export type BlockAddress = { ok: true; address: string; family: 4 | 6 } | { ok: false; error: string };
+type BlockAddress = { ok: true; address: string; family: 4 | 6 } | { ok: false; error: string };
 
 /**
  * An address an operator may block or unblock by hand: an IP literal without a
@@ -69,7 +69,7 @@ export function parseBlockAddress(text: string): BlockAddress {
 }
 
 /** An address, or a network "net/len" (what the ladder's aggregate budgets block, docs/defence.md), for `blocks del`. */
-export type BlockTargetText = (BlockAddress & { ok: true; bits?: number }) | { ok: false; error: string };
+type BlockTargetText = (BlockAddress & { ok: true; bits?: number }) | { ok: false; error: string };
 
 export function parseBlockTargetText(text: string): BlockTargetText {
   const slash = text.indexOf('/');

@@ -4,7 +4,7 @@
 // its heartbeat) how many UDP queries it forwarded and how many datagrams its
 // upstream sockets read. Pure: the clock comes in as `now`.
 
-export interface DataPathSample {
+interface DataPathSample {
   /** UDP queries sent to backends, since the worker started */
   readonly forwarded: number;
   /** datagrams read from backend sockets, since the worker started */
@@ -13,7 +13,7 @@ export interface DataPathSample {
   readonly backendUp: boolean;
 }
 
-export interface HealthLimits {
+interface HealthLimits {
   /** a worker not heard from this long is silent (hung, stopped, or its loop blocked) */
   readonly silentMs: number;
   /** the window over which a dead upstream path is judged */
@@ -22,7 +22,7 @@ export interface HealthLimits {
   readonly minForwarded: number;
 }
 
-export const DEFAULT_HEALTH: HealthLimits = { silentMs: 2500, windowMs: 3000, minForwarded: 20 };
+const DEFAULT_HEALTH: HealthLimits = { silentMs: 2500, windowMs: 3000, minForwarded: 20 };
 
 export interface HealthVerdict {
   readonly ok: boolean;

@@ -4,7 +4,7 @@ import type { Registry } from 'prom-client';
 
 export type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 
-export interface BackendStats {
+interface BackendStats {
   readonly name: string;
   readonly up: boolean;
   /** replies timed and their total latency, for an average between two snapshots */
@@ -12,7 +12,7 @@ export interface BackendStats {
   readonly latency_sum: number;
 }
 
-export interface Stats {
+interface Stats {
   readonly time: number;
   readonly queries: Record<string, number>;
   readonly responses: Record<string, number>;

@@ -9,7 +9,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 
 const MAX_TOKEN_FILE = 4096;
 /** where the shipped unit's RuntimeDirectory=ampguard puts it */
-export const SERVICE_TOKEN = '/run/ampguard/token';
+const SERVICE_TOKEN = '/run/ampguard/token';
 
 /** systemd's $RUNTIME_DIRECTORY (its first entry), when the service runs under a unit that sets one */
 function runtimeDirectory(env: NodeJS.ProcessEnv): string | null {

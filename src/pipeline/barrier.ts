@@ -8,7 +8,7 @@ import type { Counters } from '../metrics/counters.js';
 import { OncePerSecond, type ErrorSink } from '../log/once-per-second.js';
 
 /** the kinds of unit of work a fault can drop: a closed set, logged as `unit` */
-export type FaultUnit = 'udp_query' | 'upstream_reply' | 'sweep' | 'tcp_query' | 'tcp_reply' | 'health_check' | 'ladder_judging';
+type FaultUnit = 'udp_query' | 'upstream_reply' | 'sweep' | 'tcp_query' | 'tcp_reply' | 'health_check' | 'ladder_judging';
 
 export class FaultBarrier {
   private readonly log: OncePerSecond;

@@ -45,7 +45,7 @@ export function runResponseStages(ctx: QueryContext, replyBytes: number, env: Po
  * NOTIMP answer (never larger than the query), or null for a QUERY. The caller
  * counts it in localAnswers.notimp.
  */
-export function opcodeAnswer(ctx: QueryContext): Buffer | null {
+function opcodeAnswer(ctx: QueryContext): Buffer | null {
   return readOpcode(ctx.parsed.flags) === OPCODE_QUERY ? null : buildNotimp(ctx.query, ctx.parsed);
 }
 

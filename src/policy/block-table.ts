@@ -10,7 +10,7 @@
 import { monotonicNow, type Clock } from '../time/clock.js';
 
 /** Which kernel set an entry belongs in (kept by enforce/ once the kernel took it; workers never set it). */
-export interface KernelPlace {
+interface KernelPlace {
   readonly family: 4 | 6;
   /** a network an aggregate budget blocked: the network sets */
   readonly network: boolean;

@@ -10,7 +10,7 @@ import { ipv4Text, ipv4ToUint32, ipv6Text, parseIpv6, readClientAddress } from '
 import type { Cidr } from '../net/cidr.js';
 import { prefixKey } from './prefix.js';
 
-export type BlockTarget =
+type BlockTarget =
   | {
       readonly ok: true;
       /** the address as normalised: dotted IPv4, or compressed lower-case IPv6 */
@@ -23,7 +23,7 @@ export type BlockTarget =
     }
   | { readonly ok: false; readonly reason: 'invalid' | 'allowlist'; readonly error: string };
 
-export interface TargetSettings {
+interface TargetSettings {
   readonly prefixV4: number;
   readonly prefixV6: number;
   readonly allowlist: readonly Cidr[];
@@ -104,13 +104,29 @@ function formatBig(v: bigint, family: 4 | 6): string {
   return ipv6Text(g);
 }
 
+const IPV6_LOOPBACK: readonly Cidr[] = [{ family: 6, network: 1n, bits: 128, v4Network: 0, v4Mask: 0 }];
+
+/**
+ * Why the ladder may not block a key that holds the IPv6 loopback, or null.
+ * The kernel takes datagrams from the wire with any source in ::/64 but
+ * IPv4-mapped ones (::5, ::198.18.0.5), so a remote spoofer can spend the
+ * budget of ::1's /64, and a block of it would drop the host's own ::1
+ * clients; a block by hand of ::1 stays the operator's to make.
+ */
+export function holdsLoopback(prefix: string, family: 4 | 6): string | null {
+  if (family !== 6 || allowlistedInside(prefix, 6, IPV6_LOOPBACK) === null) return null;
+  return `${prefix} holds ::1, and a spoofer can send from it: never blocked by the ladder`;
+}
+
 /**
  * Whether the block an offender asks for may be made: its address is a
- * client's and its block key (the budget prefix, or the wider network the
- * ladder names) covers no allowlisted address. What a cluster worker checks
- * before it blocks locally, so it never drops what the primary refuses.
+ * client's, its block key (the budget prefix, or the wider network the
+ * ladder names) covers no allowlisted address, and not ::1 (holdsLoopback).
+ * What a cluster worker checks before it blocks locally, so it never drops
+ * what the primary refuses.
  */
 export function offenderBlockable(o: { readonly address: string; readonly prefix: string; readonly family: 4 | 6 }, s: TargetSettings): boolean {
   const t = blockTarget(o.address, s);
-  return t.ok && (o.prefix === t.prefix || allowlistedInside(o.prefix, o.family, s.allowlist) === null);
+  if (!t.ok || holdsLoopback(o.prefix, o.family) !== null) return false;
+  return o.prefix === t.prefix || allowlistedInside(o.prefix, o.family, s.allowlist) === null;
 }

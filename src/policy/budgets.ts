@@ -52,12 +52,18 @@ export interface BudgetDeltas {
 }
 
 const MINUTE_MS = 60_000;
+/**
+ * keys held on rung 2 (or in debt) put back for one fresh key at most: a chain
+ * of them at the table's tail is walked this far, so a table full of held keys
+ * costs a fresh key a bounded amount of work
+ */
+const MAX_PUT_BACKS = 16;
 
 /** Told of every successful charge, with its cost in the rate's unit (cluster workers share them). */
-export type ChargeListener = (key: string, cost: number, level: BudgetLevel) => void;
+type ChargeListener = (key: string, cost: number, level: BudgetLevel) => void;
 
 /** Told when a key climbs to rung 2 or falls back to rung 1 (a log line; never per packet). */
-export type RungListener = (key: string, rung: 1 | 2, level: BudgetLevel) => void;
+type RungListener = (key: string, rung: 1 | 2, level: BudgetLevel) => void;
 
 /** One level's table: buckets by key, and the keys on rung 2 (for the gauge and the once-a-second judging). */
 class LevelTable {
@@ -69,7 +75,6 @@ class LevelTable {
   /** the entry the last insertion evicted (set by dispose, read right after set) */
   private evictedKey: string | null = null;
   private evictedEntry: Entry | null = null;
-  private rescuing = false;
 
   onRung: RungListener | null = null;
 
@@ -81,7 +86,7 @@ class LevelTable {
       max,
       dispose: (entry, key, reason) => {
         if (entry.rung === RUNG_TRUNCATING) this.truncating.delete(key);
-        if (reason === 'evict' && !this.rescuing && this.evictedEntry === null) {
+        if (reason === 'evict' && this.evictedEntry === null) {
           this.evictedKey = key;
           this.evictedEntry = entry;
         }
@@ -108,26 +113,31 @@ class LevelTable {
    * A fresh key pushed another out. When that key was used within one refill
    * time the table is churning faster than budgets refill (a spray of fresh
    * sources): the fresh key gets no burst of its own. A key held on rung 2 (more than one TC answer) or in
-   * debt is put back once (the next least recently used goes instead), so the
-   * evidence against a victim outlives a spray.
+   * debt is put back (the next least recently used goes instead, and is put
+   * back too when it is held, up to MAX_PUT_BACKS keys per fresh one), so the
+   * evidence against victims side by side at the table's tail outlives a spray.
    */
   private afterEviction(fresh: Entry, evicted: Entry, rule: BudgetRule, now: number): void {
-    const key = this.evictedKey as string;
-    this.evictedKey = null;
-    this.evictedEntry = null;
+    let out = this.takeEvicted();
     if (now - evicted.updatedAt < rule.capacity / rule.perMs) {
       fresh.tokens = 0;
       this.pressured++;
     }
-    if (held(evicted) || evicted.tokens < 0) {
-      this.rescuing = true;
-      try {
-        this.entries.set(key, evicted);
-      } finally {
-        this.rescuing = false;
-      }
-      if (evicted.rung === RUNG_TRUNCATING) this.truncating.add(key);
+    for (let n = 0; out !== null && n < MAX_PUT_BACKS && (held(out.entry) || out.entry.tokens < 0); n++) {
+      // putting it back evicts the next least recently used, which dispose records
+      this.entries.set(out.key, out.entry);
+      if (out.entry.rung === RUNG_TRUNCATING) this.truncating.add(out.key);
+      out = this.takeEvicted();
     }
+  }
+
+  /** what dispose recorded of the last eviction, cleared for the next */
+  private takeEvicted(): { key: string; entry: Entry } | null {
+    const key = this.evictedKey;
+    const entry = this.evictedEntry;
+    this.evictedKey = null;
+    this.evictedEntry = null;
+    return key === null || entry === null ? null : { key, entry };
   }
 
   /** Refills; a rung-2 key quiet for policy.ladder.quiet_ms comes down to rung 1. */
@@ -334,7 +344,7 @@ export class BudgetTable {
  * level the network's or (a key at aggregate.wide's length) the wide network's.
  * Parses the key's length: off the packet path (judging, peers' debits, logs).
  */
-export function ruleFor(level: BudgetLevel, key: string, settings: PolicySettings): BudgetRule {
+function ruleFor(level: BudgetLevel, key: string, settings: PolicySettings): BudgetRule {
   if (level === 'prefix') return settings.prefixBudget;
   const agg = settings.aggregate;
   const slash = key.lastIndexOf('/');

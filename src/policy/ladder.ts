@@ -20,12 +20,12 @@
 // goes on keeps it on rung 2, whatever the bucket holds.
 import type { LadderSettings } from '../config/compile.js';
 
-export const RUNG_OPEN = 1;
+const RUNG_OPEN = 1;
 export const RUNG_TRUNCATING = 2;
-export type Rung = typeof RUNG_OPEN | typeof RUNG_TRUNCATING;
+type Rung = typeof RUNG_OPEN | typeof RUNG_TRUNCATING;
 
 /** questions answered with TC remembered per key on rung 2, besides the first (a ring: the oldest is overwritten) */
-export const TC_QUESTIONS = 16;
+const TC_QUESTIONS = 16;
 
 export interface LadderState {
   rung: Rung;
@@ -74,7 +74,7 @@ export function onOverBudget(s: LadderState, l: LadderSettings, now: number, jud
 }
 
 /** The end of a window whose TC answers are judged with the next one: a quarter of it, at most 500 ms. */
-export function graceMs(l: LadderSettings): number {
+function graceMs(l: LadderSettings): number {
   return Math.min(500, l.windowMs / 4);
 }
 

@@ -12,7 +12,7 @@ import { prefixKey } from './prefix.js';
 import type { PolicyEnv } from './env.js';
 import type { QueryContext } from './context.js';
 
-export interface CollateralNow {
+interface CollateralNow {
   blocked: number;
   tc: number;
 }

@@ -10,7 +10,7 @@ import type { PolicySettings } from '../config/compile.js';
 /** RFC 1035 4.2.1: without EDNS a UDP message is at most 512 bytes; RFC 6891: a smaller advertised size means 512. */
 const CLASSIC_UDP_LIMIT = 512;
 
-export function udpReplyLimit(ednsUdpSize: number, truncateAbove: number): number {
+function udpReplyLimit(ednsUdpSize: number, truncateAbove: number): number {
   const clientLimit = ednsUdpSize > CLASSIC_UDP_LIMIT ? ednsUdpSize : CLASSIC_UDP_LIMIT;
   return clientLimit < truncateAbove ? clientLimit : truncateAbove;
 }

@@ -25,7 +25,7 @@ export interface ClientStat {
   readonly rung: number;
 }
 
-export interface CollateralClient {
+interface CollateralClient {
   prefix: string;
   queries: number;
   lost: number;

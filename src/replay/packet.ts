@@ -11,20 +11,20 @@ import { ipv6Text } from '../net/ip.js';
 import { Ipv4Names } from '../net/ipv4-names.js';
 import type { FragmentView } from './reassembly.js';
 
-export const LINK_NULL = 0;
+const LINK_NULL = 0;
 export const LINK_ETHERNET = 1;
 export const LINK_RAW = 101;
-export const LINK_RAW_ALT = 12;
-export const LINK_LOOP = 108;
+const LINK_RAW_ALT = 12;
+const LINK_LOOP = 108;
 export const LINK_SLL = 113;
-export const LINK_IPV4 = 228;
-export const LINK_IPV6 = 229;
+const LINK_IPV4 = 228;
+const LINK_IPV6 = 229;
 export const LINK_SLL2 = 276;
 
 export type SkipReason = 'link_type' | 'not_ip' | 'fragment' | 'not_udp_tcp' | 'short';
 
 export const PROTO_TCP = 6;
-export const PROTO_UDP = 17;
+const PROTO_UDP = 17;
 
 export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;

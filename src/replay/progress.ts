@@ -1,6 +1,6 @@
 // A progress bar on stderr for long captures, only when stderr is a terminal
 // (a pipe or a log file gets nothing), redrawn at most ten times a second.
-export interface Progress {
+interface Progress {
   update(done: number, total: number): void;
   end(): void;
 }

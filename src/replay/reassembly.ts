@@ -32,7 +32,7 @@ export interface ReassemblyStats {
   incomplete: number;
 }
 
-export function newReassemblyStats(): ReassemblyStats {
+function newReassemblyStats(): ReassemblyStats {
   return { fragments: 0, reassembled: 0, duplicate: 0, overlap: 0, timeout: 0, evicted: 0, invalid: 0, incomplete: 0 };
 }
 
@@ -83,7 +83,7 @@ const TIMEOUT_V4_MS = 30_000;
 const TIMEOUT_V6_MS = 60_000;
 
 /** A whole datagram: a raw IP packet, its captured bytes ending at `stop` (snaplen may have cut a fragment). */
-export interface Whole {
+interface Whole {
   readonly packet: Buffer;
   readonly stop: number;
 }

@@ -22,7 +22,7 @@ import type { QueryContext } from '../policy/context.js';
 import type { Offender } from '../policy/verdict.js';
 
 /** answers from one reflector, or to one target */
-export interface FlowStat {
+interface FlowStat {
   answers: number;
   bytes: number;
   /** capture time of the first and last answer, ms */
@@ -33,7 +33,7 @@ export interface FlowStat {
 }
 
 /** reflectors and targets followed; more are counted in `others` */
-export const MAX_REFLECTORS = 65_536;
+const MAX_REFLECTORS = 65_536;
 const MAX_PEERS = 1024;
 
 /**
@@ -118,7 +118,7 @@ interface Simulated {
 
 const SILENT = pino({ level: 'silent' });
 /** reflectors whose policy is simulated per configuration; each holds its own budget and block tables */
-export const MAX_SIMULATED = 4096;
+const MAX_SIMULATED = 4096;
 /** targets one simulated reflector tracks (its budget table's bound) */
 const SIM_TRACKED = 4096;
 /** an OPT record asking for 4096 bytes: an attacker asks for large answers, so only the policy limits them */
@@ -129,7 +129,7 @@ const OPT_4096 = Buffer.from([0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
  * received (a spoofed query with the target's address). Null when the
  * answer's question does not walk.
  */
-export function queryOfAnswer(answer: Buffer, at: number, length: number): Buffer | null {
+function queryOfAnswer(answer: Buffer, at: number, length: number): Buffer | null {
   if (length < HEADER_LEN + 5 || answer[at + 4] !== 0 || answer[at + 5] !== 1) return null;
   const msg = answer.subarray(at, at + length);
   const stop = nameEnd(msg, HEADER_LEN);

@@ -8,7 +8,7 @@ import { CaptureError, CaptureReader, type Frame } from './capture.js';
 import { newTotals, ReplayLoop, type CaptureTotals, type LoopOptions } from './loop.js';
 import type { PolicyRunner } from './runner.js';
 
-export interface ReplayOptions extends LoopOptions {
+interface ReplayOptions extends LoopOptions {
   /** called now and then with bytes read and the total size of all captures */
   readonly progress?: (done: number, total: number) => void;
 }

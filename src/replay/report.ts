@@ -7,7 +7,7 @@ import type { CaptureTotals } from './loop.js';
 import type { RunResult } from './runner.js';
 import { collateral, type Collateral } from './collateral.js';
 
-export interface ReportBlock {
+interface ReportBlock {
   at: string;
   /** seconds since the capture's first packet */
   t: number;
@@ -25,7 +25,7 @@ export interface ReportBlock {
 }
 
 /** the victim's side (reflection.ts): answers without their query, by reflector and target */
-export interface ReflectionReport {
+interface ReflectionReport {
   /** most UDP answers came without their query: the capture was taken where a reflection attack's answers land */
   detected: boolean;
   answers_without_query: number;

@@ -11,7 +11,7 @@ import type { CaptureTotals } from './loop.js';
 import { buildReport, type Report } from './report.js';
 import { sweepConfigs, sweepLine, type SweepAxis, type SweepLine, type SweepPoint } from './sweep.js';
 
-export interface RunOptions {
+interface RunOptions {
   readonly sweep?: readonly SweepAxis[];
   /** extra DNS ports besides 53 and the config's listen ports */
   readonly ports?: readonly number[];
@@ -20,7 +20,7 @@ export interface RunOptions {
   readonly progress?: (done: number, total: number) => void;
 }
 
-export interface RunOutcome {
+interface RunOutcome {
   readonly totals: CaptureTotals;
   /** one per configuration: the config itself when there is no sweep */
   readonly points: readonly SweepPoint[];
@@ -29,7 +29,7 @@ export interface RunOutcome {
 }
 
 /** DNS ports: 53 and every port the config listens on. */
-export function dnsPorts(config: Config, extra: readonly number[] = []): Set<number> {
+function dnsPorts(config: Config, extra: readonly number[] = []): Set<number> {
   const ports = new Set<number>([53, ...extra]);
   for (const a of [...config.listen.udp, ...config.listen.tcp]) {
     const hp = parseHostPort(a);

@@ -22,7 +22,7 @@ import type { Offender } from '../policy/verdict.js';
 import { IPV4_NAME_SLOTS } from '../net/ipv4-names.js';
 import { ReflectorPolicy, type ReflectorOutcome } from './reflection.js';
 
-export interface PrefixStat {
+interface PrefixStat {
   queries: number;
   /** UDP query bytes from the prefix */
   bytesIn: number;
@@ -42,7 +42,7 @@ export interface PrefixStat {
   lost: number;
 }
 
-export interface BlockRecord {
+interface BlockRecord {
   /** capture time, ms since the epoch */
   readonly at: number;
   readonly prefix: string;
@@ -55,7 +55,7 @@ export interface BlockRecord {
   readonly mode: 'blocked' | 'would_block';
 }
 
-export interface RungRecord {
+interface RungRecord {
   readonly at: number;
   readonly key: string;
   readonly level: BudgetLevel;

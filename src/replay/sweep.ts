@@ -48,7 +48,7 @@ let leafPaths: Set<string> | null = null;
  * or a list of values), never a section, an item of a list of sections
  * (backends) or anything the schema does not name (__proto__, constructor).
  */
-export function sweepableKeys(): ReadonlySet<string> {
+function sweepableKeys(): ReadonlySet<string> {
   if (leafPaths !== null) return leafPaths;
   const out = new Set<string>();
   const walk = (node: SchemaNode, prefix: string): void => {

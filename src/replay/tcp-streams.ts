@@ -14,8 +14,15 @@ import { TCP_FIN, TCP_RST, TCP_SYN } from './packet.js';
 
 interface Flow {
   nextSeq: number;
-  /** bytes not yet taken as messages (from a length prefix on, when in step) */
-  pending: Buffer | null;
+  /** bytes not yet taken as messages (from a length prefix on, when in step), each segment copied once */
+  pending: Buffer[];
+  pendingLen: number;
+  /**
+   * bytes pending must reach before they are looked at again: the whole
+   * message (or candidate) whose length prefix they start with, so a message
+   * trickled in a byte per segment is joined once, not once per segment
+   */
+  need: number;
   /** whether the next byte taken starts a length prefix (after a SYN, or once resynchronised) */
   inStep: boolean;
   /** answers (server to client) or queries */
@@ -75,14 +82,14 @@ export class TcpStreams {
     let flow = this.flows.get(key);
     if (flags & TCP_SYN) {
       // SYN: a new connection; its first data byte is seq + 1, and starts a message
-      flow = { nextSeq: (seq + 1) >>> 0, pending: null, inStep: true, answers };
+      flow = { nextSeq: (seq + 1) >>> 0, pending: [], pendingLen: 0, need: 0, inStep: true, answers };
       this.put(key, flow);
       return;
     }
     if (payload.length > 0) {
       if (flow === undefined) {
         // the capture began mid-connection: where a message starts is to be found
-        flow = { nextSeq: seq, pending: null, inStep: false, answers };
+        flow = { nextSeq: seq, pending: [], pendingLen: 0, need: 0, inStep: false, answers };
         this.midStream++;
         this.put(key, flow);
       }
@@ -103,8 +110,10 @@ export class TcpStreams {
   }
 
   private drop(flow: Flow): void {
-    if (flow.pending !== null) this.pendingBytes -= flow.pending.length;
-    flow.pending = null;
+    this.pendingBytes -= flow.pendingLen;
+    flow.pending = [];
+    flow.pendingLen = 0;
+    flow.need = 0;
   }
 
   private remove(key: string): void {
@@ -139,18 +148,39 @@ export class TcpStreams {
   }
 
   private take(flow: Flow, data: Buffer, onMessage: (msg: Buffer) => void): void {
-    let buf = flow.pending === null ? data : Buffer.concat([flow.pending, data]);
+    if (flow.pendingLen > 0 && flow.pendingLen + data.length < flow.need) {
+      // still short of the message the pending bytes start: kept (a copy: the capture's buffer is reused), not looked at
+      if (this.pendingBytes + data.length > MAX_PENDING_BYTES) {
+        this.gaps += flow.pendingLen + data.length;
+        this.drop(flow);
+        flow.inStep = false;
+        return;
+      }
+      flow.pending.push(Buffer.from(data));
+      flow.pendingLen += data.length;
+      this.pendingBytes += data.length;
+      return;
+    }
+    let buf = flow.pendingLen === 0 ? data : Buffer.concat([...flow.pending, data]);
     this.drop(flow);
+    let need = 0;
     for (;;) {
       if (!flow.inStep) {
         const at = this.findStep(buf, flow.answers);
         const skip = at >= 0 ? at : -1 - at;
         this.resyncSkipped += skip;
         buf = buf.subarray(skip);
-        if (at < 0) break;
+        if (at < 0) {
+          // a plausible candidate waits for its whole message; else any next byte may complete one
+          need = buf.length >= MIN_FRAMED ? 2 + ((buf[0]! << 8) | buf[1]!) : buf.length + 1;
+          break;
+        }
         flow.inStep = true;
       }
-      if (buf.length < 2) break;
+      if (buf.length < 2) {
+        need = 2;
+        break;
+      }
       const len = (buf[0]! << 8) | buf[1]!;
       if (len < HEADER_LEN) {
         // no DNS message is this short: the stream is not where we thought
@@ -159,7 +189,10 @@ export class TcpStreams {
         buf = buf.subarray(1);
         continue;
       }
-      if (buf.length < 2 + len) break;
+      if (buf.length < 2 + len) {
+        need = 2 + len;
+        break;
+      }
       onMessage(buf.subarray(2, 2 + len));
       buf = buf.subarray(2 + len);
     }
@@ -169,7 +202,9 @@ export class TcpStreams {
       flow.inStep = false;
       return;
     }
-    flow.pending = Buffer.from(buf);
+    flow.pending = [Buffer.from(buf)];
+    flow.pendingLen = buf.length;
+    flow.need = need;
     this.pendingBytes += buf.length;
   }
 }

@@ -2,48 +2,16 @@
 // sockets: request targets `new URL` cannot read, absolute-form, invalid
 // methods, oversized headers, control bytes, not HTTP at all. Each gets a 4xx, the process lives, /metrics still
 // answers and ampguard_http_errors_total{reason="bad_request"} counts them.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import net from 'node:net';
-import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
-import { startStandIn, type StandIn } from '../helpers/stand-in-backend.js';
-import { stopAll } from '../helpers/process.js';
+import { hostileTarget } from '../helpers/hostile-target.js';
 
-let standIn: StandIn;
-let ag: Ampguard;
-
-async function startIt(): Promise<void> {
-  ag = await startAmpguard({
-    config: {
-      backends: [{ address: `127.0.0.1:${standIn.port}` }],
-      health_check: { qname: 'example.test', qtype: 'SOA' },
-      block: { mode: 'userspace' },
-      workers: 1,
-    },
-  });
-}
-
-const alive = (): boolean => ag.proc.child.exitCode === null && ag.proc.child.signalCode === null;
-
-beforeAll(async () => {
-  standIn = await startStandIn();
-  await startIt();
-});
-// a case that killed the process (on a broken build) must not fail the ones after it
-beforeEach(async () => {
-  if (!alive()) {
-    await ag.stop();
-    await startIt();
-  }
-});
-afterAll(async () => {
-  await stopAll();
-  await standIn?.close();
-});
+const target = hostileTarget();
 
 /** Writes `raw`, returns the status of the first response line, or 0 if the connection closed (or 3 s passed) without one. */
 function rawStatus(raw: string | Buffer): Promise<number> {
   return new Promise((resolve) => {
-    const socket = net.connect(ag.metricsPort, '127.0.0.1');
+    const socket = net.connect(target.ag.metricsPort, '127.0.0.1');
     let got = '';
     const done = (status: number): void => {
       clearTimeout(timer);
@@ -62,7 +30,7 @@ function rawStatus(raw: string | Buffer): Promise<number> {
   });
 }
 
-const metric = (name: string): Promise<number> => ag.metric(name).then((v) => (Number.isNaN(v) ? 0 : v));
+const metric = (name: string): Promise<number> => target.ag.metric(name).then((v) => (Number.isNaN(v) ? 0 : v));
 
 describe('HTTP garbage on metrics.listen', () => {
   const cases: [what: string, raw: string, status: number][] = [
@@ -81,7 +49,7 @@ describe('HTTP garbage on metrics.listen', () => {
     it(`answers ${what} with ${status} and lives`, async () => {
       const before = await metric('ampguard_http_errors_total{reason="bad_request"}');
       expect(await rawStatus(raw)).toBe(status);
-      expect(alive()).toBe(true);
+      expect(target.alive()).toBe(true);
       expect(await rawStatus('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n')).toBe(200);
       expect(await metric('ampguard_http_errors_total{reason="bad_request"}')).toBe(before + 1);
     });

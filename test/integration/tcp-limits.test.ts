@@ -139,6 +139,21 @@ describe('upstream TCP pooled per backend', () => {
   // open, against pdns_recursor's default max-tcp-clients (128): with an upstream
   // connection per client connection the recursor refuses the rest and a real
   // client gets SERVFAIL; pooled, it is answered.
+  /** ampguard in front of `rec` with 8 upstream connections and client connections held idle for a minute */
+  async function startCapped(rec: Recursor, backend: Record<string, unknown>): Promise<Ampguard> {
+    const ag = await startAmpguard({
+      config: {
+        backends: [{ address: `127.0.0.1:${rec.port}`, ...backend }],
+        health_check: { qname: 'example.test', qtype: 'SOA' },
+        block: { mode: 'off' },
+        workers: 1,
+        tcp: { upstream_connections_per_backend: 8, idle_timeout_ms: 60_000 },
+      },
+    });
+    cleanups.push(() => ag.stop());
+    return ag;
+  }
+
   async function holdAndAsk(ag: Ampguard, rec: Recursor, maxUpstream: number): Promise<void> {
     const held: Conn[] = [];
     cleanups.push(() => held.forEach((c) => c.socket.destroy()));
@@ -162,32 +177,12 @@ describe('upstream TCP pooled per backend', () => {
   it('160 held client connections from 5 addresses leave the recursor able to answer a real client', async () => {
     const rec = await startRecursor();
     cleanups.push(() => rec.close());
-    const ag = await startAmpguard({
-      config: {
-        backends: [{ address: `127.0.0.1:${rec.port}` }],
-        health_check: { qname: 'example.test', qtype: 'SOA' },
-        block: { mode: 'off' },
-        workers: 1,
-        tcp: { upstream_connections_per_backend: 8, idle_timeout_ms: 60_000 },
-      },
-    });
-    cleanups.push(() => ag.stop());
-    await holdAndAsk(ag, rec, 8);
+    await holdAndAsk(await startCapped(rec, {}), rec, 8);
   });
 
   it('with PROXY v2 (one upstream connection per client address, within the cap) as well', async () => {
     const rec = await startRecursor({ settings: { 'proxy-protocol-from': '127.0.0.1' } });
     cleanups.push(() => rec.close());
-    const ag = await startAmpguard({
-      config: {
-        backends: [{ address: `127.0.0.1:${rec.port}`, proxy_protocol: true }],
-        health_check: { qname: 'example.test', qtype: 'SOA' },
-        block: { mode: 'off' },
-        workers: 1,
-        tcp: { upstream_connections_per_backend: 8, idle_timeout_ms: 60_000 },
-      },
-    });
-    cleanups.push(() => ag.stop());
-    await holdAndAsk(ag, rec, 8);
+    await holdAndAsk(await startCapped(rec, { proxy_protocol: true }), rec, 8);
   });
 });

@@ -18,52 +18,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolve } from 'node:path';
 import { createHosts, kernelUnavailable, SERVER_V4, SERVER_V6, CLIENTS_V4, type Hosts } from '../helpers/netns.js';
-import { startServerHost } from '../helpers/server-host.js';
+import { startServerHost, stopServerHost } from '../helpers/server-host.js';
 import { addClientAddresses, addSpreadNetwork } from '../helpers/spread.js';
 import type { Recursor } from '../helpers/recursor.js';
 import type { Ampguard } from '../helpers/ampguard.js';
-import { startProc, stopAll } from '../helpers/process.js';
+import { amplifiedSeconds, runOnClient as run, traffic } from '../helpers/ladder-load.js';
 
 const unavailable = kernelUnavailable();
 if (unavailable) console.warn(`system tests skipped: ${unavailable}`);
 
-const TRAFFIC = resolve('test/helpers/ladder-traffic.mjs');
 const SPRAY = resolve('test/helpers/spray-udp.py');
-
-interface Totals {
-  lookups: number;
-  full: number;
-  viaTcp: number;
-  tc: number;
-  unanswered: number;
-  bytesSent: number;
-  bytesReceived: number;
-  perSecond: { sent: number; received: number; replies: number }[];
-}
-
-async function run(hosts: Hosts, cmd: string, args: string[]): Promise<string> {
-  const p = startProc(cmd, args, { netns: hosts.client });
-  if (p.child.exitCode === null) await new Promise((r) => p.child.once('exit', r));
-  return p.output();
-}
-
-async function traffic(hosts: Hosts, mode: string, server: string, seconds: number, qps: number, sources: string[]): Promise<Totals> {
-  const out = await run(hosts, 'node', [TRAFFIC, mode, server, '53', String(seconds), String(qps), sources.join(',')]);
-  try {
-    return JSON.parse(out.trim().split('\n').pop() ?? '') as Totals;
-  } catch {
-    throw new Error(`traffic ${mode} failed: ${out.slice(-2000)}`);
-  }
-}
-
-/** the seconds after the first `skip` (the last one is partial and left out) where more came back than was sent */
-function amplifiedSeconds(t: Totals, skip: number): string[] {
-  return t.perSecond
-    .slice(skip, -1)
-    .map((s, i) => ({ ...s, second: i + skip }))
-    .filter((s) => s.received > s.sent)
-    .map((s) => `second ${s.second}: ${s.received} bytes received for ${s.sent} sent`);
-}
 
 describe.skipIf(unavailable !== null)('what the ladder costs the innocent (defaults, ipset)', () => {
   let hosts: Hosts;
@@ -87,12 +51,7 @@ describe.skipIf(unavailable !== null)('what the ladder costs the innocent (defau
     ({ rec, ag } = await startServerHost(hosts, process.env.W1 ? { workers: 1 } : {}));
   });
 
-  afterAll(async () => {
-    await ag?.stop();
-    await rec?.close();
-    await stopAll();
-    hosts?.destroy();
-  });
+  afterAll(() => stopServerHost({ ag, rec, hosts }));
 
   it('keeps answering a real client of a flooded /24, and truncates, never blocks, the /24', async () => {
     // 200 addresses, one query a second each, for 20 s (half ~900-byte TXT: each address under its own budget);
@@ -152,12 +111,7 @@ describe.skipIf(unavailable !== null)('a budget table under a spray of fresh sou
     ({ rec, ag } = await startServerHost(hosts, { policy: { large_response: { max_tracked: 200 } } }));
   });
 
-  afterAll(async () => {
-    await ag?.stop();
-    await rec?.close();
-    await stopAll();
-    hosts?.destroy();
-  });
+  afterAll(() => stopServerHost({ ag, rec, hosts }));
 
   it('gives a victim no more than twice the full replies it gets alone', async () => {
     // a stub asking for ~900-byte TXT at 10 a second for 20 s, never retrying over TCP

@@ -16,7 +16,7 @@ import { createHosts, kernelUnavailable, SERVER_V4, SERVER_V6, CLIENTS_V4, CLIEN
 import { startRecursor, ZONE_FILE, type Recursor } from '../helpers/recursor.js';
 import { CLI, startAmpguard, type Ampguard } from '../helpers/ampguard.js';
 import { dig } from '../helpers/dig.js';
-import { stopAll } from '../helpers/process.js';
+import { stopServerHost } from '../helpers/server-host.js';
 
 const unavailable = kernelUnavailable();
 const CLIENT = CLIENTS_V4[1] as string;
@@ -85,12 +85,7 @@ describe.skipIf(unavailable !== null)('stateless firewall ruleset', () => {
   beforeAll(() => {
     hosts = createHosts();
   });
-  afterAll(async () => {
-    await ag?.stop();
-    for (const r of recs) await r.close();
-    await stopAll();
-    hosts?.destroy();
-  });
+  afterAll(() => stopServerHost({ ag, recs, hosts }));
 
   it('iptables and ip6tables formats pass iptables-restore --noflush --test, in chains of their own', () => {
     // the scratch client namespace: the sets must exist for the set match to load
@@ -176,12 +171,7 @@ describe.skipIf(unavailable !== null)('install.sh in nft mode', () => {
   beforeAll(() => {
     hosts = createHosts();
   });
-  afterAll(async () => {
-    await ag?.stop();
-    for (const r of recs) await r.close();
-    await stopAll();
-    hosts?.destroy();
-  });
+  afterAll(() => stopServerHost({ ag, recs, hosts }));
 
   it('keeps the recursor resolving and the operator\'s table, twice, with no ipset at all', async () => {
     recs = await startResolverPair(hosts);

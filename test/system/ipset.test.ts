@@ -8,10 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHosts, kernelUnavailable, SERVER_V4, SERVER_V6, CLIENTS_V4, CLIENTS_V6, type Hosts } from '../helpers/netns.js';
 import type { Recursor } from '../helpers/recursor.js';
-import { startServerHost } from '../helpers/server-host.js';
+import { startServerHost, stopServerHost } from '../helpers/server-host.js';
 import { CLI, startAmpguard, type Ampguard } from '../helpers/ampguard.js';
 import { dig } from '../helpers/dig.js';
-import { stopAll } from '../helpers/process.js';
 import { blast, until } from '../helpers/blast.js';
 import { poll, settled } from '../helpers/poll.js';
 
@@ -41,12 +40,7 @@ describe.skipIf(unavailable !== null)('ipset enforcement', () => {
     ({ rec, ag } = await startServerHost(hosts, { block: { mode: 'ipset', timeout: 4, allowlist: [`${ALLOWED}/32`] } }));
   });
 
-  afterAll(async () => {
-    await ag?.stop();
-    await rec?.close();
-    await stopAll();
-    hosts?.destroy();
-  });
+  afterAll(() => stopServerHost({ ag, rec, hosts }));
 
   it('creates the four sets and the raw PREROUTING rules', () => {
     expect(setMembers('throttled-ips')).toMatch(/Type: hash:ip[\s\S]*family inet .*timeout 4/);

@@ -6,61 +6,27 @@
 // set, the /24 is answered with TC and never blocked; a stub that never
 // retries over TCP, at a low rate, is never blocked.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolve } from 'node:path';
 import { createHosts, kernelUnavailable, SERVER_V4, SERVER_V6, CLIENTS_V4, CLIENTS_V6, type Hosts } from '../helpers/netns.js';
-import { startServerHost } from '../helpers/server-host.js';
+import { startServerHost, stopServerHost } from '../helpers/server-host.js';
 import { addSpreadNetwork } from '../helpers/spread.js';
 import type { Recursor } from '../helpers/recursor.js';
 import type { Ampguard } from '../helpers/ampguard.js';
-import { startProc, stopAll } from '../helpers/process.js';
+import { amplifiedSeconds, traffic } from '../helpers/ladder-load.js';
 import { until } from '../helpers/blast.js';
 
 const unavailable = kernelUnavailable();
 if (unavailable) console.warn(`system tests skipped: ${unavailable}`);
 
-const TRAFFIC = resolve('test/helpers/ladder-traffic.mjs');
 const [NAT, VICTIM, STUB] = CLIENTS_V4 as [string, string, string];
 const VICTIM6 = CLIENTS_V6[0] as string;
-
-interface Totals {
-  lookups: number;
-  full: number;
-  viaTcp: number;
-  tc: number;
-  servfail: number;
-  unanswered: number;
-  bytesSent: number;
-  bytesReceived: number;
-  perSecond: { sent: number; received: number; replies: number }[];
-}
 
 let hosts: Hosts;
 let rec: Recursor;
 let ag: Ampguard;
 let spread: string[];
 
-async function traffic(mode: 'nat' | 'victim' | 'stub', server: string, seconds: number, qps: number, sources: string[]): Promise<Totals> {
-  const p = startProc('node', [TRAFFIC, mode, server, '53', String(seconds), String(qps), sources.join(',')], { netns: hosts.client });
-  if (p.child.exitCode === null) await new Promise((r) => p.child.once('exit', r));
-  const line = p.output().trim().split('\n').pop() ?? '';
-  try {
-    return JSON.parse(line) as Totals;
-  } catch {
-    throw new Error(`traffic ${mode} failed: ${p.output().slice(-2000)}`);
-  }
-}
-
 function members(set: string): string {
   return hosts.run(hosts.server, 'ipset', ['list', set]);
-}
-
-/** the seconds after the first `skip` (the last one is partial and left out) where more came back than was sent */
-function amplifiedSeconds(t: Totals, skip: number): string[] {
-  return t.perSecond
-    .slice(skip, -1)
-    .map((s, i) => ({ ...s, second: i + skip }))
-    .filter((s) => s.received > s.sent)
-    .map((s) => `second ${s.second}: ${s.received} bytes received for ${s.sent} sent`);
 }
 
 describe.skipIf(unavailable !== null)('the ladder at the default config (ipset)', () => {
@@ -70,17 +36,12 @@ describe.skipIf(unavailable !== null)('the ladder at the default config (ipset)'
     ({ rec, ag } = await startServerHost(hosts, {}));
   });
 
-  afterAll(async () => {
-    await ag?.stop();
-    await rec?.close();
-    await stopAll();
-    hosts?.destroy();
-  });
+  afterAll(() => stopServerHost({ ag, rec, hosts }));
 
   it('answers a busy NAT address in full for 30 s and never blocks it; a stub that never retries over TCP is not blocked either', async () => {
     const [nat, stub] = await Promise.all([
-      traffic('nat', SERVER_V4, 30, 300, [NAT]),
-      traffic('stub', SERVER_V4, 20, 0.5, [STUB]),
+      traffic(hosts, 'nat', SERVER_V4, 30, 300, [NAT]),
+      traffic(hosts, 'stub', SERVER_V4, 20, 0.5, [STUB]),
     ]);
     console.log(`NAT: ${JSON.stringify({ ...nat, perSecond: undefined })}`);
     // it did go over budget and climb the ladder: this is not a quiet client
@@ -96,7 +57,7 @@ describe.skipIf(unavailable !== null)('the ladder at the default config (ipset)'
   });
 
   it('gives a spoofed victim no more bytes than the attacker sent after 2 s, and blocks it in the kernel', async () => {
-    const v = await traffic('victim', SERVER_V4, 8, 200, [VICTIM]);
+    const v = await traffic(hosts, 'victim', SERVER_V4, 8, 200, [VICTIM]);
     console.log(`victim per second: ${JSON.stringify(v.perSecond)}`);
     expect(amplifiedSeconds(v, 2)).toEqual([]);
     expect(await until(() => members('throttled-ips').includes(VICTIM), 5000)).toBe(true);
@@ -105,14 +66,14 @@ describe.skipIf(unavailable !== null)('the ladder at the default config (ipset)'
   });
 
   it('does the same for an IPv6 victim, blocking its /64', async () => {
-    const v = await traffic('victim', SERVER_V6, 8, 200, [VICTIM6]);
+    const v = await traffic(hosts, 'victim', SERVER_V6, 8, 200, [VICTIM6]);
     expect(amplifiedSeconds(v, 2)).toEqual([]);
     expect(await until(() => members('throttled-ips-v6').includes('fd00:a3b1::'), 5000)).toBe(true);
   });
 
   it('catches a flood spread over 200 addresses of one /24, each under its own budget, by the aggregate: TC, not a block', async () => {
     // one query a second from each address: half are ~900-byte TXT, 450 bytes/s each, under 50kb/min
-    const v = await traffic('victim', SERVER_V4, 8, 200, spread);
+    const v = await traffic(hosts, 'victim', SERVER_V4, 8, 200, spread);
     console.log(`spread flood per second: ${JSON.stringify(v.perSecond)}`);
     expect(amplifiedSeconds(v, 2)).toEqual([]);
     expect(v.tc).toBeGreaterThan(500);

@@ -11,11 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolve } from 'node:path';
 import { createHosts, kernelUnavailable, SERVER_V4, SERVER_V6, CLIENTS_V4, CLIENTS_V6, type Hosts } from '../helpers/netns.js';
 import { startRecursor, type Recursor } from '../helpers/recursor.js';
-import { serverConfig } from '../helpers/server-host.js';
+import { serverConfig, stopServerHost } from '../helpers/server-host.js';
 import { CLI, startAmpguard, type Ampguard } from '../helpers/ampguard.js';
 import { addSpreadNetwork } from '../helpers/spread.js';
 import { dig } from '../helpers/dig.js';
-import { startProc, stopAll } from '../helpers/process.js';
+import { startProc } from '../helpers/process.js';
 import { blast, until } from '../helpers/blast.js';
 import { settled } from '../helpers/poll.js';
 
@@ -119,12 +119,7 @@ function suite(mode: 'ipset' | 'nftables', families: readonly (4 | 6)[]): void {
       ag = await startAmpguard({ netns: hosts.server, port: 53, config: config() });
     });
 
-    afterAll(async () => {
-      await ag?.stop();
-      await rec?.close();
-      await stopAll();
-      hosts?.destroy();
-    });
+    afterAll(() => stopServerHost({ ag, rec, hosts }));
 
     it('truncates a flood spread over 198.18.2.0/24 and never blocks it; `blocks add NET/LEN` drops every address in it in the kernel, one outside answered', async () => {
       const running = ag as Ampguard;

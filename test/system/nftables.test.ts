@@ -6,9 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHosts, kernelUnavailable, SERVER_V4, SERVER_V6, CLIENTS_V4, CLIENTS_V6, type Hosts } from '../helpers/netns.js';
 import type { Recursor } from '../helpers/recursor.js';
 import type { Ampguard } from '../helpers/ampguard.js';
-import { startServerHost } from '../helpers/server-host.js';
+import { startServerHost, stopServerHost } from '../helpers/server-host.js';
 import { dig } from '../helpers/dig.js';
-import { stopAll } from '../helpers/process.js';
 import { blast, until } from '../helpers/blast.js';
 
 const unavailable = kernelUnavailable();
@@ -34,12 +33,7 @@ describe.skipIf(unavailable !== null)('nftables enforcement', () => {
     ({ rec, ag } = await startServerHost(hosts, { block: { mode: 'nftables', timeout: 30 } }));
   });
 
-  afterAll(async () => {
-    await ag?.stop();
-    await rec?.close();
-    await stopAll();
-    hosts?.destroy();
-  });
+  afterAll(() => stopServerHost({ ag, rec, hosts }));
 
   it('creates the table, timeout sets and a prerouting chain at raw priority', () => {
     const table = hosts.run(hosts.server, 'nft', ['list', 'table', 'inet', 'ampguard']);

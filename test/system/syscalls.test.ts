@@ -2,17 +2,18 @@
 // set would let ampguard do, proven without systemd as PID 1 (this machine has
 // none): ampguard, as `npm install -g` installs it, runs as `nobody` with only the unit's capabilities (setpriv,
 // bounding set included, no new privileges) under `strace -f`, in the mode
-// users run (native UDP I/O, PROXY v2 to a real pdns_recursor, 2 workers,
-// ipset in a namespace of the test's own), through a whole service life: it
+// users run (native UDP I/O, PROXY v2 to a real pdns_recursor, 2 workers, in a
+// namespace of the test's own), in each kernel block mode (ipset, the default's
+// choice as root, and nftables), through a whole service life: it
 // serves UDP and TCP, blocks a flooder in the kernel set, takes a SIGHUP, an
 // operator's `ampguard blocks del`, and SIGTERM. Every system call of every
-// process it made (workers, and the ipset/iptables it runs: seccomp filters are
+// process it made (workers, and the ipset/iptables or nft it runs: seccomp filters are
 // inherited across fork and execve, so the unit's filter applies to them too)
 // must be in SystemCallFilter, expanded from `systemd-analyze syscall-filter`
 // for the groups the unit names; every socket() family in
 // RestrictAddressFamilies. ExecStartPre's `check-config` is traced the same way.
-// What is not proven here: systemd's own setup (namespaces, ProtectSystem, the
-// RuntimeDirectory), which needs systemd as PID 1 (docs/operations.md).
+// systemd's own setup (namespaces, ProtectSystem, the RuntimeDirectory) needs
+// systemd as PID 1: test/system/systemd-unit.test.ts.
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -121,22 +122,33 @@ export function readTrace(text: string, entry: RegExp): Trace {
   return t;
 }
 
-let hosts: Hosts | undefined;
+/** a kernel block mode: the program it runs, and the members of its set as that program lists them */
+interface KernelMode {
+  readonly mode: 'ipset' | 'nftables';
+  readonly tool: string;
+  list(h: Hosts, set: string): string;
+}
+const MODES: KernelMode[] = [
+  { mode: 'ipset', tool: '/ipset', list: (h, set) => h.run(h.server, 'ipset', ['list', set]) },
+  { mode: 'nftables', tool: '/nft', list: (h, set) => h.run(h.server, 'nft', ['list', 'set', 'inet', 'ampguard', set]) },
+];
+
+const hostsMade: Hosts[] = [];
 let installed: Installed | undefined;
 const dirs: string[] = [];
-/** the traced primary: strace, stopped by stopAll, detaches from it rather than ending it */
-let primary = 0;
+/** the traced primaries still running: strace, stopped by stopAll, detaches from one rather than ending it */
+const primaries = new Set<number>();
 
 afterAll(async () => {
-  if (primary > 0) {
+  for (const pid of primaries) {
     try {
-      process.kill(primary, 'SIGKILL'); // its workers follow it (their IPC channel closes)
+      process.kill(pid, 'SIGKILL'); // its workers follow it (their IPC channel closes)
     } catch {
       // gone already
     }
   }
   await stopAll();
-  hosts?.destroy();
+  for (const h of hostsMade) h.destroy();
   installed?.remove();
   // AMPGUARD_KEEP_TRACE=1 keeps the traces for a look
   if (!process.env.AMPGUARD_KEEP_TRACE) for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -153,7 +165,7 @@ describe.skipIf(unavailable !== null)(`${UNIT} under strace: seccomp filter, add
     for (const c of ['reboot', 'kexec_load', 'init_module', 'mount', 'ptrace']) expect(allowed.has(c), c).toBe(false);
   });
 
-  it('needs no system call, address family or capability the unit withholds, over a whole service life', async () => {
+  it.each(MODES)('block.mode $mode: needs no system call, address family or capability the unit withholds, over a whole service life', async (km) => {
     const allowed = allowedSyscalls(unit, syscallGroups());
     const families = new Set(directive(unit, 'RestrictAddressFamilies'));
     const caps = directive(unit, 'CapabilityBoundingSet');
@@ -162,7 +174,7 @@ describe.skipIf(unavailable !== null)(`${UNIT} under strace: seccomp filter, add
 
     // what the unit runs: the package as `npm install -g` puts it, readable by the service user
     // wherever the checkout is (a clone under a private 0700 directory is not: CI's is)
-    installed = installPackage();
+    installed ??= installPackage();
     const CLI = installed.cli;
     const dir = mkdtempSync(join(tmpdir(), 'ampguard-strace-'));
     dirs.push(dir);
@@ -175,8 +187,8 @@ describe.skipIf(unavailable !== null)(`${UNIT} under strace: seccomp filter, add
       `--inh-caps=-all,${list}`, `--ambient-caps=-all,${list}`, `--bounding-set=-all,${list}`, '--no-new-privs'];
     const traceFile = join(dir, 'run.trace');
 
-    hosts = createHosts();
-    const h = hosts;
+    const h = createHosts();
+    hostsMade.push(h);
     // PROXY v2 to the recursor, which takes it only from ampguard
     const rec = await startRecursor({ netns: h.server, port: 5300, settings: { 'proxy-protocol-from': '127.0.0.1' } });
     const ag = await startAmpguard({
@@ -186,18 +198,19 @@ describe.skipIf(unavailable !== null)(`${UNIT} under strace: seccomp filter, add
         backends: [{ address: `127.0.0.1:${rec.port}`, proxy_protocol: true }],
         workers: 2,
         udp_io: 'native',
-        block: { mode: 'ipset', set: 'sysc' },
+        block: { mode: km.mode, set: 'sysc' },
         policy: { ladder: { enabled: false } },
       }),
       wrap: ['strace', '-f', '-qq', '-s', '64', '-o', traceFile, ...asUnit],
       cli: CLI,
     });
     const out = ag.proc.output();
-    expect(out).toMatch(/"block_mode":"ipset"/);
+    expect(out).toContain(`"block_mode":"${km.mode}"`);
 
     // `ip netns exec` execs strace; strace's only child is node, the primary (env and setpriv exec into it)
     const tracer = ag.proc.child.pid as number;
-    primary = Number(readFileSync(`/proc/${tracer}/task/${tracer}/children`, 'utf8').trim().split(/\s+/)[0]);
+    const primary = Number(readFileSync(`/proc/${tracer}/task/${tracer}/children`, 'utf8').trim().split(/\s+/)[0]);
+    primaries.add(primary);
     expect(readFileSync(`/proc/${primary}/status`, 'utf8')).toMatch(/^Uid:\t65534\t65534/m);
 
     // "ampguard started" is the primary's; traced, the workers and the first health check come a while later: /healthz says when it serves
@@ -215,7 +228,7 @@ describe.skipIf(unavailable !== null)(`${UNIT} under strace: seccomp filter, add
     // a flooder goes into the kernel set
     const flooder = CLIENTS_V4[0] as string;
     blast(h, SERVER_V4, flooder, 40);
-    expect(await until(() => h.run(h.server, 'ipset', ['list', 'sysc']).includes(flooder), 5000)).toBe(true);
+    expect(await until(() => km.list(h, 'sysc').includes(flooder), 5000)).toBe(true);
 
     // a reload
     process.kill(primary, 'SIGHUP');
@@ -226,13 +239,13 @@ describe.skipIf(unavailable !== null)(`${UNIT} under strace: seccomp filter, add
       { encoding: 'utf8', timeout: 30_000 });
     expect(del.status, del.stdout + del.stderr).toBe(0);
     expect(del.stdout).toMatch(/^unblocked /);
-    expect(await until(() => !h.run(h.server, 'ipset', ['list', 'sysc']).includes(flooder), 5000)).toBe(true);
+    expect(await until(() => !km.list(h, 'sysc').includes(flooder), 5000)).toBe(true);
 
     // SIGTERM to node itself (strace would forward its own and stop tracing): the shutdown is traced too
     const exited = new Promise<number | null>((resolve) => ag.proc.child.once('exit', (code) => resolve(code)));
     process.kill(primary, 'SIGTERM');
     expect(await exited).toBe(0);
-    primary = 0;
+    primaries.delete(primary);
 
     // ExecStartPre, the same way
     const preTrace = join(dir, 'pre.trace');
@@ -244,7 +257,7 @@ describe.skipIf(unavailable !== null)(`${UNIT} under strace: seccomp filter, add
       const trace = readTrace(readFileSync(file, 'utf8'), /^\d+\s+execve\("[^"]*\/node"/);
       if (what === 'run') {
         // the workers and the kernel tools were traced, not only the primary
-        expect([...trace.programs].some((p) => p.endsWith('/ipset')), [...trace.programs].join(' ')).toBe(true);
+        expect([...trace.programs].some((p) => p.endsWith(km.tool)), [...trace.programs].join(' ')).toBe(true);
         expect(trace.calls.has('sendmmsg') || trace.calls.has('recvmmsg'), 'native UDP I/O traced').toBe(true);
       }
       const denied = [...trace.calls].filter(([name]) => !allowed.has(name));

@@ -211,6 +211,22 @@ describe('Enforcer', () => {
     expect(e.list().map((b) => `${b.prefix} ${b.where}`).sort()).toEqual(['0:0:0:0:0:0:0:0/64 userspace', '127.0.0.9 userspace', '198.18.0.9 ipset']);
   });
 
+  it('the ladder never blocks a prefix holding ::1: a spoofer sends from ::5 (the kernel takes it from the wire), and ::1 would be dropped', async () => {
+    const sink = new FakeSink('ipset');
+    const e = new Enforcer(sink, 1000, () => settings, log, () => now);
+    // the spoofed source's offender, and ::1's own reply tripping the same /64 on the packet path
+    expect(e.onOffender({ address: '::5', prefix: '0:0:0:0:0:0:0:0/64', family: 6, charged: 9000 }, now)).toBe(true);
+    expect(e.onOffender({ address: '::198.18.0.5', prefix: '0:0:0:0:0:0:0:0/64', family: 6, charged: 9000 }, now)).toBe(true);
+    expect(e.onOffender({ address: '::1', prefix: '0:0:0:0:0:0:0:0/64', family: 6, charged: 9000 }, now)).toBe(true);
+    expect(e.list()).toEqual([]);
+    expect(e.isBlocked('0:0:0:0:0:0:0:0/64')).toBe(false);
+    expect(e.stats.refused.invalid).toBe(3);
+    // a /64 next to it, and the operator's own block of ::1, are made as before
+    expect(e.onOffender({ address: '0:0:0:1::5', prefix: '0:0:0:1:0:0:0:0/64', family: 6, charged: 9000 }, now)).toBe(true);
+    expect(e.blockByHand('::1')).toBe('0:0:0:0:0:0:0:0/64');
+    expect(e.list().map((b) => b.prefix).sort()).toEqual(['0:0:0:0:0:0:0:0/64', '0:0:0:1:0:0:0:0/64']);
+  });
+
   it('never blocks a prefix that contains an allowlisted address, but still drops the tripping reply', async () => {
     const s24 = compilePolicy(configSchema.parse({ block: { timeout: 60, allowlist: ['198.18.0.12/32', 'fd00:a3b1::12/128'] }, policy: { large_response: { prefix_v4: 24 } } }));
     const sink = new FakeSink('ipset');
@@ -233,9 +249,10 @@ describe('Enforcer', () => {
     expect(e.onOffender(agg('198.18.2.7', '198.18.2.0/24'), now)).toBe(true);
     expect(e.onOffender(agg('fd00:a3b2::7', 'fd00:a3b2:0:0:0:0:0:0/48', 6), now)).toBe(true);
     e.onOffender(offender('198.18.0.1'), now);
-    // loopback and the all-zero IPv6 network (it covers ::1 and every IPv4-mapped address): userspace only
+    // loopback: userspace only; the all-zero IPv6 network holds ::1, which a spoofer's ::2 must not get dropped: refused
     expect(e.onOffender(agg('127.0.0.9', '127.0.0.0/24'), now)).toBe(true);
     expect(e.onOffender(agg('::2', '0:0:0:0:0:0:0:0/48', 6), now)).toBe(true);
+    expect(e.stats.refused.invalid).toBe(1);
     await vi.advanceTimersByTimeAsync(25);
     expect(sink.batches).toEqual([[
       { prefix: '198.18.2.0/24', family: 4, timeoutSec: 60, network: true },
@@ -243,9 +260,9 @@ describe('Enforcer', () => {
       { prefix: '198.18.0.1', family: 4, timeoutSec: 60 },
     ]]);
     expect(e.list().map((b) => `${b.prefix} ${b.where}`)).toEqual([
-      '198.18.2.0/24 ipset', 'fd00:a3b2:0:0:0:0:0:0/48 ipset', '198.18.0.1 ipset', '127.0.0.0/24 userspace', '0:0:0:0:0:0:0:0/48 userspace',
+      '198.18.2.0/24 ipset', 'fd00:a3b2:0:0:0:0:0:0/48 ipset', '198.18.0.1 ipset', '127.0.0.0/24 userspace',
     ]);
-    expect(e.blockedCount()).toBe(5);
+    expect(e.blockedCount()).toBe(4);
   });
 
   it('keeps a network in the degraded queue and replays it as a network with the time it has left', async () => {

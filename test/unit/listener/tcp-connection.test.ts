@@ -187,6 +187,30 @@ describe('TcpConnection', () => {
     expect(t.socket.endCalls).toBe(1);
   });
 
+  it('half-close: a query still waiting for the prefix share is answered before our side ends', () => {
+    // a NAT's stub sends one query and shuts its sending side while the prefix's other
+    // connections hold its whole share: the query waits framed, and must not be dropped
+    const t = setup();
+    t.session.share = false;
+    t.socket.emit('data', framed(12));
+    t.socket.emit('end');
+    expect(t.socket.endCalls).toBe(0);
+    t.session.share = true;
+    t.session.client.roomForNext();
+    expect(t.session.queries).toHaveLength(1);
+    expect(t.socket.endCalls).toBe(0);
+    t.session.answer();
+    expect(t.socket.endCalls).toBe(1);
+  });
+
+  it('half-close: an incomplete message left at the end is never waited for', () => {
+    const t = setup();
+    t.socket.emit('data', Buffer.concat([framed(12), framed(12).subarray(0, 5)]));
+    t.socket.emit('end');
+    t.session.answer();
+    expect(t.socket.endCalls).toBe(1);
+  });
+
   it('half-close waits for the answers to drain', () => {
     const t = setup({ max_buffered_bytes: 1000 });
     t.socket.emit('data', framed(12));

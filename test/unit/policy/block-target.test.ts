@@ -1,7 +1,7 @@
 // What may be blocked: normalisation, the addresses no client has, loopback
 // kept out of the kernel, and a prefix that would cover an allowlisted address.
 import { describe, expect, it } from 'vitest';
-import { blockTarget, normaliseAddress } from '../../../src/policy/block-target.js';
+import { blockTarget, normaliseAddress, offenderBlockable } from '../../../src/policy/block-target.js';
 import { parseCidr, type Cidr } from '../../../src/net/cidr.js';
 
 const s = (prefixV4 = 32, prefixV6 = 64, allow: string[] = []) => ({ prefixV4, prefixV6, allowlist: allow.map((c) => parseCidr(c) as Cidr) });
@@ -28,6 +28,13 @@ describe('blockTarget', () => {
     expect(blockTarget('::2', s())).toMatchObject({ ok: true, kernel: false });
     expect(blockTarget('198.18.0.10', s())).toMatchObject({ ok: true, kernel: true });
     expect(blockTarget('fd00:a3b1::10', s())).toMatchObject({ ok: true, prefix: 'fd00:a3b1:0:0:0:0:0:0/64', kernel: true });
+  });
+
+  it('a worker never blocks what holds ::1 on the word of the ladder (a spoofer can send from ::/64)', () => {
+    expect(offenderBlockable({ address: '::5', prefix: '0:0:0:0:0:0:0:0/64', family: 6 }, s())).toBe(false);
+    expect(offenderBlockable({ address: '::1', prefix: '::1', family: 6 }, s(32, 128))).toBe(false);
+    expect(offenderBlockable({ address: '::5', prefix: '::5', family: 6 }, s(32, 128))).toBe(true);
+    expect(offenderBlockable({ address: 'fd00:a3b1::10', prefix: 'fd00:a3b1:0:0:0:0:0:0/64', family: 6 }, s())).toBe(true);
   });
 
   it('refuses a prefix that contains an allowlisted address, IPv4 /24 and IPv6 /64', () => {

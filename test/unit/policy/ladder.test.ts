@@ -442,4 +442,32 @@ describe('a table under pressure', () => {
     }
     expect(e.budgets.rung('prefix', '198.18.0.12')).toBe(2);
   });
+
+  it('puts back every key on rung 2 a spray pushes out, not only the first (two victims side by side)', () => {
+    // putting the first victim back evicts the next least recently used: the second victim,
+    // which was then forgotten (and its judging started over) while plain keys stayed
+    const e = env({}, 50);
+    for (let t = 0; t < 300; t += 10) {
+      runResponseStages(ctx('198.18.0.12'), reply900, e, t);
+      runResponseStages(ctx('198.18.7.13'), reply900, e, t);
+    }
+    expect(e.budgets.rung('prefix', '198.18.0.12')).toBe(2);
+    expect(e.budgets.rung('prefix', '198.18.7.13')).toBe(2);
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 48; i++) runResponseStages(ctx(`198.19.1.${round * 48 + i}`), 100 + reply900, e, 400 + round);
+    }
+    expect(e.budgets.rung('prefix', '198.18.0.12')).toBe(2);
+    expect(e.budgets.rung('prefix', '198.18.7.13')).toBe(2);
+    expect(e.budgets.size).toBeLessThanOrEqual(50);
+  });
+
+  it('a table full of keys on rung 2 still takes a fresh key (the put-backs end)', () => {
+    const e = env({ policy: { large_response: { aggregate: { enabled: false } } } }, 4);
+    for (let t = 0; t < 300; t += 10) for (let i = 1; i <= 4; i++) runResponseStages(ctx(`198.18.0.${i}`), reply900, e, t);
+    expect(e.budgets.truncatingCount('prefix')).toBe(4);
+    // the fresh key gets a TC answer (no burst under pressure), and the four victims are kept
+    expect(runResponseStages(ctx('198.19.0.1'), reply900, e, 400).kind).toBe('answer');
+    expect(e.budgets.size).toBe(4);
+    for (let i = 1; i <= 4; i++) expect(e.budgets.rung('prefix', `198.18.0.${i}`)).toBe(2);
+  });
 });

@@ -4,7 +4,7 @@
 // fragment, not DNS) turns into, and when the capture's clock ticks.
 import { describe, expect, it } from 'vitest';
 import { ReplayLoop, type FrameView, type LoopOptions, type LoopRunner } from '../../../src/replay/loop.js';
-import { LINK_ETHERNET, PROTO_TCP, PROTO_UDP } from '../../../src/replay/packet.js';
+import { LINK_ETHERNET, PROTO_TCP } from '../../../src/replay/packet.js';
 import type { QueryContext } from '../../../src/policy/context.js';
 import { ethernet, framed, ipv4, ipv6, tcp, udp } from '../../fixtures/capture-writer.js';
 import { query } from '../../helpers/wire.js';
@@ -12,6 +12,7 @@ import { query } from '../../helpers/wire.js';
 const T0 = 1_700_000_000_000;
 const CLIENT = '198.18.0.10';
 const SERVER = '198.18.0.1';
+const PROTO_UDP = 17;
 const SYN = 0x02;
 const PSH = 0x18;
 
