@@ -22,6 +22,7 @@ import type { Counters, TcpUpstreamFailure } from '../metrics/counters.js';
 import { readId, writeId } from '../dns/header.js';
 import { replyHeaderProblem, replyQuestionProblem, type UpstreamRejectReason } from '../dns/reply-check.js';
 import { FairQueue, type QueueSlot } from './fair-queue.js';
+import { IdRing } from './id-ring.js';
 import { proxyV2Header } from './proxy-protocol.js';
 import type { UpstreamConnector, UpstreamEvents, UpstreamLink } from './upstream-tcp.js';
 
@@ -94,12 +95,8 @@ interface Entry {
 
 class Connection implements UpstreamEvents {
   readonly entries = new Map<number, Entry>();
-  /**
-   * IDs are taken in sequence, skipping the few outstanding (at most
-   * PIPELINE_DEPTH): O(1), no table, and a just-freed ID comes back only after
-   * 65535 others, so a late reply finds nothing.
-   */
-  private nextId = 0;
+  /** IDs in sequence (nobody off-path sees them), a freed one back only after every other free ID, so a late reply finds nothing */
+  private readonly ids = new IdRing();
   link: UpstreamLink | null = null;
   connected = false;
   closed = false;
@@ -123,9 +120,7 @@ class Connection implements UpstreamEvents {
     this.stopIdle();
     this.lastUsed = seq;
     entry.conn = this;
-    while (this.entries.has(this.nextId)) this.nextId = (this.nextId + 1) & 0xffff;
-    entry.id = this.nextId;
-    this.nextId = (this.nextId + 1) & 0xffff;
+    entry.id = this.ids.take();
     this.entries.set(entry.id, entry);
     writeId(entry.request.query, entry.id);
     this.link?.write(entry.request.query);
@@ -134,6 +129,7 @@ class Connection implements UpstreamEvents {
   release(entry: Entry): void {
     if (this.entries.get(entry.id) !== entry) return;
     this.entries.delete(entry.id);
+    this.ids.release(entry.id);
     if (this.entries.size === 0 && !this.closed) this.startIdle();
     this.pool.drain();
   }

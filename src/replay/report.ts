@@ -3,7 +3,7 @@
 // rule did, the prefixes ranked by bytes, and every block with whether the
 // blocked prefix ever sent TCP in the capture (a likely false positive: a
 // spoofed victim never completes a handshake). docs/replay.md describes it.
-import type { CaptureTotals } from './replay.js';
+import type { CaptureTotals } from './loop.js';
 import type { RunResult } from './runner.js';
 import { collateral, type Collateral } from './collateral.js';
 

@@ -6,7 +6,8 @@ import { validateConfig, formatIssues } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { parseHostPort } from '../config/address.js';
 import { PolicyRunner } from './runner.js';
-import { replay, type CaptureTotals } from './replay.js';
+import { replay } from './replay.js';
+import type { CaptureTotals } from './loop.js';
 import { buildReport, type Report } from './report.js';
 import { sweepConfigs, sweepLine, type SweepAxis, type SweepLine, type SweepPoint } from './sweep.js';
 

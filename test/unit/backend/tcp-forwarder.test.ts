@@ -343,4 +343,32 @@ describe('BackendConnections', () => {
     expect(new Set(outstanding).size).toBe(PIPELINE_DEPTH);
     expect(counters.tcpUpstreamFailures.pool_full).toBe(0);
   });
+
+  it('keeps the IDs of one connection apart past the whole ID space: an answered query gives its ID back, last in line', () => {
+    const { connector, links } = fakeConnector();
+    const counters = new Counters();
+    const pool = new BackendConnections(spec(false), settings(1), connector, counters);
+    const out: Outcome = { answers: [], failures: [] };
+    const from = origin('192.0.2.1');
+    const template = request('www.example.test', 0, from, out);
+    const rounds = Math.ceil(70_000 / PIPELINE_DEPTH);
+    let clashes = 0;
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < PIPELINE_DEPTH; i++) pool.forward({ ...template, query: Buffer.from(template.query) }, 2000);
+      const link = links[0]!;
+      const batch = link.written.slice(-PIPELINE_DEPTH);
+      if (new Set(batch.map(readId)).size !== PIPELINE_DEPTH) clashes++;
+      // answered in reverse: the IDs come back in that order
+      for (const w of [...batch].reverse()) link.events.onReply(answer(w));
+    }
+    const ids = links[0]!.written.map(readId);
+    expect(links).toHaveLength(1);
+    expect(clashes).toBe(0);
+    expect(out.answers).toHaveLength(rounds * PIPELINE_DEPTH);
+    expect(out.failures).toEqual([]);
+    // every ID once before any comes back, then the first ones in the order they were answered
+    expect(new Set(ids.slice(0, 65536)).size).toBe(65536);
+    expect(ids.slice(65536, 65536 + PIPELINE_DEPTH)).toEqual([...ids.slice(0, PIPELINE_DEPTH)].reverse());
+    expect(counters.upstreamRejected.unknown_id).toBe(0);
+  });
 });
