@@ -103,13 +103,19 @@ export function startFleet(p: FleetParts): Fleet | null {
   };
 }
 
-/** A peer's evidence as the cluster's debits; a key it blocked costs a whole bucket at both levels. */
+/**
+ * A peer's evidence as the cluster's debits; a prefix it blocked costs a whole
+ * prefix bucket (its next large reply here gets TC). Not its network's: the
+ * network's own charges come in `a`, and the prefix's key is not a network's
+ * (charged there, it made an entry no reply ever looks up, which could push a
+ * real network out of the table).
+ */
 export function asDebits(ev: Evidence, s: PolicySettings): BudgetDeltas {
   const x = ev.x ?? [];
   if (x.length === 0) return { d: ev.d, a: ev.a ?? [], f: ev.f ?? [] };
   return {
     d: [...ev.d, ...x.map((k) => [k, s.prefixBudget.capacity] as const)],
-    a: [...(ev.a ?? []), ...x.map((k) => [k, s.aggregate.rule.capacity] as const)],
+    a: ev.a ?? [],
     f: ev.f ?? [],
   };
 }

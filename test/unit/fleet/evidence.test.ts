@@ -65,9 +65,9 @@ describe('verdicts', () => {
 });
 
 describe('asDebits', () => {
-  it('turns a peer block into a whole bucket spent at both levels', () => {
+  it("turns a peer's prefix block into its whole prefix bucket spent, nothing charged to a network under the prefix's key", () => {
     const s = { prefixBudget: { capacity: 12320 }, aggregate: { rule: { capacity: 123200 } } } as unknown as PolicySettings;
-    expect(asDebits({ d: [['a', 1]], x: ['b'] }, s)).toEqual({ d: [['a', 1], ['b', 12320]], a: [['b', 123200]], f: [] });
+    expect(asDebits({ d: [['a', 1]], a: [['198.18.0.0/24', 5]], x: ['198.18.0.7'] }, s)).toEqual({ d: [['a', 1], ['198.18.0.7', 12320]], a: [['198.18.0.0/24', 5]], f: [] });
     expect(asDebits({ d: [['a', 1]] }, s)).toEqual({ d: [['a', 1]], a: [], f: [] });
   });
 });
