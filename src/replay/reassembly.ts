@@ -79,6 +79,16 @@ interface Partial {
 }
 
 const MAX_DATAGRAM = 65_535;
+/**
+ * Fragments one datagram may have. A 64 KiB datagram over the smallest IPv6
+ * MTU (1280) is 52; 8-byte fragments would make 8,192, each a hole to search
+ * and an entry to hold, so a crafted capture could make the work per datagram
+ * quadratic and the memory many times the data's. Past this, the datagram is
+ * dropped as invalid.
+ */
+const MAX_FRAGMENTS = 256;
+/** what holding one fragment costs besides its bytes (its entry in `held`, a hole), charged against maxBytes */
+const FRAGMENT_COST = 128;
 const TIMEOUT_V4_MS = 30_000;
 const TIMEOUT_V6_MS = 60_000;
 
@@ -131,6 +141,11 @@ export class Reassembler {
       st.duplicate++;
       return null;
     }
+    if (p.held.size >= MAX_FRAGMENTS) {
+      st.invalid++;
+      this.drop(key, p);
+      return null;
+    }
     // RFC 815: the fragment must fill part of one hole and nothing else (RFC 5722: else the datagram goes)
     const last = end - 1;
     let i = 0;
@@ -157,6 +172,7 @@ export class Reassembler {
     }
     holes.splice(i, 1, ...replace);
     p.held.set(start, [end, start + (f.fragCapEnd - f.fragDataAt)]);
+    this.bytes += FRAGMENT_COST;
     this.store(p, start, d, f.fragDataAt, f.fragCapEnd);
     if (start === 0) {
       p.header = Buffer.from(d.subarray(f.fragHeaderAt, f.fragHeaderAt + headerLen));
@@ -239,6 +255,6 @@ export class Reassembler {
 
   private drop(key: string, p: Partial): void {
     (p.family === 4 ? this.v4 : this.v6).delete(key);
-    this.bytes -= p.data.length;
+    this.bytes -= p.data.length + p.held.size * FRAGMENT_COST;
   }
 }

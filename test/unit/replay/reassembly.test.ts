@@ -1,8 +1,9 @@
 // IP reassembly on fragments written byte by byte: in order or not, exact
 // duplicates ignored, an overlap discarding the datagram (as a Linux receiver
 // does), a datagram that never completes timing out on the capture clock, the
-// table bounded, fragments no receiver accepts refused, and a fragment cut by
-// snaplen keeping its length on the wire. Each outcome counted.
+// table bounded (in datagrams, and in bytes with each fragment held charged),
+// fragments no receiver accepts refused, a datagram of too many fragments
+// dropped, and a fragment cut by snaplen keeping its length on the wire. Each outcome counted.
 import { describe, expect, it } from 'vitest';
 import { Reassembler } from '../../../src/replay/reassembly.js';
 import { Decoded, LINK_RAW } from '../../../src/replay/packet.js';
@@ -86,6 +87,31 @@ describe('Reassembler', () => {
     feed(bad, [ipv4('198.18.0.6', '198.18.0.10', 17, Buffer.alloc(100), { fragOffset: 8190 })]);
     expect(bad.stats.invalid).toBe(2);
     expect(bad.size).toBe(0);
+  });
+
+  it('drops a datagram of more than 256 fragments as invalid, and still puts together one of 52', () => {
+    const big = udp(53, 4000, Buffer.alloc(3000, 0x62));
+    const eights = (n: number): [number, number][] => Array.from({ length: n }, (_, i) => [i * 8, i * 8 + 8]);
+    const r = new Reassembler();
+    // 257 fragments of 8 bytes, none the last: the 257th drops the datagram
+    expect(feed(r, v4(eights(257), '198.18.0.7', big))).toBeNull();
+    expect(r.stats.invalid).toBe(1);
+    expect(r.size).toBe(0);
+    // 52 fragments of 56 bytes and the rest: whole
+    const ranges: [number, number][] = Array.from({ length: 52 }, (_, i) => [i * 56, Math.min(big.length, i * 56 + 56)]);
+    ranges.push([52 * 56, big.length]);
+    expect(feed(r, v4(ranges, '198.18.0.8', big))?.length).toBe(20 + big.length);
+  });
+
+  it('charges each fragment it holds against maxBytes, not only its bytes: tiny fragments cannot hold memory many times their size', () => {
+    const big = udp(53, 4000, Buffer.alloc(3000, 0x62));
+    const eights: [number, number][] = Array.from({ length: 200 }, (_, i) => [i * 8, i * 8 + 8]);
+    const r = new Reassembler(16_384, 1 << 20);
+    // 200 datagrams of 200 fragments of 8 bytes: ~3 KiB of data each (640 KiB in all), 40,000 fragments
+    for (let i = 0; i < 200; i++) feed(r, v4(eights, `198.19.0.${i}`, big));
+    // what 1 MiB holds at 128 bytes a fragment besides the data: about 30 datagrams of 200 fragments
+    expect(r.size).toBeLessThanOrEqual(40);
+    expect(r.stats.evicted).toBeGreaterThanOrEqual(160);
   });
 
   it('keeps the wire length of a fragment cut by snaplen: the whole datagram has its size, only its captured start is read', () => {
