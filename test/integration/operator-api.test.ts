@@ -54,7 +54,7 @@ describe('operator API', () => {
     expect(b.total).toBe(1);
     expect(b.blocks).toEqual([]);
     expect(b.recent[0]).toMatchObject({ prefix: '127.0.0.200', reason: expect.stringMatching(/^(no_followup|over_budget)$/), level: 'prefix', rung: 3 });
-    // one vocabulary: `blocks show`, /api/blocks and the log name the same reason and level (issue 21)
+    // one vocabulary: `blocks show`, /api/blocks and the log name the same reason and level
     const event = b.recent[0] as unknown as { reason: string; level: string; charged: number; at: number };
     // async: a synchronous CLI run (seconds on a loaded machine) would stall this process's event loop past the
     // server's 5 s keep-alive, and fetch would then reuse the pooled connection the server had closed meanwhile
