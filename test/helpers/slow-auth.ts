@@ -67,3 +67,18 @@ export function startSlowAuth(delayMs: number): Promise<SlowAuth> {
     );
   });
 }
+
+/** every address the recursor must never be sent to: all but 127.0.0.0/8, where the stand-in is */
+const NOT_LOOPBACK = '0.0.0.0/2, 64.0.0.0/3, 96.0.0.0/4, 112.0.0.0/5, 120.0.0.0/6, 124.0.0.0/7, 126.0.0.0/8, 128.0.0.0/1, ::/0';
+
+/** The recursor settings that forward slow.test to the stand-in (startRecursor's `settings`), PROXY v2 from loopback when `proxy`. */
+export function slowForwarding(auth: SlowAuth, proxy: boolean): Record<string, string> {
+  return {
+    'forward-zones': `slow.test=127.0.0.1:${auth.port}`,
+    // the stand-in answers after its delay (1.5 s in the tests), the recursor's own default give-up time
+    'network-timeout': '3000',
+    // the stand-in is on loopback: never anything else
+    'dont-query': NOT_LOOPBACK,
+    ...(proxy ? { 'proxy-protocol-from': '127.0.0.1' } : {}),
+  };
+}

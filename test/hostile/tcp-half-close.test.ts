@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { startRecursor, type Recursor } from '../helpers/recursor.js';
 import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
-import { startSlowAuth, type SlowAuth } from '../helpers/slow-auth.js';
+import { slowForwarding, startSlowAuth, type SlowAuth } from '../helpers/slow-auth.js';
 import { stopAll } from '../helpers/process.js';
 import { poll } from '../helpers/poll.js';
 import { query } from '../helpers/wire.js';
@@ -52,7 +52,7 @@ describe('TCP half-close', () => {
   it('answers a one-shot query that waited for its prefix share before ending its side', async () => {
     auth = await startSlowAuth(SLOW_MS);
     rec = await startRecursor({
-      settings: { 'forward-zones': `slow.test=127.0.0.1:${auth.port}`, 'network-timeout': '3000', 'dont-query': '0.0.0.0/2, 64.0.0.0/3, 96.0.0.0/4, 112.0.0.0/5, 120.0.0.0/6, 124.0.0.0/7, 126.0.0.0/8, 128.0.0.0/1, ::/0', 'proxy-protocol-from': '127.0.0.1' },
+      settings: slowForwarding(auth, true),
     });
     ag = await startAmpguard({
       config: {

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { startRecursor, type Recursor } from '../helpers/recursor.js';
 import { startAmpguard, type Ampguard } from '../helpers/ampguard.js';
-import { startSlowAuth, type SlowAuth } from '../helpers/slow-auth.js';
+import { slowForwarding, startSlowAuth, type SlowAuth } from '../helpers/slow-auth.js';
 import { stopAll } from '../helpers/process.js';
 import { poll } from '../helpers/poll.js';
 import { query } from '../helpers/wire.js';
@@ -25,8 +25,6 @@ const LOAD_MS = 8000;
 const FAST_QUERIES = 100;
 const FAST_INTERVAL_MS = 40;
 const FAST_DEADLINE_MS = 1000;
-/** every address the recursor must never be sent to: all but 127.0.0.0/8, where the stand-in is */
-const NOT_LOOPBACK = '0.0.0.0/2, 64.0.0.0/3, 96.0.0.0/4, 112.0.0.0/5, 120.0.0.0/6, 124.0.0.0/7, 126.0.0.0/8, 128.0.0.0/1, ::/0';
 
 /** One client TCP connection: queries sent, answers received (rcode), when. */
 class Client {
@@ -158,14 +156,7 @@ describe('the TCP fallback under slow clients', () => {
     it(`answers other clients within 1 s and the slow ones too (${proxy ? 'PROXY v2, the default' : 'without PROXY'}, 2 workers)`, async () => {
       auth = await startSlowAuth(SLOW_MS);
       rec = await startRecursor({
-        settings: {
-          'forward-zones': `slow.test=127.0.0.1:${auth.port}`,
-          // the stand-in answers after 1.5 s, the recursor's own default give-up time
-          'network-timeout': '3000',
-          // the stand-in is on loopback: never anything else
-          'dont-query': NOT_LOOPBACK,
-          ...(proxy ? { 'proxy-protocol-from': '127.0.0.1' } : {}),
-        },
+        settings: slowForwarding(auth, proxy),
       });
       ag = await startAmpguard({
         config: {
